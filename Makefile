@@ -1,0 +1,110 @@
+# guardreasoner-c — one `make` builds every tool for the CPU.
+#
+#   make                 build bin/gr-* (the CPU backend)
+#   make test            unit + CLI tests; ends with "N passed, N failed"
+#   make asan            unit tests under AddressSanitizer + UBSan
+#   make fuzz            libFuzzer targets (clang), a short run of each
+#   make bench           benchmarks (scripts/bench-*), printed as ratios
+#   make install PREFIX=/usr/local
+#   make NATIVE=0        no -march=native (portable build; the scalar paths)
+#
+# Files are discovered by name, so a new tool, library file or test needs no
+# edit here: cmd/gr-NAME.c -> bin/gr-NAME, lib/*.c -> build/libgr.a,
+# tests/unit/test_*.c -> one test binary each, tests/cli/*.sh -> one script each.
+
+VERSION := 0.1.0
+PREFIX  ?= /usr/local
+CC      ?= cc
+OPT     ?= -O2
+NATIVE  ?= 1
+
+ifeq ($(NATIVE),1)
+ARCHFLAGS := -march=native
+endif
+
+WARN     := -Wall -Wextra -Werror
+CPPFLAGS := -Ilib -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DGR_VERSION='"$(VERSION)"'
+CFLAGS   := -std=c11 $(OPT) $(ARCHFLAGS) $(WARN) -g -pthread $(EXTRA_CFLAGS)
+LDLIBS   := -ljq -lonig -lzstd -lcurl -lm -lpthread
+
+LIB_SRC  := $(sort $(wildcard lib/*.c))
+CMD_SRC  := $(sort $(wildcard cmd/gr-*.c))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=build/%.o)
+BINS     := $(CMD_SRC:cmd/%.c=bin/%)
+UNITS    := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+MANS     := $(sort $(wildcard man/*.1 man/*.5))
+
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
+ASAN_UNITS   := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
+
+.PHONY: all test unit cli asan fuzz bench install clean deps
+.SECONDARY:
+
+all: $(BINS)
+
+deps:
+	scripts/setup
+
+build/libgr.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+build/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -c $< -o $@
+
+bin/%: build/cmd/%.o build/libgr.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+build/tests/%: tests/unit/%.c tests/unit/test.h build/libgr.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) $< build/libgr.a -o $@ $(LDLIBS)
+
+test: all $(UNITS)
+	@tests/run.sh $(UNITS) -- $(sort $(wildcard tests/cli/*.sh))
+
+# --- sanitizers -------------------------------------------------------------
+build-asan/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(ASAN_FLAGS) -c $< -o $@
+
+build-asan/libgr.a: $(ASAN_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+build-asan/tests/%: tests/unit/%.c tests/unit/test.h build-asan/libgr.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit $(CFLAGS) -O1 $(ASAN_FLAGS) $< build-asan/libgr.a -o $@ $(LDLIBS)
+
+asan: $(ASAN_UNITS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+		tests/run.sh $(ASAN_UNITS) --
+
+# --- fuzzing (clang + libFuzzer) --------------------------------------------
+FUZZ_CC ?= clang
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+	@for f in $^; do echo "fuzz: $$f"; $$f -max_total_time=$${FUZZ_SECONDS:-20} tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+
+bench: all
+	@for b in $(sort $(wildcard scripts/bench-*)); do echo "== $$b"; $$b || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	for m in $(MANS); do case $$m in \
+		*.1) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; \
+		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; esac; done
+
+clean:
+	rm -rf build build-asan build-fuzz bin
+
+-include $(LIB_OBJ:.o=.d) $(CMD_SRC:cmd/%.c=build/cmd/%.d)
