@@ -1,0 +1,348 @@
+/* The CPU backend: a persistent pthread pool, AVX2/FMA kernels where the
+ * compiler targets them (-march=native) and portable C otherwise. */
+#include "backend.h"
+#include "forward.h"
+#include "quant.h"
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+/* ---- thread pool ----------------------------------------------------------
+ * Workers sleep on a condition variable; a job is (fn, ctx, n) and tasks are
+ * claimed with an atomic counter, so uneven tasks balance themselves. The
+ * calling thread works too. */
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    pthread_t *th;
+    int n_th;         /* workers besides the caller */
+    unsigned long gen;
+    int busy, quit;
+    void (*fn)(void *, int);
+    void *ctx;
+    int n;
+    int next;         /* next task (under atomic ops) */
+} pool;
+
+static void pool_work(pool *p) {
+    for (;;) {
+        int i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+        if (i >= p->n) break;
+        p->fn(p->ctx, i);
+    }
+}
+
+static void *pool_main(void *arg) {
+    pool *p = arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        pool_work(p);
+        pthread_mutex_lock(&p->mu);
+        if (--p->busy == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+void gr_cpu_parallel(gr_backend *b, void (*fn)(void *, int), void *ctx, int n) {
+    pool *p = b->impl;
+    if (n <= 0) return;
+    if (p->n_th == 0 || n == 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->next = 0;
+    p->busy = p->n_th;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    pool_work(p);
+    pthread_mutex_lock(&p->mu);
+    while (p->busy) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- kernels ------------------------------------------------------------- */
+
+static float dot_f32(const float *a, const float *b, int64_t n) {
+    int64_t i = 0;
+    float s = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    __m256 t = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    s = _mm_cvtss_f32(h);
+#else
+    float acc[8] = {0};
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    for (int j = 0; j < 8; j++) s += acc[j];
+#endif
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* One weight row to floats (F32 rows are used in place). */
+static const float *row_f32(const gr_tensor *w, int64_t r, float *buf) {
+    const uint8_t *p = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    int64_t n = w->cols, i = 0;
+    switch (w->type) {
+    case GR_F32:
+        return (const float *)p;
+    case GR_BF16:
+#ifdef __AVX2__
+        for (; i + 8 <= n; i += 8) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(p + 2 * i));
+            __m256i u = _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16);
+            _mm256_storeu_ps(buf + i, _mm256_castsi256_ps(u));
+        }
+#endif
+        for (; i < n; i++) buf[i] = gr_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        return buf;
+    case GR_F16:
+#if defined(__AVX2__) && defined(__F16C__)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(buf + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))));
+#endif
+        for (; i < n; i++) buf[i] = gr_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        return buf;
+    case GR_Q8_0:
+#if defined(__AVX2__) && defined(__F16C__)
+        for (int64_t bk = 0; bk < n / 32; bk++, p += 34) {
+            __m256 d = _mm256_set1_ps(gr_f16_to_f32((uint16_t)(p[0] | p[1] << 8)));
+            for (int j = 0; j < 32; j += 8) {
+                __m128i q = _mm_loadl_epi64((const __m128i *)(p + 2 + j));
+                __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+                _mm256_storeu_ps(buf + bk * 32 + j, _mm256_mul_ps(d, f));
+            }
+        }
+        return buf;
+#endif
+    default:
+        gr_dequantize(w->type, p, buf, n);
+        return buf;
+    }
+}
+
+typedef struct mm_job {
+    float *y;
+    const float *x;
+    int n;
+    const gr_tensor *w;
+    int64_t rows_per_task;
+    float *scratch; /* (n_tasks, cols) */
+} mm_job;
+
+static void mm_task(void *ctx, int task) {
+    mm_job *j = ctx;
+    int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
+    if (r1 > j->w->rows) r1 = j->w->rows;
+    int64_t cols = j->w->cols, rows = j->w->rows;
+    float *buf = j->scratch + (size_t)task * (size_t)cols;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *wr = row_f32(j->w, r, buf);
+        for (int t = 0; t < j->n; t++) j->y[(size_t)t * rows + r] = dot_f32(j->x + (size_t)t * cols, wr, cols);
+    }
+}
+
+typedef struct cpu_impl {
+    pool p;
+    float *scratch;
+    size_t scratch_cap;
+} cpu_impl;
+
+static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    cpu_impl *ci = b->impl;
+    /* Enough tasks to balance, few enough to keep each weight row's reuse over the n tokens. */
+    int64_t per = 16;
+    while (w->rows / per > 1024) per *= 2;
+    int tasks = (int)((w->rows + per - 1) / per);
+    size_t need = (size_t)tasks * (size_t)w->cols;
+    if (need > ci->scratch_cap) {
+        free(ci->scratch);
+        ci->scratch = gr_xmalloc(need * sizeof(float));
+        ci->scratch_cap = need;
+    }
+    mm_job j = {y, x, n, w, per, ci->scratch};
+    gr_cpu_parallel(b, mm_task, &j, tasks);
+}
+
+static void cpu_embedding(gr_backend *b, float *out, const gr_tensor *emb, const int *tokens, int n) {
+    (void)b;
+    for (int i = 0; i < n; i++) {
+        float *o = out + (size_t)i * (size_t)emb->cols;
+        const float *r = row_f32(emb, tokens[i], o);
+        if (r != o) memcpy(o, r, sizeof(float) * (size_t)emb->cols);
+    }
+}
+
+static void cpu_rmsnorm(gr_backend *b, float *out, const float *x, const float *w, int n, int dim,
+                        float eps) {
+    (void)b;
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * dim;
+        float *ot = out + (size_t)t * dim;
+        float ss = dot_f32(xt, xt, dim) / (float)dim;
+        float inv = 1.0f / sqrtf(ss + eps);
+        for (int i = 0; i < dim; i++) ot[i] = w[i] * (xt[i] * inv);
+    }
+}
+
+static void cpu_rope(gr_backend *b, float *x, const int *pos, int n, int n_heads, int hd,
+                     const float *inv) {
+    (void)b;
+    int half = hd / 2;
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < half; i++) {
+            float ang = (float)pos[t] * inv[i]; /* fp32, as transformers */
+            float c = cosf(ang), s = sinf(ang);
+            for (int h = 0; h < n_heads; h++) {
+                float *v = x + ((size_t)t * n_heads + h) * hd;
+                float a = v[i], bb = v[i + half];
+                v[i] = a * c - bb * s;
+                v[i + half] = bb * c + a * s;
+            }
+        }
+    }
+}
+
+typedef struct att_job {
+    float *out;
+    const float *q;
+    const gr_attn_batch *ab;
+    int layer, n_heads, n_kv_heads, hd;
+    float *scratch; /* per task: (max_pos+1) scores */
+    int max_len;
+} att_job;
+
+static void att_task(void *ctx, int task) {
+    att_job *j = ctx;
+    int t = task / j->n_heads, h = task % j->n_heads;
+    int kvh = h / (j->n_heads / j->n_kv_heads), hd = j->hd, kvd = j->n_kv_heads * hd;
+    const gr_kv *kv = j->ab->kv[t];
+    int P = j->ab->pos[t];
+    const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
+    float *sc = j->scratch + (size_t)task * (size_t)j->max_len;
+    float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+    (void)kvd;
+    for (int p = 0; p <= P; p++) {
+        float s = dot_f32(qv, gr_kv_k(kv, j->layer, p) + kvh * hd, hd) * scale;
+        sc[p] = s;
+        if (s > mx) mx = s;
+    }
+    float sum = 0;
+    for (int p = 0; p <= P; p++) {
+        sc[p] = expf(sc[p] - mx);
+        sum += sc[p];
+    }
+    float *o = j->out + ((size_t)t * j->n_heads + h) * hd;
+    memset(o, 0, sizeof(float) * (size_t)hd);
+    float inv = 1.0f / sum;
+    for (int p = 0; p <= P; p++) {
+        const float *vv = gr_kv_v(kv, j->layer, p) + kvh * hd;
+        float a = sc[p] * inv;
+        for (int i = 0; i < hd; i++) o[i] += a * vv[i];
+    }
+}
+
+static void cpu_attention(gr_backend *b, float *out, const float *q, const gr_attn_batch *ab,
+                          int layer, int n_heads, int n_kv_heads, int hd) {
+    cpu_impl *ci = b->impl;
+    int max_len = 1;
+    for (int t = 0; t < ab->n; t++)
+        if (ab->pos[t] + 1 > max_len) max_len = ab->pos[t] + 1;
+    int tasks = ab->n * n_heads;
+    size_t need = (size_t)tasks * (size_t)max_len;
+    if (need > ci->scratch_cap) {
+        free(ci->scratch);
+        ci->scratch = gr_xmalloc(need * sizeof(float));
+        ci->scratch_cap = need;
+    }
+    att_job j = {out, q, ab, layer, n_heads, n_kv_heads, hd, ci->scratch, max_len};
+    gr_cpu_parallel(b, att_task, &j, tasks);
+}
+
+static void cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n) {
+    (void)b;
+    for (int64_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void cpu_add(gr_backend *b, float *y, const float *x, int64_t n) {
+    (void)b;
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void cpu_free(gr_backend *b) {
+    cpu_impl *ci = b->impl;
+    pool *p = &ci->p;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_th; i++) pthread_join(p->th[i], NULL);
+    free(p->th);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(ci->scratch);
+    free(ci);
+    free(b);
+}
+
+gr_backend *gr_backend_cpu(int n_threads) {
+    if (n_threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n > 0 ? (int)n : 1;
+    }
+    if (n_threads > 256) n_threads = 256;
+    gr_backend *b = gr_xcalloc(1, sizeof *b);
+    cpu_impl *ci = gr_xcalloc(1, sizeof *ci);
+    b->name = "cpu";
+    b->n_threads = n_threads;
+    b->impl = ci;
+    b->embedding = cpu_embedding;
+    b->rmsnorm = cpu_rmsnorm;
+    b->matmul = cpu_matmul;
+    b->rope = cpu_rope;
+    b->attention = cpu_attention;
+    b->swiglu = cpu_swiglu;
+    b->add = cpu_add;
+    b->free = cpu_free;
+    pool *p = &ci->p;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->th = gr_xcalloc((size_t)n_threads, sizeof *p->th);
+    for (int i = 0; i < n_threads - 1; i++) {
+        if (pthread_create(&p->th[i], NULL, pool_main, p) != 0) break;
+        p->n_th++;
+    }
+    return b;
+}
+
+void gr_backend_free(gr_backend *b) {
+    if (b) b->free(b);
+}
