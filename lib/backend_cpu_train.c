@@ -1,0 +1,516 @@
+/* The CPU training ops (backend_train.h): one blocked GEMM with an AVX2/FMA
+ * 6x16 micro-kernel (portable C otherwise) serves every matmul of the forward
+ * and backward passes; the rest are threaded loops over rows or heads.
+ *
+ * Determinism: work is split into tasks by output element, and each element is
+ * summed over k in one fixed order, so results do not depend on which thread
+ * runs which task or how many threads there are. */
+#include "backend_train.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+/* ---- GEMM ---------------------------------------------------------------- */
+enum { MR = 6, NR = 16, KB = 256, MB = 48, NB = 128 };
+
+/* C[MR][NR] (ldc) = (load ? C : 0) + A[MR][k] (lda) · B[k][NR] (ldb) */
+static void micro_6x16(int k, const float *A, int lda, const float *B, int ldb, float *C,
+                       int ldc, int load) {
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 c[MR][2];
+    for (int i = 0; i < MR; i++) {
+        c[i][0] = load ? _mm256_loadu_ps(C + (size_t)i * ldc) : _mm256_setzero_ps();
+        c[i][1] = load ? _mm256_loadu_ps(C + (size_t)i * ldc + 8) : _mm256_setzero_ps();
+    }
+    for (int p = 0; p < k; p++) {
+        __m256 b0 = _mm256_loadu_ps(B + (size_t)p * ldb);
+        __m256 b1 = _mm256_loadu_ps(B + (size_t)p * ldb + 8);
+        for (int i = 0; i < MR; i++) {
+            __m256 a = _mm256_broadcast_ss(A + (size_t)i * lda + p);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(C + (size_t)i * ldc, c[i][0]);
+        _mm256_storeu_ps(C + (size_t)i * ldc + 8, c[i][1]);
+    }
+#else
+    float c[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) c[i][j] = load ? C[(size_t)i * ldc + j] : 0.0f;
+    for (int p = 0; p < k; p++)
+        for (int i = 0; i < MR; i++) {
+            float a = A[(size_t)i * lda + p];
+            for (int j = 0; j < NR; j++) c[i][j] = fmaf(a, B[(size_t)p * ldb + j], c[i][j]);
+        }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) C[(size_t)i * ldc + j] = c[i][j];
+#endif
+}
+
+typedef struct gemm_job {
+    int M, N, K, lda, ldb, ldc, acc, nbn;
+    const float *A, *B;
+    float *C;
+} gemm_job;
+
+/* One (MB x NB) block of C. Edge tiles go through zero-padded copies so every
+ * element takes the same path (and summation order) through the micro-kernel. */
+static void gemm_task(void *ctx, int t) {
+    const gemm_job *j = ctx;
+    int i0 = (t / j->nbn) * MB, j0 = (t % j->nbn) * NB;
+    int i1 = i0 + MB < j->M ? i0 + MB : j->M, j1 = j0 + NB < j->N ? j0 + NB : j->N;
+    float ta[MR * KB], tb[KB * NR], tc[MR * NR];
+    for (int k0 = 0; k0 < j->K; k0 += KB) {
+        int kk = j->K - k0 < KB ? j->K - k0 : KB;
+        int load = k0 > 0 || j->acc;
+        for (int jj = j0; jj < j1; jj += NR) {
+            int nr = j1 - jj < NR ? j1 - jj : NR;
+            const float *B = j->B + (size_t)k0 * j->ldb + jj;
+            int ldb = j->ldb;
+            if (nr < NR) {
+                for (int p = 0; p < kk; p++)
+                    for (int q = 0; q < NR; q++) tb[p * NR + q] = q < nr ? B[(size_t)p * ldb + q] : 0;
+                B = tb;
+                ldb = NR;
+            }
+            for (int ii = i0; ii < i1; ii += MR) {
+                int mr = i1 - ii < MR ? i1 - ii : MR;
+                const float *A = j->A + (size_t)ii * j->lda + k0;
+                float *C = j->C + (size_t)ii * j->ldc + jj;
+                if (mr == MR && nr == NR) {
+                    micro_6x16(kk, A, j->lda, B, ldb, C, j->ldc, load);
+                    continue;
+                }
+                for (int r = 0; r < MR; r++)
+                    for (int p = 0; p < kk; p++) ta[r * KB + p] = r < mr ? A[(size_t)r * j->lda + p] : 0;
+                for (int r = 0; r < MR; r++)
+                    for (int q = 0; q < NR; q++)
+                        tc[r * NR + q] = (load && r < mr && q < nr) ? C[(size_t)r * j->ldc + q] : 0;
+                micro_6x16(kk, ta, KB, B, ldb, tc, NR, 1);
+                for (int r = 0; r < mr; r++)
+                    for (int q = 0; q < nr; q++) C[(size_t)r * j->ldc + q] = tc[r * NR + q];
+            }
+        }
+    }
+}
+
+void gr_cpu_gemm(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, float *C, int ldc, int accumulate) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
+        return;
+    }
+    gemm_job j = {M, N, K, lda, ldb, ldc, accumulate, (N + NB - 1) / NB, A, B, C};
+    gr_cpu_parallel(b, gemm_task, &j, ((M + MB - 1) / MB) * j.nbn);
+}
+
+/* dst (cols, rows) = srcᵀ, src (rows, cols) */
+static void transpose(float *dst, const float *src, int rows, int cols) {
+    enum { TB = 32 };
+    for (int i0 = 0; i0 < rows; i0 += TB)
+        for (int j0 = 0; j0 < cols; j0 += TB) {
+            int i1 = i0 + TB < rows ? i0 + TB : rows, j1 = j0 + TB < cols ? j0 + TB : cols;
+            for (int i = i0; i < i1; i++)
+                for (int jx = j0; jx < j1; jx++)
+                    dst[(size_t)jx * rows + i] = src[(size_t)i * cols + jx];
+        }
+}
+
+static void cpu_matmul_fwd(gr_backend *b, float *y, const float *x, const float *w, int n, int in,
+                           int out) {
+    float *wt = gr_xmalloc(sizeof(float) * (size_t)in * (size_t)out);
+    transpose(wt, w, out, in);
+    gr_cpu_gemm(b, n, out, in, x, in, wt, out, y, out, 0);
+    free(wt);
+}
+
+static void cpu_matmul_bwd(gr_backend *b, float *dx, float *dw, const float *dy, const float *x,
+                           const float *w, int n, int in, int out) {
+    if (dx) gr_cpu_gemm(b, n, in, out, dy, out, w, in, dx, in, 1);
+    float *dyt = gr_xmalloc(sizeof(float) * (size_t)n * (size_t)out);
+    transpose(dyt, dy, n, out);
+    gr_cpu_gemm(b, out, in, n, dyt, n, x, in, dw, in, 1);
+    free(dyt);
+}
+
+/* ---- row ops --------------------------------------------------------------- */
+/* Fixed-order dot product with 8 partial sums (vectorizes without -ffast-math). */
+static float dot8(const float *a, const float *b, int n) {
+    float s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int q = 0; q < 8; q++) s[q] += a[i + q] * b[i + q];
+    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+typedef struct row_job {
+    float *out, *out2, *rstd;
+    const float *x, *w, *dout, *crstd;
+    int n, dim, rows_per;
+    float eps;
+} row_job;
+
+static void rms_fwd_task(void *ctx, int t) {
+    const row_job *j = ctx;
+    for (int r = t * j->rows_per; r < j->n && r < (t + 1) * j->rows_per; r++) {
+        const float *x = j->x + (size_t)r * j->dim;
+        float *o = j->out + (size_t)r * j->dim;
+        float ss = dot8(x, x, j->dim) / (float)j->dim;
+        float inv = 1.0f / sqrtf(ss + j->eps);
+        j->rstd[r] = inv;
+        for (int i = 0; i < j->dim; i++) o[i] = j->w[i] * (x[i] * inv);
+    }
+}
+
+static int row_tasks(int n, int *per) {
+    *per = n < 64 ? 1 : (n + 63) / 64;
+    return (n + *per - 1) / *per;
+}
+
+static void cpu_rmsnorm_fwd(gr_backend *b, float *out, float *rstd, const float *x,
+                            const float *w, int n, int dim, float eps) {
+    row_job j = {.out = out, .rstd = rstd, .x = x, .w = w, .n = n, .dim = dim, .eps = eps};
+    gr_cpu_parallel(b, rms_fwd_task, &j, row_tasks(n, &j.rows_per));
+}
+
+static void rms_bwd_dx_task(void *ctx, int t) {
+    const row_job *j = ctx;
+    for (int r = t * j->rows_per; r < j->n && r < (t + 1) * j->rows_per; r++) {
+        const float *x = j->x + (size_t)r * j->dim, *g = j->dout + (size_t)r * j->dim;
+        float *dx = j->out + (size_t)r * j->dim;
+        float rs = j->crstd[r];
+        float c = 0;
+        for (int i = 0; i < j->dim; i++) c += g[i] * j->w[i] * x[i];
+        c = c * rs * rs / (float)j->dim;
+        for (int i = 0; i < j->dim; i++) dx[i] += rs * (g[i] * j->w[i] - x[i] * c);
+    }
+}
+
+/* dw over a column range: Σ over rows in order. */
+static void rms_bwd_dw_task(void *ctx, int t) {
+    const row_job *j = ctx;
+    int c0 = t * 64, c1 = c0 + 64 < j->dim ? c0 + 64 : j->dim;
+    for (int r = 0; r < j->n; r++) {
+        const float *x = j->x + (size_t)r * j->dim, *g = j->dout + (size_t)r * j->dim;
+        float rs = j->crstd[r];
+        for (int i = c0; i < c1; i++) j->out2[i] += g[i] * (x[i] * rs);
+    }
+}
+
+static void cpu_rmsnorm_bwd(gr_backend *b, float *dx, float *dw, const float *dout,
+                            const float *x, const float *w, const float *rstd, int n, int dim) {
+    row_job j = {.out = dx, .out2 = dw, .x = x, .w = w, .dout = dout, .crstd = rstd, .n = n,
+                 .dim = dim};
+    gr_cpu_parallel(b, rms_bwd_dx_task, &j, row_tasks(n, &j.rows_per));
+    gr_cpu_parallel(b, rms_bwd_dw_task, &j, (dim + 63) / 64);
+}
+
+static void cpu_rope(gr_backend *b, float *x, const int *pos, int n, int heads, int hd,
+                     const float *inv, int inverse) {
+    (void)b;
+    int half = hd / 2;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < half; i++) {
+            float ang = (float)pos[t] * inv[i];
+            float c = cosf(ang), s = sinf(ang);
+            if (inverse) s = -s;
+            for (int h = 0; h < heads; h++) {
+                float *v = x + ((size_t)t * heads + h) * hd;
+                float a = v[i], bb = v[i + half];
+                v[i] = a * c - bb * s;
+                v[i + half] = bb * c + a * s;
+            }
+        }
+}
+
+/* ---- attention ------------------------------------------------------------- */
+typedef struct att_job {
+    float *out, *lse, *dq, *dk, *dv;
+    const float *q, *k, *v, *dout, *o, *clse;
+    const int *start;
+    int n_seq, H, Hkv, hd, max_len;
+} att_job;
+
+static void att_fwd_task(void *ctx, int task) {
+    const att_job *j = ctx;
+    int s = task / j->H, h = task % j->H, kh = h / (j->H / j->Hkv);
+    int r0 = j->start[s], len = j->start[s + 1] - r0;
+    int hd = j->hd, QD = j->H * hd, KD = j->Hkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = gr_xmalloc(sizeof(float) * (size_t)(len ? len : 1));
+    for (int i = 0; i < len; i++) {
+        const float *q = j->q + (size_t)(r0 + i) * QD + (size_t)h * hd;
+        float m = -INFINITY;
+        for (int p = 0; p <= i; p++) {
+            sc[p] = dot8(q, j->k + (size_t)(r0 + p) * KD + (size_t)kh * hd, hd) * scale;
+            if (sc[p] > m) m = sc[p];
+        }
+        float sum = 0;
+        for (int p = 0; p <= i; p++) {
+            sc[p] = expf(sc[p] - m);
+            sum += sc[p];
+        }
+        float *o = j->out + (size_t)(r0 + i) * QD + (size_t)h * hd;
+        memset(o, 0, sizeof(float) * (size_t)hd);
+        float inv = 1.0f / sum;
+        for (int p = 0; p <= i; p++) {
+            const float *v = j->v + (size_t)(r0 + p) * KD + (size_t)kh * hd;
+            float w = sc[p] * inv;
+            for (int d = 0; d < hd; d++) o[d] += w * v[d];
+        }
+        j->lse[(size_t)(r0 + i) * j->H + h] = m + logf(sum);
+    }
+    free(sc);
+}
+
+static void cpu_attention_fwd(gr_backend *b, float *out, float *lse, const float *q,
+                              const float *k, const float *v, const int *start, int n_seq, int H,
+                              int Hkv, int hd) {
+    att_job j = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .start = start, .n_seq = n_seq,
+                 .H = H, .Hkv = Hkv, .hd = hd};
+    gr_cpu_parallel(b, att_fwd_task, &j, n_seq * H);
+}
+
+/* One (sequence, kv head): owns dk/dv of that head and dq of its query heads. */
+static void att_bwd_task(void *ctx, int task) {
+    const att_job *j = ctx;
+    int s = task / j->Hkv, kh = task % j->Hkv, grp = j->H / j->Hkv;
+    int r0 = j->start[s], len = j->start[s + 1] - r0;
+    int hd = j->hd, QD = j->H * hd, KD = j->Hkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < len; i++) {
+        memset(j->dk + (size_t)(r0 + i) * KD + (size_t)kh * hd, 0, sizeof(float) * (size_t)hd);
+        memset(j->dv + (size_t)(r0 + i) * KD + (size_t)kh * hd, 0, sizeof(float) * (size_t)hd);
+    }
+    for (int h = kh * grp; h < (kh + 1) * grp; h++)
+        for (int i = 0; i < len; i++) {
+            size_t qo = (size_t)(r0 + i) * QD + (size_t)h * hd;
+            const float *q = j->q + qo, *go = j->dout + qo, *o = j->o + qo;
+            float L = j->clse[(size_t)(r0 + i) * j->H + h];
+            float D = dot8(go, o, hd);
+            float *dq = j->dq + qo;
+            memset(dq, 0, sizeof(float) * (size_t)hd);
+            for (int p = 0; p <= i; p++) {
+                const float *kr = j->k + (size_t)(r0 + p) * KD + (size_t)kh * hd;
+                const float *vr = j->v + (size_t)(r0 + p) * KD + (size_t)kh * hd;
+                float P = expf(dot8(q, kr, hd) * scale - L);
+                float dp = dot8(go, vr, hd);
+                float d = P * (dp - D) * scale;
+                float *dkr = j->dk + (size_t)(r0 + p) * KD + (size_t)kh * hd;
+                float *dvr = j->dv + (size_t)(r0 + p) * KD + (size_t)kh * hd;
+                for (int e = 0; e < hd; e++) {
+                    dq[e] += d * kr[e];
+                    dkr[e] += d * q[e];
+                    dvr[e] += P * go[e];
+                }
+            }
+        }
+}
+
+static void cpu_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, const float *dout,
+                              const float *out, const float *lse, const float *q, const float *k,
+                              const float *v, const int *start, int n_seq, int H, int Hkv,
+                              int hd) {
+    att_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .o = out, .clse = lse, .q = q,
+                 .k = k, .v = v, .start = start, .n_seq = n_seq, .H = H, .Hkv = Hkv, .hd = hd};
+    gr_cpu_parallel(b, att_bwd_task, &j, n_seq * Hkv);
+}
+
+/* ---- elementwise ----------------------------------------------------------- */
+enum { EW = 1 << 14 };
+typedef struct ew_job {
+    float *a, *b2;
+    const float *x, *y, *z;
+    int64_t n;
+    float f[6];
+    int t;
+    double *part;
+} ew_job;
+
+static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void swiglu_fwd_task(void *ctx, int t) {
+    const ew_job *j = ctx;
+    int64_t i1 = ((int64_t)t + 1) * EW < j->n ? ((int64_t)t + 1) * EW : j->n;
+    for (int64_t i = (int64_t)t * EW; i < i1; i++) j->a[i] = j->x[i] * sigm(j->x[i]) * j->y[i];
+}
+
+static void swiglu_bwd_task(void *ctx, int t) {
+    const ew_job *j = ctx;
+    int64_t i1 = ((int64_t)t + 1) * EW < j->n ? ((int64_t)t + 1) * EW : j->n;
+    for (int64_t i = (int64_t)t * EW; i < i1; i++) {
+        float g = j->x[i], u = j->y[i], d = j->z[i], s = sigm(g);
+        j->a[i] = d * u * s * (1.0f + g * (1.0f - s));
+        j->b2[i] = d * g * s;
+    }
+}
+
+static int ew_tasks(int64_t n) { return (int)((n + EW - 1) / EW); }
+
+static void cpu_swiglu_fwd(gr_backend *b, float *out, const float *gate, const float *up,
+                           int64_t n) {
+    ew_job j = {.a = out, .x = gate, .y = up, .n = n};
+    gr_cpu_parallel(b, swiglu_fwd_task, &j, ew_tasks(n));
+}
+
+static void cpu_swiglu_bwd(gr_backend *b, float *dgate, float *dup, const float *dout,
+                           const float *gate, const float *up, int64_t n) {
+    ew_job j = {.a = dgate, .b2 = dup, .x = gate, .y = up, .z = dout, .n = n};
+    gr_cpu_parallel(b, swiglu_bwd_task, &j, ew_tasks(n));
+}
+
+static void cpu_embedding_fwd(gr_backend *b, float *out, const float *emb, const int *tok, int n,
+                              int dim) {
+    (void)b;
+    for (int i = 0; i < n; i++)
+        memcpy(out + (size_t)i * dim, emb + (size_t)tok[i] * dim, sizeof(float) * (size_t)dim);
+}
+
+static void cpu_embedding_bwd(gr_backend *b, float *demb, const float *dout, const int *tok,
+                              int n, int dim) {
+    (void)b;
+    for (int i = 0; i < n; i++) {
+        float *d = demb + (size_t)tok[i] * dim;
+        const float *g = dout + (size_t)i * dim;
+        for (int e = 0; e < dim; e++) d[e] += g[e];
+    }
+}
+
+static void sumsq_task(void *ctx, int t) {
+    const ew_job *j = ctx;
+    int64_t i1 = ((int64_t)t + 1) * EW < j->n ? ((int64_t)t + 1) * EW : j->n;
+    double s = 0;
+    for (int64_t i = (int64_t)t * EW; i < i1; i++) s += (double)j->x[i] * j->x[i];
+    j->part[t] = s;
+}
+
+static double cpu_sumsq(gr_backend *b, const float *x, int64_t n) {
+    int nt = ew_tasks(n);
+    ew_job j = {.x = x, .n = n, .part = gr_xcalloc((size_t)(nt ? nt : 1), sizeof(double))};
+    gr_cpu_parallel(b, sumsq_task, &j, nt);
+    double s = 0;
+    for (int t = 0; t < nt; t++) s += j.part[t];
+    free(j.part);
+    return s;
+}
+
+static void scale_task(void *ctx, int t) {
+    const ew_job *j = ctx;
+    int64_t i1 = ((int64_t)t + 1) * EW < j->n ? ((int64_t)t + 1) * EW : j->n;
+    for (int64_t i = (int64_t)t * EW; i < i1; i++) j->a[i] *= j->f[0];
+}
+
+static void cpu_scale(gr_backend *b, float *x, float s, int64_t n) {
+    ew_job j = {.a = x, .n = n, .f = {s}};
+    gr_cpu_parallel(b, scale_task, &j, ew_tasks(n));
+}
+
+/* torch.optim.AdamW, single-tensor path, in the same fp32 operation order. */
+static void adamw_task(void *ctx, int t) {
+    const ew_job *j = ctx;
+    int64_t i1 = ((int64_t)t + 1) * EW < j->n ? ((int64_t)t + 1) * EW : j->n;
+    float lr = j->f[0], b1 = j->f[1], b2 = j->f[2], eps = j->f[3], wd = j->f[4];
+    double bc1 = 1.0 - pow((double)b1, j->t), bc2 = 1.0 - pow((double)b2, j->t);
+    float step = (float)((double)lr / bc1), bc2s = (float)sqrt(bc2);
+    float w1 = (float)(1.0 - (double)b1), w2 = (float)(1.0 - (double)b2);
+    float decay = (float)(1.0 - (double)lr * wd);
+    float *p = j->a, *m = j->b2, *v = (float *)j->z;
+    const float *g = j->x;
+    for (int64_t i = (int64_t)t * EW; i < i1; i++) {
+        if (wd != 0) p[i] *= decay;
+        m[i] += w1 * (g[i] - m[i]);
+        v[i] = v[i] * b2 + w2 * g[i] * g[i];
+        float denom = sqrtf(v[i]) / bc2s + eps;
+        p[i] += -step * (m[i] / denom);
+    }
+}
+
+static void cpu_adamw(gr_backend *b, float *p, const float *g, float *m, float *v, int64_t n,
+                      float lr, float beta1, float beta2, float eps, float wd, int t) {
+    ew_job j = {.a = p, .b2 = m, .x = g, .z = v, .n = n, .f = {lr, beta1, beta2, eps, wd}, .t = t};
+    gr_cpu_parallel(b, adamw_task, &j, ew_tasks(n));
+}
+
+/* ---- cross-entropy through the LM head ------------------------------------- */
+typedef struct xent_job {
+    float *lg;
+    const int *target;
+    int n, vocab;
+    float scale;
+    double *nll;
+    int want_grad;
+} xent_job;
+
+static void xent_row_task(void *ctx, int r) {
+    const xent_job *j = ctx;
+    float *z = j->lg + (size_t)r * j->vocab;
+    float m = -INFINITY;
+    for (int i = 0; i < j->vocab; i++)
+        if (z[i] > m) m = z[i];
+    double sum = 0;
+    for (int i = 0; i < j->vocab; i++) sum += exp((double)(z[i] - m));
+    double lse = (double)m + log(sum);
+    j->nll[r] = lse - (double)z[j->target[r]];
+    if (!j->want_grad) return;
+    for (int i = 0; i < j->vocab; i++) z[i] = (float)exp((double)z[i] - lse) * j->scale;
+    z[j->target[r]] -= j->scale;
+}
+
+static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, const float *w,
+                       const int *target, int n, int dim, int vocab, float scale) {
+    enum { CH = 256 };
+    int ch = n < CH ? (n ? n : 1) : CH;
+    float *wt = gr_xmalloc(sizeof(float) * (size_t)vocab * (size_t)dim);
+    transpose(wt, w, vocab, dim);
+    float *lg = gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab);
+    float *lgt = dh ? gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab) : NULL;
+    double *nll = gr_xmalloc(sizeof(double) * (size_t)ch);
+    double total = 0;
+    for (int r0 = 0; r0 < n; r0 += ch) {
+        int rn = n - r0 < ch ? n - r0 : ch;
+        const float *hr = h + (size_t)r0 * dim;
+        gr_cpu_gemm(b, rn, vocab, dim, hr, dim, wt, vocab, lg, vocab, 0);
+        xent_job j = {lg, target + r0, rn, vocab, scale, nll, dh != NULL};
+        gr_cpu_parallel(b, xent_row_task, &j, rn);
+        for (int r = 0; r < rn; r++) total += nll[r];
+        if (!dh) continue;
+        gr_cpu_gemm(b, rn, dim, vocab, lg, vocab, w, dim, dh + (size_t)r0 * dim, dim, 0);
+        transpose(lgt, lg, rn, vocab);
+        gr_cpu_gemm(b, vocab, dim, rn, lgt, rn, hr, dim, dw, dim, 1);
+    }
+    free(wt);
+    free(lg);
+    free(lgt);
+    free(nll);
+    return total;
+}
+
+static const gr_train_ops cpu_ops = {
+    .name = "cpu",
+    .matmul_fwd = cpu_matmul_fwd,
+    .matmul_bwd = cpu_matmul_bwd,
+    .rmsnorm_fwd = cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = cpu_rmsnorm_bwd,
+    .rope = cpu_rope,
+    .attention_fwd = cpu_attention_fwd,
+    .attention_bwd = cpu_attention_bwd,
+    .swiglu_fwd = cpu_swiglu_fwd,
+    .swiglu_bwd = cpu_swiglu_bwd,
+    .embedding_fwd = cpu_embedding_fwd,
+    .embedding_bwd = cpu_embedding_bwd,
+    .xent = cpu_xent,
+    .sumsq = cpu_sumsq,
+    .scale = cpu_scale,
+    .adamw = cpu_adamw,
+};
+
+const gr_train_ops *gr_train_ops_cpu(void) { return &cpu_ops; }

@@ -1,0 +1,80 @@
+/* Training ops: the forward ops in the form training needs (fp32 weights, kept
+ * activations) and the backward of each, as a table that a CUDA backend can fill
+ * later beside the CPU one (backend_cpu_train.c).
+ *
+ * Conventions: row-major fp32, one row per token, shapes as (rows, width).
+ * "+=" marks outputs that are accumulated into (gradients of weights and of
+ * activations that feed several consumers); every other output is overwritten.
+ * Every op is deterministic: each output element is summed in a fixed order that
+ * does not depend on the thread count (training resumes bit for bit).
+ *
+ * Tokens of several sequences are packed without padding: sequence s holds the
+ * rows [start[s], start[s+1]) and its positions are 0, 1, ... (right padding and
+ * a causal mask give the same result, and the pads cost nothing). */
+#ifndef GR_BACKEND_TRAIN_H
+#define GR_BACKEND_TRAIN_H
+#include <stdint.h>
+#include "backend.h"
+
+typedef struct gr_train_ops gr_train_ops;
+struct gr_train_ops {
+    const char *name;
+    /* y (n, out) = x (n, in) · wᵀ, w (out, in) */
+    void (*matmul_fwd)(gr_backend *b, float *y, const float *x, const float *w, int n, int in,
+                       int out);
+    /* dx (n, in) += dy · w  (skipped when dx is NULL);  dw (out, in) += dyᵀ · x */
+    void (*matmul_bwd)(gr_backend *b, float *dx, float *dw, const float *dy, const float *x,
+                       const float *w, int n, int in, int out);
+    /* out (n, dim) = x · rstd · w with rstd (n) = 1/sqrt(mean(x²) + eps) */
+    void (*rmsnorm_fwd)(gr_backend *b, float *out, float *rstd, const float *x, const float *w,
+                        int n, int dim, float eps);
+    /* dx (n, dim) += ∂/∂x;  dw (dim) += ∂/∂w */
+    void (*rmsnorm_bwd)(gr_backend *b, float *dx, float *dw, const float *dout, const float *x,
+                        const float *w, const float *rstd, int n, int dim);
+    /* In place on x (n, heads*hd): HF half-split rotation by pos·inv (fp32 angles).
+     * inverse = 1 rotates backwards, which is the backward of the rotation. */
+    void (*rope)(gr_backend *b, float *x, const int *pos, int n, int heads, int hd,
+                 const float *inv, int inverse);
+    /* Causal GQA attention per sequence: out (n, H*hd), lse (n, H) = log Σ exp of
+     * each row's scaled scores (kept for the backward, instead of the probabilities).
+     * q (n, H*hd), k and v (n, Hkv*hd). */
+    void (*attention_fwd)(gr_backend *b, float *out, float *lse, const float *q, const float *k,
+                          const float *v, const int *start, int n_seq, int H, int Hkv, int hd);
+    /* dq (n, H*hd), dk, dv (n, Hkv*hd): overwritten. */
+    void (*attention_bwd)(gr_backend *b, float *dq, float *dk, float *dv, const float *dout,
+                          const float *out, const float *lse, const float *q, const float *k,
+                          const float *v, const int *start, int n_seq, int H, int Hkv, int hd);
+    /* out (n) = silu(gate) ⊙ up */
+    void (*swiglu_fwd)(gr_backend *b, float *out, const float *gate, const float *up, int64_t n);
+    /* dgate, dup (n): overwritten (may not alias dout) */
+    void (*swiglu_bwd)(gr_backend *b, float *dgate, float *dup, const float *dout,
+                       const float *gate, const float *up, int64_t n);
+    /* out (n, dim) = emb rows tok[i] */
+    void (*embedding_fwd)(gr_backend *b, float *out, const float *emb, const int *tok, int n,
+                          int dim);
+    /* demb (vocab, dim) += scatter of dout (n, dim) by tok */
+    void (*embedding_bwd)(gr_backend *b, float *demb, const float *dout, const int *tok, int n,
+                          int dim);
+    /* Cross-entropy of rows h (n, dim) through the head w (vocab, dim) against
+     * target (n): returns Σ NLL (double). With dh != NULL also dh (n, dim) = scale ·
+     * ∂ΣNLL/∂h (overwritten) and dw (vocab, dim) += scale · ∂ΣNLL/∂w. The logits
+     * are computed in chunks of rows, so memory stays (chunk, vocab). */
+    double (*xent)(gr_backend *b, float *dh, float *dw, const float *h, const float *w,
+                   const int *target, int n, int dim, int vocab, float scale);
+    /* Σ x² in double (for the global gradient norm) */
+    double (*sumsq)(gr_backend *b, const float *x, int64_t n);
+    /* x *= s */
+    void (*scale)(gr_backend *b, float *x, float s, int64_t n);
+    /* One AdamW step (torch.optim.AdamW): t = the step number from 1. */
+    void (*adamw)(gr_backend *b, float *p, const float *g, float *m, float *v, int64_t n,
+                  float lr, float beta1, float beta2, float eps, float wd, int t);
+};
+
+/* The CPU table (uses b's thread pool, b from gr_backend_cpu). */
+const gr_train_ops *gr_train_ops_cpu(void);
+
+/* C (M, N) (+)= A (M, K) · B (K, N), all row-major with leading dimensions;
+ * accumulate = 0 overwrites C. Threaded on b, deterministic. */
+void gr_cpu_gemm(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, float *C, int ldc, int accumulate);
+#endif

@@ -1,0 +1,80 @@
+/* The training model (llm.c's layout): every parameter in one fp32 block, the
+ * gradients in a second block of the same layout, and per-tensor pointers into
+ * both; a forward pass that keeps the activations the backward pass needs.
+ *
+ * A micro-batch is a set of token sequences packed without padding; the loss is
+ * the cross-entropy of the tokens after each sequence's prompt: position t is
+ * scored against ids[t+1] when t+1 >= n_prompt (REFERENCE-SEMANTICS §1: logits at
+ * t against labels[t+1], labels -100 on the prompt and on padding). */
+#ifndef GR_TRAIN_MODEL_H
+#define GR_TRAIN_MODEL_H
+#include <stdint.h>
+#include "backend_train.h"
+#include "model.h"
+
+typedef struct gr_tlayer {
+    float *attn_norm;      /* (D) */
+    float *wq;             /* (H*hd, D) */
+    float *wk, *wv;        /* (Hkv*hd, D) */
+    float *wo;             /* (D, H*hd) */
+    float *ffn_norm;       /* (D) */
+    float *w_gate, *w_up;  /* (F, D) */
+    float *w_down;         /* (D, F) */
+} gr_tlayer;
+
+typedef struct gr_tweights {
+    float *emb;            /* (V, D) */
+    gr_tlayer *layers;     /* (n_layers) */
+    float *final_norm;     /* (D) */
+    float *lm_head;        /* (V, D); == emb when tied */
+} gr_tweights;
+
+/* One parameter tensor: its Hugging Face name and where it sits in the block. */
+typedef struct gr_tparam {
+    char name[96];
+    int64_t rows, cols;    /* cols == 0 for vectors (shape [rows]) */
+    int64_t off;           /* float offset in the block */
+} gr_tparam;
+
+typedef struct gr_train_model {
+    gr_model_config cfg;
+    float *rope_inv;       /* (hd/2) */
+    int64_t n_params;
+    float *params;         /* (n_params) fp32 master weights */
+    float *grads;          /* (n_params) */
+    gr_tweights w, g;      /* pointers into params and grads */
+    gr_tparam *tab;
+    int n_tab;
+    gr_backend *be;
+    const gr_train_ops *ops;
+} gr_train_model;
+
+/* A copy of a loaded model's weights in fp32 (any stored type is converted). */
+gr_train_model *gr_train_model_new(const gr_model *m, gr_backend *be, gr_err *err);
+void gr_train_model_free(gr_train_model *m);
+void gr_train_zero_grad(gr_train_model *m);
+
+/* A micro-batch: n_seq sequences. */
+typedef struct gr_tbatch {
+    int n_seq;
+    const int *const *ids;  /* (n_seq)(len[s]) */
+    const int *len;
+    const int *n_prompt;    /* leading ids without loss */
+} gr_tbatch;
+
+/* Tokens of the batch that carry a loss (the count of labels != -100). */
+int64_t gr_tbatch_targets(const gr_tbatch *b);
+
+/* Activations of one micro-batch, grown on demand. */
+typedef struct gr_tact gr_tact;
+gr_tact *gr_tact_new(void);
+void gr_tact_free(gr_tact *a);
+/* Bytes of activations kept per token (for the docs and --help). */
+int64_t gr_tact_bytes_per_token(const gr_model_config *c);
+
+/* Forward over the batch; with backward, also the backward pass, adding
+ * scale · ∂(Σ NLL)/∂θ into m->grads. *nll = Σ NLL over the target tokens,
+ * *n_targets = their count. */
+int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int backward,
+                        float scale, double *nll, int64_t *n_targets, gr_err *err);
+#endif
