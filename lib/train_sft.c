@@ -1,0 +1,126 @@
+#include "train_sft.h"
+#include <stdlib.h>
+#include <string.h>
+
+void gr_sft_opts_default(gr_sft_opts *o) {
+    *o = (gr_sft_opts){.lr = 5e-5, .epochs = 3, .micro_batch = 6, .grad_accum = 16,
+                       .max_grad_norm = 1.0, .seed = 42};
+}
+
+int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft_opts *o,
+                gr_err *err) {
+    memset(s, 0, sizeof *s);
+    if (data->n < 1) return gr_errf(err, "sft: no training examples");
+    if (o->micro_batch < 1 || o->grad_accum < 1 || o->epochs < 1)
+        return gr_errf(err, "sft: micro-batch, accumulation and epochs must be >= 1");
+    s->o = *o;
+    s->m = m;
+    s->data = data;
+    s->M = (data->n + o->micro_batch - 1) / o->micro_batch;
+    s->steps_per_epoch = (s->M + o->grad_accum - 1) / o->grad_accum;
+    int64_t full = s->M / o->grad_accum;
+    s->T = (int64_t)o->epochs * (full > 1 ? full : 1);
+    s->act = gr_tact_new();
+    gr_adamw_init(&s->opt, m->n_params);
+    s->opt.weight_decay = (float)o->weight_decay;
+    s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);
+    s->perm_epoch = -1;
+    return 0;
+}
+
+void gr_sft_free(gr_sft *s) {
+    gr_tact_free(s->act);
+    gr_adamw_free(&s->opt);
+    free(s->perm);
+    memset(s, 0, sizeof *s);
+}
+
+int64_t gr_sft_last_step(const gr_sft *s) {
+    return s->o.max_steps > 0 && s->o.max_steps < s->T ? s->o.max_steps : s->T;
+}
+
+/* Micro-batch u (0..M-1) of the current epoch order. */
+static gr_tbatch micro(const gr_sft *s, int64_t u, const int **ids, int *len, int *np) {
+    const gr_tdata *d = s->data;
+    int64_t a = u * s->o.micro_batch, b = a + s->o.micro_batch;
+    if (b > d->n) b = d->n;
+    int k = 0;
+    for (int64_t i = a; i < b; i++, k++) {
+        int e = s->perm[i];
+        ids[k] = d->ids[e];
+        len[k] = d->len[e];
+        np[k] = d->n_prompt[e];
+    }
+    return (gr_tbatch){k, ids, len, np};
+}
+
+int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
+    int64_t k = s->step;
+    if (k >= s->T) return gr_errf(err, "sft: all %lld steps are done", (long long)s->T);
+    int64_t epoch = k / s->steps_per_epoch, in_epoch = k % s->steps_per_epoch;
+    if (s->perm_epoch != epoch) {
+        gr_tdata_shuffle(s->o.seed, epoch, s->data->n, s->perm);
+        s->perm_epoch = epoch;
+    }
+    int64_t u0 = in_epoch * s->o.grad_accum, u1 = u0 + s->o.grad_accum;
+    if (u1 > s->M) u1 = s->M;
+    int B = s->o.micro_batch;
+    const int **ids = gr_xmalloc(sizeof(int *) * (size_t)B);
+    int *len = gr_xmalloc(sizeof(int) * (size_t)B), *np = gr_xmalloc(sizeof(int) * (size_t)B);
+    int64_t Nstep = 0, tokens = 0;
+    for (int64_t u = u0; u < u1; u++) {
+        gr_tbatch b = micro(s, u, ids, len, np);
+        Nstep += gr_tbatch_targets(&b);
+        for (int i = 0; i < b.n_seq; i++) tokens += b.len[i];
+    }
+    gr_train_zero_grad(s->m);
+    double nll_total = 0, mean_sum = 0;
+    int rc = 0;
+    for (int64_t u = u0; u < u1 && rc == 0; u++) {
+        gr_tbatch b = micro(s, u, ids, len, np);
+        int64_t nb = gr_tbatch_targets(&b), nt;
+        float scale;
+        if (s->o.loss_micro)
+            scale = nb ? (float)(1.0 / ((double)nb * (double)(u1 - u0))) : 0.0f;
+        else
+            scale = Nstep ? (float)(1.0 / (double)Nstep) : 0.0f;
+        double nll;
+        rc = gr_train_step_micro(s->m, s->act, &b, 1, scale, &nll, &nt, err);
+        nll_total += nll;
+        if (nb) mean_sum += nll / (double)nb;
+    }
+    free(ids);
+    free(len);
+    free(np);
+    if (rc) return rc;
+    double norm = gr_clip_grad_norm(s->m, (float)s->o.max_grad_norm);
+    double lr = gr_lr_cosine(s->o.lr, k, s->T, s->o.warmup_steps);
+    gr_adamw_step(&s->opt, s->m, (float)lr);
+    s->step = k + 1;
+    info->step = k + 1;
+    info->epoch = (double)(k + 1) / (double)s->steps_per_epoch;
+    info->loss = s->o.loss_micro ? mean_sum / (double)(u1 - u0)
+                                 : (Nstep ? nll_total / (double)Nstep : 0.0);
+    info->lr = lr;
+    info->grad_norm = norm;
+    info->tokens = tokens;
+    info->targets = Nstep;
+    return 0;
+}
+
+int gr_sft_eval(gr_sft *s, const gr_tdata *d, double *loss, gr_err *err) {
+    int B = s->o.micro_batch;
+    double nll_total = 0;
+    int64_t n_total = 0;
+    for (int a = 0; a < d->n; a += B) {
+        int k = d->n - a < B ? d->n - a : B;
+        gr_tbatch b = {k, (const int *const *)(d->ids + a), d->len + a, d->n_prompt + a};
+        double nll;
+        int64_t nt;
+        if (gr_train_step_micro(s->m, s->act, &b, 0, 0.0f, &nll, &nt, err)) return -1;
+        nll_total += nll;
+        n_total += nt;
+    }
+    *loss = n_total ? nll_total / (double)n_total : 0.0;
+    return 0;
+}
