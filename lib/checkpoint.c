@@ -163,14 +163,14 @@ static int write_config(const char *path, const gr_model_config *c, int f32, gr_
                   "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
                   "  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n  \"num_hidden_layers\": %d,\n"
                   "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n"
-                  "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.9g,\n"
-                  "  \"rope_theta\": %.9g,\n",
+                  "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %.7g,\n"
+                  "  \"rope_theta\": %.7g,\n",
                   c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
                   c->vocab_size, c->max_pos, (double)c->norm_eps, (double)c->rope_theta);
     if (c->rope_llama3)
         gr_buf_printf(&b,
-                      "  \"rope_scaling\": {\"factor\": %.9g, \"low_freq_factor\": %.9g, "
-                      "\"high_freq_factor\": %.9g, \"original_max_position_embeddings\": %d, "
+                      "  \"rope_scaling\": {\"factor\": %.7g, \"low_freq_factor\": %.7g, "
+                      "\"high_freq_factor\": %.7g, \"original_max_position_embeddings\": %d, "
                       "\"rope_type\": \"llama3\"},\n",
                       (double)c->rope_factor, (double)c->rope_low_freq, (double)c->rope_high_freq,
                       c->rope_orig_max);
