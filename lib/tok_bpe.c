@@ -142,8 +142,9 @@ static void bpe_small(const gr_tokenizer *t, const unsigned char *s, size_t n, g
     int32_t sym[SMALL];
     uint32_t rank[SMALL]; /* rank[i]: the pair (sym[i], sym[i+1]) */
     int32_t res[SMALL];
-    size_t m = n;
-    for (size_t i = 0; i < n; i++) sym[i] = t->byte_id[s[i]];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (t->byte_id[s[i]] >= 0) sym[m++] = t->byte_id[s[i]];
     for (size_t i = 0; i + 1 < m; i++) {
         const tok_pair *p = pair_get(&t->merges, sym[i], sym[i + 1]);
         rank[i] = p ? p->rank : UINT32_MAX;
@@ -215,8 +216,11 @@ static void bpe_large(const gr_tokenizer *t, const unsigned char *s, size_t n, g
     int32_t *sym = gr_xmalloc(n * sizeof *sym);
     uint32_t *next = gr_xmalloc(n * sizeof *next), *prev = gr_xmalloc(n * sizeof *prev);
     heap h = {0};
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (t->byte_id[s[i]] >= 0) sym[m++] = t->byte_id[s[i]];
+    n = m;
     for (size_t i = 0; i < n; i++) {
-        sym[i] = t->byte_id[s[i]];
         next[i] = (uint32_t)(i + 1);
         prev[i] = (uint32_t)(i ? i - 1 : UINT32_MAX);
     }
@@ -252,7 +256,10 @@ static void bpe_large(const gr_tokenizer *t, const unsigned char *s, size_t n, g
 }
 
 void tok_bpe_piece(const gr_tokenizer *t, const unsigned char *s, size_t n, gr_ids *out) {
-    if (n == 1) { gr_ids_push(out, t->byte_id[s[0]]); return; }
+    if (n == 1) {
+        if (t->byte_id[s[0]] >= 0) gr_ids_push(out, t->byte_id[s[0]]);
+        return;
+    }
     if (t->ignore_merges) {
         int32_t id = tok_vocab_find(t, s, n);
         if (id >= 0) { gr_ids_push(out, id); return; }
