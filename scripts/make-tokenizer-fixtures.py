@@ -217,6 +217,66 @@ def adversarial(corpus):
     return A
 
 
+# ---- templates, as LLaMA-Factory v0.9.1 builds them ----------------------------
+def infer_seqlen(source_len, target_len, cutoff_len):
+    if target_len * 2 < cutoff_len:
+        max_target_len = cutoff_len
+    elif source_len * 2 < cutoff_len:
+        max_target_len = cutoff_len - source_len
+    else:
+        max_target_len = int(cutoff_len * (target_len / (source_len + target_len)))
+    new_target_len = min(max_target_len, target_len)
+    max_source_len = max(cutoff_len - new_target_len, 0)
+    return min(max_source_len, source_len), new_target_len
+
+
+def lf_encode(tok, kind, instruction, inp, output, system):
+    """Template._encode: each string slot encoded whole, specials recognised
+    (encode(s, add_special_tokens=False)); the response encoded on its own."""
+    enc = lambda s: tok.encode(s, add_special_tokens=False).ids
+    if kind == "raw":    # generate.py, through vLLM (BOS added by the tokenizer)
+        return [128000] + enc(instruction + "\n" + inp), enc(output) + [128001]
+    U = "\n".join(x for x in (instruction, inp) if x)
+    if kind == "llama3":
+        p = [128000]
+        if system:
+            p += enc("<|start_header_id|>system<|end_header_id|>\n\n" + system + "<|eot_id|>")
+        p += enc("<|start_header_id|>user<|end_header_id|>\n\n" + U +
+                 "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        return p, enc(output) + [128009]
+    p = []
+    if system:
+        p += enc("<|im_start|>system\n" + system + "<|im_end|>\n")
+    p += enc("<|im_start|>user\n" + U + "<|im_end|>\n<|im_start|>assistant\n")
+    return p, enc(output) + [2]
+
+
+def template_cases(l3_text, sm_text):
+    l3 = Tokenizer.from_str(l3_text)
+    sm = Tokenizer.from_str(sm_text)
+    recs = []
+    files = sorted(glob.glob(os.path.join(SHARED, "data", "guardreasoner", "benchmark", "*.json")))
+    for f in files[:4]:
+        recs += json.load(open(f, encoding="utf-8"))[:3]
+    recs.append({"instruction": "", "input": "only input", "output": "out"})
+    recs.append({"instruction": "only instruction", "input": "", "output": ""})
+    recs.append({"instruction": " leading space", "input": "x\n\n", "output": " y"})
+    out = []
+    for i, r in enumerate(recs):
+        for kind, tok, name in (("raw", l3, "llama3"), ("llama3", l3, "llama3"), ("chatml", sm, "smollm2")):
+            for system in ([None, "You are a guard."] if i % 5 == 0 else [None]):
+                p, t = lf_encode(tok, kind, r["instruction"], r["input"], r["output"], system)
+                out.append({"tokenizer": name, "template": kind, "system": system,
+                            "instruction": r["instruction"], "input": r["input"], "output": r["output"],
+                            "prompt_ids": p, "response_ids": t})
+    rnd = random.Random(7)
+    seq = [(s, t, c) for s in (0, 1, 5, 100, 1023, 1024, 1025, 2047, 2048, 3000)
+           for t in (0, 1, 7, 1000, 1024, 1025, 2048, 5000) for c in (1, 2, 7, 2048)]
+    seq += [(rnd.randrange(5000), rnd.randrange(5000), rnd.randrange(1, 4096)) for _ in range(300)]
+    seqlen = [{"s": s, "t": t, "c": c, "keep": list(infer_seqlen(s, t, c))} for s, t, c in seq]
+    return out, seqlen
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smollm2-gguf")
@@ -255,6 +315,15 @@ def main():
             for t, x in zip(corpus, ids):
                 f.write("%016x %d %016x\n" % (fnv(t.encode()), len(x), ids_hash(x)))
         print("corpus %s: %d tokens" % (name, sum(map(len, ids))), file=sys.stderr)
+
+    cases, seqlen = template_cases(l3_text, sm_text)
+    with open(OUT + "/templates.jsonl", "w") as f:
+        for c in cases:
+            f.write(json.dumps(c, ensure_ascii=False) + "\n")
+    with open(OUT + "/infer_seqlen.jsonl", "w") as f:
+        for c in seqlen:
+            f.write(json.dumps(c) + "\n")
+    print("templates: %d cases, infer_seqlen: %d" % (len(cases), len(seqlen)), file=sys.stderr)
 
     adv = adversarial(corpus)
     texts = [t for _, t in adv]

@@ -9,12 +9,12 @@
 #include <jv.h>
 #include "tokenizer.h"
 
-static const char *tf_root(void) {
+static __attribute__((unused)) const char *tf_root(void) {
     const char *r = getenv("GR_ROOT");
     return r ? r : ".";
 }
 
-static char *tf_path(const char *rel) {
+static __attribute__((unused)) char *tf_path(const char *rel) {
     static char buf[8][4096];
     static int k;
     char *b = buf[k++ & 7];
@@ -22,21 +22,21 @@ static char *tf_path(const char *rel) {
     return b;
 }
 
-static int tf_exists(const char *p) {
+static __attribute__((unused)) int tf_exists(const char *p) {
     FILE *f = fopen(p, "rb");
     if (!f) return 0;
     fclose(f);
     return 1;
 }
 
-static uint64_t tf_fnv(const void *p, size_t n, uint64_t h) {
+static __attribute__((unused)) uint64_t tf_fnv(const void *p, size_t n, uint64_t h) {
     const unsigned char *s = p;
     for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
     return h;
 }
 #define TF_FNV0 0xcbf29ce484222325ull
 
-static uint64_t tf_ids_hash(const int32_t *ids, size_t n) {
+static __attribute__((unused)) uint64_t tf_ids_hash(const int32_t *ids, size_t n) {
     uint64_t h = TF_FNV0;
     for (size_t i = 0; i < n; i++) {
         uint32_t v = (uint32_t)ids[i];
@@ -48,7 +48,7 @@ static uint64_t tf_ids_hash(const int32_t *ids, size_t n) {
 }
 
 /* jv array of numbers (borrowed) -> ids (appended). */
-static void tf_jv_ids(jv arr, gr_ids *out) {
+static __attribute__((unused)) void tf_jv_ids(jv arr, gr_ids *out) {
     int n = jv_array_length(jv_copy(arr));
     for (int i = 0; i < n; i++) {
         jv x = jv_array_get(jv_copy(arr), i);
@@ -57,7 +57,7 @@ static void tf_jv_ids(jv arr, gr_ids *out) {
     }
 }
 
-static int tf_ids_eq(const gr_ids *a, const gr_ids *b, size_t *at) {
+static __attribute__((unused)) int tf_ids_eq(const gr_ids *a, const gr_ids *b, size_t *at) {
     size_t i = 0;
     while (i < a->n && i < b->n && a->v[i] == b->v[i]) i++;
     *at = i;
@@ -65,13 +65,13 @@ static int tf_ids_eq(const gr_ids *a, const gr_ids *b, size_t *at) {
 }
 
 /* The LLaMA 3 rank file in ../shared, or NULL. */
-static const char *tf_llama3_model(void) {
+static __attribute__((unused)) const char *tf_llama3_model(void) {
     const char *p = tf_path("../shared/data/tokenizers/llama3/tokenizer.model");
     return tf_exists(p) ? p : NULL;
 }
 
 /* The SmolLM2 GGUF: $GR_TEST_GGUF, or the cache of scripts/fetch-test-model. */
-static const char *tf_smollm2_gguf(void) {
+static __attribute__((unused)) const char *tf_smollm2_gguf(void) {
     static char buf[4096];
     const char *e = getenv("GR_TEST_GGUF");
     if (e && tf_exists(e)) return e;
