@@ -71,8 +71,10 @@ typedef struct job {
     char *head;             /* pass-through modes: the record as JSON without its last '}' */
     int head_empty;         /* the record had no other field */
     char *instruction, *input, *output, *chosen, *rejected, *text;
+    size_t text_len;
     double weight;
-    int weight_null;
+    int weight_null;        /* NaN (GuardReasoner's max == min case) -> null */
+    char weight_json[64];
     int32_t *in_ids;
     size_t n_in_ids;
     /* results */
@@ -92,11 +94,24 @@ static void put_ids(gr_buf *b, const int32_t *v, size_t n) {
     gr_buf_putc(b, ']');
 }
 
+/* A JSON string of valid UTF-8 s[0..n). (Workers do not use libjq: jq 1.6's
+ * jv is not safe to use from several threads.) */
 static void put_str(gr_buf *b, const char *s, size_t n) {
-    jv j = jv_string_sized(s, (int)n);
-    jv d = jv_dump_string(j, 0);
-    gr_buf_append(b, jv_string_value(d), (size_t)jv_string_length_bytes(jv_copy(d)));
-    jv_free(d);
+    gr_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': gr_buf_append(b, "\\\"", 2); break;
+        case '\\': gr_buf_append(b, "\\\\", 2); break;
+        case '\n': gr_buf_append(b, "\\n", 2); break;
+        case '\t': gr_buf_append(b, "\\t", 2); break;
+        case '\r': gr_buf_append(b, "\\r", 2); break;
+        default:
+            if (c < 0x20 || c == 0x7F) gr_buf_printf(b, "\\u%04x", c);
+            else gr_buf_putc(b, (char)c);
+        }
+    }
+    gr_buf_putc(b, '"');
 }
 
 static void run_job(const opts *o, job *j) {
@@ -107,7 +122,7 @@ static void run_job(const opts *o, job *j) {
         if (!j->head_empty) gr_buf_putc(b, ',');
         if (j->kind == 2) {
             gr_ids ids = {0};
-            gr_tokenizer_encode(o->tok, j->text, strlen(j->text), &ids, &err);
+            gr_tokenizer_encode(o->tok, j->text, j->text_len, &ids, &err);
             j->n_tokens = ids.n;
             if (o->mode == MODE_COUNT) gr_buf_printf(b, "\"n_tokens\":%zu}", ids.n);
             else { gr_buf_append(b, "\"ids\":", 6); put_ids(b, ids.v, ids.n); gr_buf_putc(b, '}'); }
@@ -167,12 +182,7 @@ static void run_job(const opts *o, job *j) {
         gr_buf_append(b, ",\"rejected_ids\":", 16);
         put_ids(b, r2.v, tr);
         if (j->weight_null) gr_buf_append(b, ",\"weight\":null", 14);
-        else {
-            /* jq's shortest round-trip form (0.9, not 0.90000000000000002) */
-            jv d = jv_dump_string(jv_number(j->weight), 0);
-            gr_buf_printf(b, ",\"weight\":%s", jv_string_value(d));
-            jv_free(d);
-        }
+        else gr_buf_printf(b, ",\"weight\":%s", j->weight_json);
         gr_buf_printf(b, ",\"template\":\"%s\"%s}", tname, j->truncated ? ",\"truncated\":true" : "");
         j->n_tokens = S + tc + tr;
     }
@@ -189,9 +199,15 @@ static void job_free(job *j) {
     memset(j, 0, sizeof *j);
 }
 
-static char *dup_field(jv rec, const char *key) {
+/* A copy of the string field, or NULL. *nul is set when it holds a NUL
+ * character (templates take C strings; such a record is refused). */
+static char *dup_field(jv rec, const char *key, int *nul) {
     const char *s = gr_jv_str(rec, key);
-    return s ? gr_xstrdup(s) : NULL;
+    if (!s) return NULL;
+    jv v = jv_object_get(jv_copy(rec), jv_string(key));
+    if ((size_t)jv_string_length_bytes(jv_copy(v)) != strlen(s)) *nul = 1;
+    jv_free(v);
+    return gr_xstrdup(s);
 }
 
 /* Fills j from rec (consumed). 0, or -1 with why in j->err. */
@@ -230,7 +246,11 @@ static int prepare(const opts *o, jv rec, long seq, job *j) {
                 return -1;
             }
             j->kind = 2;
-            j->text = gr_xstrdup(t);
+            jv tv = jv_object_get(jv_copy(rec), jv_string("text"));
+            j->text_len = (size_t)jv_string_length_bytes(jv_copy(tv)); /* may hold NUL */
+            j->text = gr_xmalloc(j->text_len + 1);
+            memcpy(j->text, t, j->text_len + 1);
+            jv_free(tv);
             rec = jv_object_delete(rec, jv_string(o->mode == MODE_COUNT ? "n_tokens" : "ids"));
         }
         j->head_empty = jv_object_length(jv_copy(rec)) == 0;
@@ -252,8 +272,9 @@ static int prepare(const opts *o, jv rec, long seq, job *j) {
         snprintf(tmp, sizeof tmp, "%ld", seq);
         j->id_json = gr_xstrdup(tmp);
     }
-    j->instruction = dup_field(rec, "instruction");
-    j->input = dup_field(rec, "input");
+    int nul = 0;
+    j->instruction = dup_field(rec, "instruction", &nul);
+    j->input = dup_field(rec, "input", &nul);
     int is_pair = gr_jv_has(rec, "chosen") || gr_jv_has(rec, "rejected");
     int rc = 0;
     if (!j->instruction && !j->input) {
@@ -261,8 +282,8 @@ static int prepare(const opts *o, jv rec, long seq, job *j) {
         rc = -1;
     } else if (is_pair) {
         j->kind = 1;
-        j->chosen = dup_field(rec, "chosen");
-        j->rejected = dup_field(rec, "rejected");
+        j->chosen = dup_field(rec, "chosen", &nul);
+        j->rejected = dup_field(rec, "rejected", &nul);
         if (!j->chosen || !j->rejected) {
             snprintf(j->err, sizeof j->err, "a pair record needs string `chosen` and `rejected`");
             rc = -1;
@@ -270,9 +291,14 @@ static int prepare(const opts *o, jv rec, long seq, job *j) {
         jv w = jv_object_get(jv_copy(rec), jv_string("sample_weight"));
         if (jv_get_kind(w) == JV_KIND_NUMBER) {
             j->weight = jv_number_value(w);
-            j->weight_null = isnan(j->weight);
+            j->weight_null = isnan(j->weight) || isinf(j->weight);
+            /* jq's shortest round-trip form (0.9, not 0.90000000000000002) */
+            jv d = jv_dump_string(jv_number(j->weight), 0);
+            snprintf(j->weight_json, sizeof j->weight_json, "%s", jv_string_value(d));
+            jv_free(d);
         } else if (!jv_is_valid(w) || jv_get_kind(w) == JV_KIND_NULL) {
             j->weight = 1.0; /* an unweighted pair */
+            snprintf(j->weight_json, sizeof j->weight_json, "1");
         } else {
             snprintf(j->err, sizeof j->err, "`sample_weight` is not a number");
             rc = -1;
@@ -280,11 +306,15 @@ static int prepare(const opts *o, jv rec, long seq, job *j) {
         jv_free(w);
     } else {
         j->kind = 0;
-        j->output = dup_field(rec, "output");
+        j->output = dup_field(rec, "output", &nul);
         if (!j->output) {
             snprintf(j->err, sizeof j->err, "no string `output` field");
             rc = -1;
         }
+    }
+    if (!rc && nul) {
+        snprintf(j->err, sizeof j->err, "a text field holds a NUL character (\\u0000)");
+        rc = -1;
     }
     jv_free(rec);
     return rc;
