@@ -117,7 +117,9 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
             sl->prefill = 0;
             float lp = 0;
             int tok = gr_sample(lg, V, &o->sampler, &sl->rng, &sb, o->logprobs ? &lp : NULL);
-            if (gr_model_is_eos(m, tok)) {
+            int is_stop = gr_model_is_eos(m, tok);
+            for (int k = 0; k < o->n_stop && !is_stop; k++) is_stop = o->stop[k] == tok;
+            if (is_stop) {
                 r->stop = GR_STOP_EOS;
                 r->eos_id = tok;
             } else {

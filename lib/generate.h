@@ -38,6 +38,8 @@ typedef struct gr_gen_opts {
     int logprobs;        /* 1: fill req->logprobs */
     const int *watch;    /* token ids whose logits are kept at every step */
     int n_watch;
+    const int *stop;     /* end ids besides the model's own (e.g. the template's eot) */
+    int n_stop;
     const int *prefix;   /* shared prefix tokens, or NULL */
     int n_prefix;
 } gr_gen_opts;
