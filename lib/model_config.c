@@ -1,6 +1,7 @@
 /* config.json of a LlamaForCausalLM checkpoint -> gr_model_config. */
 #include "model.h"
 #include <jv.h>
+#include "gr_utf8.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -138,6 +139,8 @@ int gr_config_parse(const char *json, size_t len, const char *name, gr_model_con
                     gr_err *err) {
     memset(c, 0, sizeof *c);
     if (len > (1u << 24)) return gr_errf(err, "%s: config larger than 16 MB", name);
+    size_t bad = gr_utf8_check(json, len); /* libjq 1.6 leaks on invalid UTF-8 */
+    if (bad != len) return gr_errf(err, "%s: invalid UTF-8 at byte %zu", name, bad);
     jv j = jv_parse_sized(json, (int)len);
     if (!jv_is_valid(j)) {
         jv msg = jv_invalid_get_msg(j);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jv.h>
+#include "gr_utf8.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +22,10 @@ static const struct { const char *name; int size; } dtypes[] = {
 const char *st_dtype_name(int d) { return d >= 0 && d < N_DTYPES ? dtypes[d].name : "?"; }
 int st_dtype_size(int d) { return d >= 0 && d < N_DTYPES ? dtypes[d].size : 0; }
 
-/* An integer-valued JSON number in [0, 2^53]. */
+/* An integer-valued JSON number in [0, 2^53]. Consumes v. */
 static int as_u64(jv v, uint64_t *out) {
-    if (jv_get_kind(v) != JV_KIND_NUMBER) return -1;
-    double d = jv_number_value(v);
+    double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
+    jv_free(v);
     if (!(d >= 0 && d <= 9007199254740992.0 && d == floor(d))) return -1;
     *out = (uint64_t)d;
     return 0;
@@ -118,6 +119,12 @@ st_file *st_open_mem(const void *data, size_t size, const char *name, gr_err *er
     }
     if (hlen > (100u << 20)) {
         gr_errf(err, "%s: header larger than 100 MB", name);
+        return NULL;
+    }
+    /* checked here: libjq 1.6 leaks on invalid UTF-8 */
+    size_t bad = gr_utf8_check((const char *)p + 8, (size_t)hlen);
+    if (bad != hlen) {
+        gr_errf(err, "%s: header: invalid UTF-8 at byte %zu", name, 8 + bad);
         return NULL;
     }
     jv j = jv_parse_sized((const char *)p + 8, (int)hlen);

@@ -54,3 +54,50 @@ exp = {
 with open(os.path.join(out, "meta.json"), "w") as f:
     json.dump(exp, f)
 print("wrote", path, os.path.getsize(path), "bytes")
+
+# --- quantized blocks: testdata/gguf/quant.gguf --------------------------------
+# For each type, tensor NAME (2 rows x 512 values, raw blocks) and NAME.expected
+# (F32, what gguf.quants.dequantize -- llama.cpp's reference in numpy -- gives).
+# Q8_0/Q4_0/Q4_1 come from gguf.quants.quantize of random floats; the K-quants
+# (which gguf-py cannot quantize) are random bytes with sane f16 scale fields.
+T = gguf.GGMLQuantizationType
+x = rng.standard_normal((2, 512)).astype(np.float32)
+
+def f16_bytes(n):
+    return rng.uniform(0.002, 0.05, n).astype(np.float16).view(np.uint8).reshape(n, 2)
+
+def kquant(t):
+    bsz = gguf.GGML_QUANT_SIZES[t][1]
+    nb = 2 * 512 // 256
+    raw = rng.integers(0, 256, (nb, bsz), dtype=np.uint8)
+    if t in (T.Q4_K, T.Q5_K):
+        raw[:, 0:2] = f16_bytes(nb)
+        raw[:, 2:4] = f16_bytes(nb)
+    else:  # Q6_K: d is the last two bytes
+        raw[:, bsz - 2:] = f16_bytes(nb)
+    return raw.reshape(2, -1)
+
+path = os.path.join(out, "quant.gguf")
+w = gguf.GGUFWriter(path, "llama")
+for t in (T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q5_K, T.Q6_K):
+    if t == T.F32:
+        raw = x.copy()
+    elif t == T.F16:
+        raw = x.astype(np.float16)
+    elif t in (T.Q4_K, T.Q5_K, T.Q6_K):
+        raw = kquant(t)
+    else:
+        raw = gguf.quants.quantize(x, t)
+    if t in (T.F32, T.F16):
+        w.add_tensor(t.name, raw)
+        deq = raw.astype(np.float32)
+    else:
+        w.add_tensor(t.name, raw, raw_shape=raw.shape, raw_dtype=t)
+        deq = gguf.quants.dequantize(raw, t).astype(np.float32)
+    assert deq.shape == (2, 512), (t, deq.shape)
+    w.add_tensor(t.name + ".expected", np.ascontiguousarray(deq))
+w.write_header_to_file()
+w.write_kv_data_to_file()
+w.write_tensors_to_file()
+w.close()
+print("wrote", path, os.path.getsize(path), "bytes")

@@ -90,6 +90,16 @@ def main():
         for fn in os.listdir(out):
             if fn not in ("config.json", "model.safetensors", "ref.json"):
                 os.remove(os.path.join(out, fn))
+        if name == "tiny-gqa-tied":
+            # the same weights as shards + model.safetensors.index.json
+            sh = os.path.join(root, name + "-sharded")
+            os.makedirs(sh, exist_ok=True)
+            model.save_pretrained(sh, safe_serialization=True, max_shard_size="100KB")
+            for fn in os.listdir(sh):
+                if fn == "config.json" or fn.endswith(".safetensors") or fn.endswith(".index.json"):
+                    continue
+                os.remove(os.path.join(sh, fn))
+            legacy_config(os.path.join(sh, "config.json"))
         print(name, {fn: os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out)})
 
 main()

@@ -8,8 +8,8 @@
 #include <jv.h>
 
 static const char *MODELS[] = {"tiny-gqa-tied", "tiny-mha-untied", "tiny-llama3-bf16",
-                               "tiny-oddhead-f16"};
-#define N_MODELS 4
+                               "tiny-oddhead-f16", "tiny-gqa-tied-sharded"};
+#define N_MODELS 5
 
 static char *path_of(const char *name, const char *file) {
     static char buf[4096];
@@ -19,7 +19,11 @@ static char *path_of(const char *name, const char *file) {
 }
 
 static jv load_ref(const char *name) {
-    FILE *f = fopen(path_of(name, "ref.json"), "rb");
+    char base[256];
+    snprintf(base, sizeof base, "%s", name);
+    char *sh = strstr(base, "-sharded"); /* same weights as the unsharded folder */
+    if (sh) *sh = 0;
+    FILE *f = fopen(path_of(base, "ref.json"), "rb");
     if (!f) return jv_invalid();
     gr_buf b = {0};
     char chunk[65536];

@@ -1,0 +1,126 @@
+/* gr-sample: k sampled guard outputs per record, for hard-sample mining. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "gr_cli.h"
+#include "guard_run.h"
+
+static const char usage_text[] =
+    "Usage: gr-sample [OPTIONS] [FILE...]\n"
+    "Samples k outputs of a guard model per alpaca record (instruction, input,\n"
+    "output) and writes sample records in the GuardReasoner form: prompt\n"
+    "(instruction + \"\\n\" + input), label (the record's output), predict (the\n"
+    "generated text), plus id, k (0..k-1), model, tokens. gr-mine reads them.\n"
+    "\n"
+    "  -m, --model PATH      Hugging Face folder or .gguf (default $GR_MODEL)\n"
+    "  -t, --tokenizer PATH  tokenizer (default: the model's)\n"
+    "  -k N                  samples per record (default 4)\n"
+    "  --temperature T       default 0.7   (the reference's settings)\n"
+    "  --top-p P             default 0.95\n"
+    "  --top-k K             default 0 (off)\n"
+    "  --seed N              random seed (default 0); a sample depends only on the\n"
+    "                        seed, the record's position and k: not on --batch or --threads\n"
+    "  --template NAME       raw (default), llama3, chatml\n"
+    "  --batch N             sequences decoding together (default 16)\n"
+    "  --max-tokens N        most generated tokens per sample (default 2048)\n"
+    "  --threads N           CPU threads (default: all cores)\n"
+    "  --model-name NAME     the `model` field (default: the model's file name)\n"
+    "  --map PROGRAM         jq program applied to every input record\n"
+    "  --strict              fail on a bad record instead of skipping it\n"
+    "  -o, --output FILE     write to FILE (atomically; .zst compresses)\n"
+    "  --resume              with -o: append, skipping (id, k) already in FILE\n"
+    "  -q, --quiet           no summary on stderr\n"
+    "  -h, --help            this help;   --version   the version\n"
+    "\n"
+    "Example:\n"
+    "  gr-sample -m R-SFT-1B/ -k 4 train.jsonl -o samples.jsonl --resume\n";
+
+enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
+       OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_VERSION };
+
+static void warn_cb(void *ud, const char *msg) {
+    (void)ud;
+    gr_msg("%s (skipped)", msg);
+}
+
+int main(int argc, char **argv) {
+    gr_prog = "gr-sample";
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 't'},
+        {"template", required_argument, 0, OPT_TEMPLATE}, {"batch", required_argument, 0, OPT_BATCH},
+        {"max-tokens", required_argument, 0, OPT_MAXTOK}, {"threads", required_argument, 0, OPT_THREADS},
+        {"temperature", required_argument, 0, OPT_TEMP}, {"top-p", required_argument, 0, OPT_TOPP},
+        {"top-k", required_argument, 0, OPT_TOPK}, {"seed", required_argument, 0, OPT_SEED},
+        {"model-name", required_argument, 0, OPT_NAME},
+        {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
+        {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
+        {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
+    gr_run_opts o = {.mode = GR_RUN_SAMPLE, .model_path = getenv("GR_MODEL"), .batch = 16,
+                     .max_tokens = 2048, .sampler = {0.7f, 0.95f, 0}, .k = 4};
+    gr_reader_opts ro = {0};
+    const char *out_path = NULL;
+    int resume = 0, quiet = 0, c;
+    gr_err err;
+    while ((c = getopt_long(argc, argv, "m:t:o:k:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model_path = optarg; break;
+        case 't': o.tokenizer_path = optarg; break;
+        case OPT_TEMPLATE:
+            if (gr_template_parse(optarg, &o.tmpl, &err)) gr_usage_error("--template: %s", err.msg);
+            break;
+        case OPT_BATCH: o.batch = (int)gr_parse_long("--batch", optarg, 1, 4096); break;
+        case OPT_MAXTOK: o.max_tokens = (int)gr_parse_long("--max-tokens", optarg, 1, 1 << 20); break;
+        case OPT_THREADS: o.threads = (int)gr_parse_long("--threads", optarg, 1, 256); break;
+        case OPT_TEMP: o.sampler.temperature = (float)gr_parse_double("--temperature", optarg, 0, 100); break;
+        case OPT_TOPP: o.sampler.top_p = (float)gr_parse_double("--top-p", optarg, 1e-9, 1); break;
+        case OPT_TOPK: o.sampler.top_k = (int)gr_parse_long("--top-k", optarg, 0, 1 << 24); break;
+        case OPT_SEED: o.seed = (uint64_t)gr_parse_long("--seed", optarg, 0, 0x7fffffffffffffffL); break;
+        case 'k': o.k = (int)gr_parse_long("-k", optarg, 1, 1000); break;
+        case OPT_NAME: o.model_name = optarg; break;
+        case OPT_MAP:
+            if (gr_map_check(optarg, &err)) gr_usage_error("--map: %s", err.msg);
+            ro.map = optarg;
+            break;
+        case OPT_STRICT: o.strict = 1; break;
+        case 'o': out_path = optarg; break;
+        case OPT_RESUME: resume = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-sample %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        default: gr_usage_error("unknown option");
+        }
+    }
+    if (!o.model_path || !*o.model_path) gr_usage_error("no model: give -m PATH or set GR_MODEL");
+    if (resume && (!out_path || strcmp(out_path, "-") == 0)) gr_usage_error("--resume needs -o FILE");
+    o.reader = &ro;
+    char *stdin_only[] = {"-"};
+    char **files = optind < argc ? argv + optind : stdin_only;
+    int n_files = optind < argc ? argc - optind : 1;
+    gr_writer_opts wo = {0};
+    if (resume) {
+        size_t cut;
+        if (gr_jsonl_cut_torn_tail(out_path, &cut, &err)) gr_die(1, "%s", err.msg);
+        if (cut && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, cut);
+        wo.append = 1;
+    }
+    gr_writer *w = gr_writer_open(out_path, &wo, &err);
+    if (!w) gr_die(1, "%s", err.msg);
+    gr_run_stats st;
+    if (gr_run(&o, files, n_files, resume ? out_path : NULL, w, warn_cb, NULL, &st, &err)) {
+        gr_msg("%s", err.msg);
+        if (resume) gr_writer_commit(w, &err); /* keep what was written: --resume continues */
+        else gr_writer_abort(w);
+        return 1;
+    }
+    if (gr_writer_commit(w, &err)) gr_die(1, "%s", err.msg);
+    if (!quiet)
+        gr_msg("%ld records: %ld samples written, %ld already done, %ld records skipped as bad, "
+               "%ld samples without an answer, %ld cut at --max-tokens; %ld prompt + %ld generated tokens in %.1f s "
+               "(%.1f tokens/s)", st.records, st.written, st.skipped_done, st.skipped_bad,
+               st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
+               st.seconds > 0 ? (double)st.generated_tokens / st.seconds : 0.0);
+    gr_close_stdout();
+    return 0;
+}

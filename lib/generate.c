@@ -1,0 +1,152 @@
+/* Continuous-batching generation: see generate.h. */
+#include "generate.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct slot {
+    int req;        /* index into reqs, -1 when free */
+    gr_kv *kv;
+    gr_rng rng;
+    int pending;    /* the token to feed next (decode) */
+    int prefill;    /* 1: the prompt is still to be fed */
+    int from;       /* first prompt token to feed (after the shared prefix) */
+} slot;
+
+void gr_gen_req_free(gr_gen_req *r) {
+    free(r->out);
+    free(r->logprobs);
+    free(r->watch);
+    r->out = NULL;
+    r->logprobs = NULL;
+    r->watch = NULL;
+    r->n_out = r->cap_out = 0;
+}
+
+static void push_token(gr_gen_req *r, int tok, float lp, const float *logits, const gr_gen_opts *o) {
+    if (r->n_out == r->cap_out) {
+        r->cap_out = r->cap_out ? 2 * r->cap_out : 64;
+        r->out = gr_xrealloc(r->out, sizeof(int) * (size_t)r->cap_out);
+        if (o->logprobs) r->logprobs = gr_xrealloc(r->logprobs, sizeof(float) * (size_t)r->cap_out);
+        if (o->n_watch)
+            r->watch = gr_xrealloc(r->watch, sizeof(float) * (size_t)r->cap_out * (size_t)o->n_watch);
+    }
+    r->out[r->n_out] = tok;
+    if (o->logprobs) r->logprobs[r->n_out] = lp;
+    for (int w = 0; w < o->n_watch; w++)
+        r->watch[(size_t)r->n_out * o->n_watch + w] = logits[o->watch[w]];
+    r->n_out++;
+}
+
+int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen_done done,
+                void *ud, gr_err *err) {
+    const gr_model *m = c->model;
+    int V = m->cfg.vocab_size;
+    int max_len = o->max_len > 0 && o->max_len < m->cfg.max_pos ? o->max_len : m->cfg.max_pos;
+    int B = o->max_batch > 0 ? o->max_batch : 1;
+    for (int w = 0; w < o->n_watch; w++)
+        if (o->watch[w] < 0 || o->watch[w] >= V) return gr_errf(err, "generate: watched id out of range");
+    int rc = 0;
+    gr_kv *prefix = NULL;
+    if (o->prefix && o->n_prefix > 0) {
+        prefix = gr_kv_new(m, NULL);
+        const int *pt = o->prefix;
+        int np = o->n_prefix;
+        if (gr_forward(c, &prefix, &pt, &np, 1, NULL, 0, err)) {
+            gr_kv_free(prefix);
+            return -1;
+        }
+    }
+    slot *slots = gr_xcalloc((size_t)B, sizeof *slots);
+    for (int s = 0; s < B; s++) slots[s].req = -1;
+    float *logits = gr_xmalloc(sizeof(float) * (size_t)B * (size_t)V);
+    gr_kv **kvs = gr_xmalloc(sizeof(gr_kv *) * (size_t)B);
+    const int **toks = gr_xmalloc(sizeof(int *) * (size_t)B);
+    int *ntok = gr_xmalloc(sizeof(int) * (size_t)B), *which = gr_xmalloc(sizeof(int) * (size_t)B);
+    gr_sample_buf sb;
+    gr_sample_buf_init(&sb, V);
+    int next = 0, active = 0;
+    for (;;) {
+        /* admit */
+        for (int s = 0; s < B && next < n; s++) {
+            if (slots[s].req >= 0) continue;
+            gr_gen_req *r = &reqs[next];
+            r->n_out = 0;
+            r->stop = GR_STOP_NONE;
+            r->eos_id = -1;
+            if (r->n_prompt < 1 || r->n_prompt >= max_len) {
+                r->stop = GR_STOP_TOO_LONG;
+                if (done) done(ud, r, next);
+                next++;
+                s--; /* try this slot again */
+                continue;
+            }
+            int use_prefix = prefix && r->n_prompt > o->n_prefix &&
+                             memcmp(r->prompt, o->prefix, sizeof(int) * (size_t)o->n_prefix) == 0;
+            slots[s].req = next;
+            slots[s].kv = gr_kv_new(m, use_prefix ? prefix : NULL);
+            slots[s].from = use_prefix ? o->n_prefix : 0;
+            slots[s].prefill = 1;
+            gr_rng_seed(&slots[s].rng, o->seed, r->stream);
+            next++;
+            active++;
+        }
+        if (active == 0) break;
+        /* one forward call: prefills and decode steps together */
+        int nb = 0;
+        for (int s = 0; s < B; s++) {
+            if (slots[s].req < 0) continue;
+            gr_gen_req *r = &reqs[slots[s].req];
+            kvs[nb] = slots[s].kv;
+            if (slots[s].prefill) {
+                toks[nb] = r->prompt + slots[s].from;
+                ntok[nb] = r->n_prompt - slots[s].from;
+            } else {
+                toks[nb] = &slots[s].pending;
+                ntok[nb] = 1;
+            }
+            which[nb++] = s;
+        }
+        if (gr_forward(c, kvs, toks, ntok, nb, logits, 0, err)) {
+            rc = -1;
+            break;
+        }
+        for (int b = 0; b < nb; b++) {
+            slot *sl = &slots[which[b]];
+            gr_gen_req *r = &reqs[sl->req];
+            const float *lg = logits + (size_t)b * V;
+            sl->prefill = 0;
+            float lp = 0;
+            int tok = gr_sample(lg, V, &o->sampler, &sl->rng, &sb, o->logprobs ? &lp : NULL);
+            int is_stop = gr_model_is_eos(m, tok);
+            for (int k = 0; k < o->n_stop && !is_stop; k++) is_stop = o->stop[k] == tok;
+            if (is_stop) {
+                r->stop = GR_STOP_EOS;
+                r->eos_id = tok;
+            } else {
+                push_token(r, tok, lp, lg, o);
+                if (r->n_out >= o->max_tokens || gr_kv_pos(sl->kv) + 1 >= max_len)
+                    r->stop = GR_STOP_LENGTH;
+            }
+            if (r->stop) {
+                gr_kv_free(sl->kv);
+                sl->kv = NULL;
+                int idx = sl->req;
+                sl->req = -1;
+                active--;
+                if (done) done(ud, r, idx);
+            } else {
+                sl->pending = tok;
+            }
+        }
+    }
+    for (int s = 0; s < B; s++) gr_kv_free(slots[s].kv);
+    gr_sample_buf_free(&sb);
+    free(slots);
+    free(logits);
+    free(kvs);
+    free(toks);
+    free(ntok);
+    free(which);
+    gr_kv_free(prefix);
+    return rc;
+}
