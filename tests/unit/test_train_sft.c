@@ -5,6 +5,7 @@
 #include "test.h"
 #include "checkpoint.h"
 #include "forward.h"
+#include "generate.h"
 #include "train_sft.h"
 #include <unistd.h>
 
@@ -75,28 +76,24 @@ TEST(learns_and_answers_through_inference) {
     CHECK_MSG(gr_hf_write(dir, m, "testdata/models/tiny-gqa-tied", 0, &err) == 0, "%s", err.msg);
     gr_model *tm = gr_model_load(dir, &err);
     CHECK_MSG(tm, "%s", err.msg);
+    /* gr-classify's generation path: batched greedy decoding until the eos (2) */
     gr_ctx *c = gr_ctx_new(tm, be);
-    int right = 0;
-    float *logits = malloc(sizeof(float) * 300);
+    gr_gen_req *reqs = calloc((size_t)d.n, sizeof *reqs);
     for (int e = 0; e < d.n; e++) {
-        gr_kv *kv = gr_kv_new(tm, NULL);
-        const int *toks = d.ids[e];
-        int n = d.n_prompt[e], ok = 1;
-        int cur[1];
-        for (int t = 0; t < 4 && ok; t++) {
-            const int *tp = t == 0 ? toks : cur;
-            int nt = t == 0 ? n : 1;
-            CHECK(gr_forward(c, &kv, &tp, &nt, 1, logits, 0, &err) == 0);
-            int best = 0;
-            for (int v = 1; v < 300; v++)
-                if (logits[v] > logits[best]) best = v;
-            ok = best == toks[n + t];
-            cur[0] = best;
-        }
-        right += ok;
-        gr_kv_free(kv);
+        reqs[e].prompt = d.ids[e];
+        reqs[e].n_prompt = d.n_prompt[e];
+        reqs[e].stream = (uint64_t)e;
     }
-    free(logits);
+    gr_gen_opts go = {.sampler = {.temperature = 0, .top_p = 1}, .max_tokens = 8, .max_batch = 8};
+    CHECK_MSG(gr_generate(c, reqs, d.n, &go, NULL, NULL, &err) == 0, "%s", err.msg);
+    int right = 0;
+    for (int e = 0; e < d.n; e++) {
+        const int *want = d.ids[e] + d.n_prompt[e]; /* three reversed tokens, then eos */
+        right += reqs[e].stop == GR_STOP_EOS && reqs[e].n_out == 3 &&
+                 !memcmp(reqs[e].out, want, 3 * sizeof(int));
+        gr_gen_req_free(&reqs[e]);
+    }
+    free(reqs);
     CHECK_MSG(right >= d.n - 1, "%d of %d answered right", right, d.n);
     char p[256];
     const char *files[] = {"model.safetensors", "config.json", "generation_config.json"};
