@@ -6,6 +6,7 @@
 #include "train_sft.h"
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,10 @@ static void log_line(gr_writer *w, const char *s) {
 
 int main(int argc, char **argv) {
     gr_prog = "gr-sft";
+    /* The ops allocate large scratch matrices every call; keep them on the heap
+     * (glibc would mmap and unmap them, paying page faults each time). */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     gr_sft_opts o;
     gr_sft_opts_default(&o);
     const char *base = getenv("GR_MODEL"), *data = NULL, *out = NULL, *eval_path = NULL,

@@ -14,30 +14,38 @@
 #endif
 
 /* ---- GEMM ---------------------------------------------------------------- */
-enum { MR = 6, NR = 16, KB = 256, MB = 48, NB = 128 };
+enum { MR = 6, NR = 16, KB = 512, MB = 96, NB = 128 };
 
 /* C[MR][NR] (ldc) = (load ? C : 0) + A[MR][k] (lda) · B[k][NR] (ldb) */
 static void micro_6x16(int k, const float *A, int lda, const float *B, int ldb, float *C,
                        int ldc, int load) {
 #if defined(__AVX2__) && defined(__FMA__)
-    __m256 c[MR][2];
-    for (int i = 0; i < MR; i++) {
-        c[i][0] = load ? _mm256_loadu_ps(C + (size_t)i * ldc) : _mm256_setzero_ps();
-        c[i][1] = load ? _mm256_loadu_ps(C + (size_t)i * ldc + 8) : _mm256_setzero_ps();
-    }
+    /* Twelve named accumulators: an array would live on the stack at -O2. */
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+#define LD(r, x0, x1)                                                                     \
+    x0 = load ? _mm256_loadu_ps(C + (size_t)(r) * ldc) : _mm256_setzero_ps();             \
+    x1 = load ? _mm256_loadu_ps(C + (size_t)(r) * ldc + 8) : _mm256_setzero_ps();
+    LD(0, c00, c01) LD(1, c10, c11) LD(2, c20, c21) LD(3, c30, c31) LD(4, c40, c41) LD(5, c50, c51)
+#undef LD
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda,
+                *a4 = A + 4 * (size_t)lda, *a5 = A + 5 * (size_t)lda;
     for (int p = 0; p < k; p++) {
         __m256 b0 = _mm256_loadu_ps(B + (size_t)p * ldb);
         __m256 b1 = _mm256_loadu_ps(B + (size_t)p * ldb + 8);
-        for (int i = 0; i < MR; i++) {
-            __m256 a = _mm256_broadcast_ss(A + (size_t)i * lda + p);
-            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
-            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
-        }
+        __m256 a;
+#define FM(ar, x0, x1)                                                                    \
+    a = _mm256_broadcast_ss(ar + p);                                                      \
+    x0 = _mm256_fmadd_ps(a, b0, x0);                                                      \
+    x1 = _mm256_fmadd_ps(a, b1, x1);
+        FM(a0, c00, c01) FM(a1, c10, c11) FM(a2, c20, c21) FM(a3, c30, c31) FM(a4, c40, c41)
+        FM(a5, c50, c51)
+#undef FM
     }
-    for (int i = 0; i < MR; i++) {
-        _mm256_storeu_ps(C + (size_t)i * ldc, c[i][0]);
-        _mm256_storeu_ps(C + (size_t)i * ldc + 8, c[i][1]);
-    }
+#define ST(r, x0, x1)                                                                     \
+    _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
+    _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
+    ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51)
+#undef ST
 #else
     float c[MR][NR];
     for (int i = 0; i < MR; i++)
@@ -65,19 +73,24 @@ static void gemm_task(void *ctx, int t) {
     int i0 = (t / j->nbn) * MB, j0 = (t % j->nbn) * NB;
     int i1 = i0 + MB < j->M ? i0 + MB : j->M, j1 = j0 + NB < j->N ? j0 + NB : j->N;
     float ta[MR * KB], tb[KB * NR], tc[MR * NR];
-    for (int k0 = 0; k0 < j->K; k0 += KB) {
-        int kk = j->K - k0 < KB ? j->K - k0 : KB;
+    /* k blocks of equal size (at most KB): fewer passes over C */
+    int nkb = (j->K + KB - 1) / KB, kb = (j->K + nkb - 1) / nkb;
+    for (int k0 = 0; k0 < j->K; k0 += kb) {
+        int kk = j->K - k0 < kb ? j->K - k0 : kb;
         int load = k0 > 0 || j->acc;
         for (int jj = j0; jj < j1; jj += NR) {
             int nr = j1 - jj < NR ? j1 - jj : NR;
-            const float *B = j->B + (size_t)k0 * j->ldb + jj;
-            int ldb = j->ldb;
-            if (nr < NR) {
-                for (int p = 0; p < kk; p++)
-                    for (int q = 0; q < NR; q++) tb[p * NR + q] = q < nr ? B[(size_t)p * ldb + q] : 0;
-                B = tb;
-                ldb = NR;
+            /* Pack the (kk x 16) panel of B: contiguous rows, whatever B's row
+             * stride (the LM head's is the vocabulary: one page per row). */
+            const float *Bs = j->B + (size_t)k0 * j->ldb + jj;
+            for (int p = 0; p < kk; p++) {
+                if (nr == NR)
+                    memcpy(tb + p * NR, Bs + (size_t)p * j->ldb, sizeof(float) * NR);
+                else
+                    for (int q = 0; q < NR; q++) tb[p * NR + q] = q < nr ? Bs[(size_t)p * j->ldb + q] : 0;
             }
+            const float *B = tb;
+            int ldb = NR;
             for (int ii = i0; ii < i1; ii += MR) {
                 int mr = i1 - ii < MR ? i1 - ii : MR;
                 const float *A = j->A + (size_t)ii * j->lda + k0;

@@ -10,7 +10,9 @@
  *   header: u64 step, u64 seed, u64 n_examples, u64 micro_batch, u64 grad_accum,
  *           u64 epochs, u64 T, u64 adam_t, u64 n_params, f64 lr
  *   f32 params[n_params] (the master weights), f32 m[n_params], f32 v[n_params]
- *   u64 FNV-1a of every byte before it
+ *   u64 checksum of every byte before it: FNV-1a 64 over 8-byte little-endian
+ *   words (the header and each array are a multiple of 8 bytes, or the last
+ *   bytes one by one)
  * A checkpoint folder OUT/checkpoint-STEP holds both; it is written as
  * OUT/.checkpoint-STEP.tmp and renamed, so a crash never leaves a half
  * checkpoint under the final name. */
