@@ -245,88 +245,141 @@ static void cpu_rope(gr_backend *b, float *x, const int *pos, int n, int heads, 
         }
 }
 
-/* ---- attention ------------------------------------------------------------- */
+/* ---- attention -------------------------------------------------------------
+ * Blocks of QB queries against all the keys they see, through the GEMM (run
+ * serially inside a task): S = Q Kᵀ, softmax with the causal mask, O = P V.
+ * The backward recomputes P from the saved log-sum-exp (flash-attention style)
+ * and runs per (sequence, kv head), which owns that head's dK and dV. */
+enum { QB = 64 };
+
+static void gemm_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                        float *C, int ldc, int accumulate) {
+    if (M <= 0 || N <= 0) return;
+    gemm_job j = {M, N, K, lda, ldb, ldc, accumulate, (N + NB - 1) / NB, A, B, C};
+    int nt = ((M + MB - 1) / MB) * j.nbn;
+    for (int t = 0; t < nt; t++) gemm_task(&j, t);
+}
+
 typedef struct att_job {
     float *out, *lse, *dq, *dk, *dv;
     const float *q, *k, *v, *dout, *o, *clse;
     const int *start;
-    int n_seq, H, Hkv, hd, max_len;
+    const int *tasks;     /* forward: (seq, head, block) triples */
+    int n_seq, H, Hkv, hd;
 } att_job;
+
+/* dst (hd, n) = the head's rows [0, n) of src (row stride ld)ᵀ */
+static void head_transpose(float *dst, const float *src, int n, int ld, int hd) {
+    for (int p = 0; p < n; p++)
+        for (int d = 0; d < hd; d++) dst[(size_t)d * n + p] = src[(size_t)p * ld + d];
+}
 
 static void att_fwd_task(void *ctx, int task) {
     const att_job *j = ctx;
-    int s = task / j->H, h = task % j->H, kh = h / (j->H / j->Hkv);
-    int r0 = j->start[s], len = j->start[s + 1] - r0;
-    int hd = j->hd, QD = j->H * hd, KD = j->Hkv * hd;
+    int s = j->tasks[3 * task], h = j->tasks[3 * task + 1], qb = j->tasks[3 * task + 2];
+    int kh = h / (j->H / j->Hkv), hd = j->hd, QD = j->H * hd, KD = j->Hkv * hd;
+    int r0 = j->start[s], i0 = qb * QB, len = j->start[s + 1] - r0;
+    int i1 = i0 + QB < len ? i0 + QB : len, m = i1 - i0, n = i1;
     float scale = 1.0f / sqrtf((float)hd);
-    float *sc = gr_xmalloc(sizeof(float) * (size_t)(len ? len : 1));
-    for (int i = 0; i < len; i++) {
-        const float *q = j->q + (size_t)(r0 + i) * QD + (size_t)h * hd;
-        float m = -INFINITY;
-        for (int p = 0; p <= i; p++) {
-            sc[p] = dot8(q, j->k + (size_t)(r0 + p) * KD + (size_t)kh * hd, hd) * scale;
-            if (sc[p] > m) m = sc[p];
+    float *kT = gr_xmalloc(sizeof(float) * (size_t)hd * (size_t)n);
+    float *S = gr_xmalloc(sizeof(float) * (size_t)m * (size_t)n);
+    head_transpose(kT, j->k + (size_t)r0 * KD + (size_t)kh * hd, n, KD, hd);
+    gemm_serial(m, n, hd, j->q + (size_t)(r0 + i0) * QD + (size_t)h * hd, QD, kT, n, S, n, 0);
+    for (int r = 0; r < m; r++) {
+        float *row = S + (size_t)r * n;
+        int last = i0 + r; /* keys 0..last */
+        float mx = -INFINITY;
+        for (int p = 0; p <= last; p++) {
+            row[p] *= scale;
+            if (row[p] > mx) mx = row[p];
         }
         float sum = 0;
-        for (int p = 0; p <= i; p++) {
-            sc[p] = expf(sc[p] - m);
-            sum += sc[p];
+        for (int p = 0; p <= last; p++) {
+            row[p] = expf(row[p] - mx);
+            sum += row[p];
         }
-        float *o = j->out + (size_t)(r0 + i) * QD + (size_t)h * hd;
-        memset(o, 0, sizeof(float) * (size_t)hd);
         float inv = 1.0f / sum;
-        for (int p = 0; p <= i; p++) {
-            const float *v = j->v + (size_t)(r0 + p) * KD + (size_t)kh * hd;
-            float w = sc[p] * inv;
-            for (int d = 0; d < hd; d++) o[d] += w * v[d];
-        }
-        j->lse[(size_t)(r0 + i) * j->H + h] = m + logf(sum);
+        for (int p = 0; p <= last; p++) row[p] *= inv;
+        for (int p = last + 1; p < n; p++) row[p] = 0;
+        j->lse[(size_t)(r0 + i0 + r) * j->H + h] = mx + logf(sum);
     }
-    free(sc);
+    gemm_serial(m, hd, n, S, n, j->v + (size_t)r0 * KD + (size_t)kh * hd, KD,
+                j->out + (size_t)(r0 + i0) * QD + (size_t)h * hd, QD, 0);
+    free(kT);
+    free(S);
 }
 
 static void cpu_attention_fwd(gr_backend *b, float *out, float *lse, const float *q,
                               const float *k, const float *v, const int *start, int n_seq, int H,
                               int Hkv, int hd) {
-    att_job j = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .start = start, .n_seq = n_seq,
-                 .H = H, .Hkv = Hkv, .hd = hd};
-    gr_cpu_parallel(b, att_fwd_task, &j, n_seq * H);
+    int nt = 0;
+    for (int s = 0; s < n_seq; s++) nt += H * ((start[s + 1] - start[s] + QB - 1) / QB);
+    int *tasks = gr_xmalloc(sizeof(int) * 3 * (size_t)(nt ? nt : 1)), t = 0;
+    for (int s = 0; s < n_seq; s++)
+        for (int h = 0; h < H; h++)
+            for (int qb = 0; qb * QB < start[s + 1] - start[s]; qb++) {
+                tasks[3 * t] = s;
+                tasks[3 * t + 1] = h;
+                tasks[3 * t + 2] = qb;
+                t++;
+            }
+    att_job j = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .start = start, .tasks = tasks,
+                 .n_seq = n_seq, .H = H, .Hkv = Hkv, .hd = hd};
+    gr_cpu_parallel(b, att_fwd_task, &j, nt);
+    free(tasks);
 }
 
-/* One (sequence, kv head): owns dk/dv of that head and dq of its query heads. */
 static void att_bwd_task(void *ctx, int task) {
     const att_job *j = ctx;
     int s = task / j->Hkv, kh = task % j->Hkv, grp = j->H / j->Hkv;
     int r0 = j->start[s], len = j->start[s + 1] - r0;
     int hd = j->hd, QD = j->H * hd, KD = j->Hkv * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int i = 0; i < len; i++) {
-        memset(j->dk + (size_t)(r0 + i) * KD + (size_t)kh * hd, 0, sizeof(float) * (size_t)hd);
-        memset(j->dv + (size_t)(r0 + i) * KD + (size_t)kh * hd, 0, sizeof(float) * (size_t)hd);
+    size_t bl = (size_t)QB * (size_t)len;
+    float *kT = gr_xmalloc(sizeof(float) * (size_t)hd * (size_t)len);
+    float *vT = gr_xmalloc(sizeof(float) * (size_t)hd * (size_t)len);
+    float *P = gr_xmalloc(sizeof(float) * bl), *dP = gr_xmalloc(sizeof(float) * bl);
+    float *T = gr_xmalloc(sizeof(float) * bl);
+    const float *Kh = j->k + (size_t)r0 * KD + (size_t)kh * hd;
+    const float *Vh = j->v + (size_t)r0 * KD + (size_t)kh * hd;
+    float *dKh = j->dk + (size_t)r0 * KD + (size_t)kh * hd;
+    float *dVh = j->dv + (size_t)r0 * KD + (size_t)kh * hd;
+    head_transpose(kT, Kh, len, KD, hd);
+    head_transpose(vT, Vh, len, KD, hd);
+    for (int p = 0; p < len; p++) {
+        memset(dKh + (size_t)p * KD, 0, sizeof(float) * (size_t)hd);
+        memset(dVh + (size_t)p * KD, 0, sizeof(float) * (size_t)hd);
     }
     for (int h = kh * grp; h < (kh + 1) * grp; h++)
-        for (int i = 0; i < len; i++) {
-            size_t qo = (size_t)(r0 + i) * QD + (size_t)h * hd;
-            const float *q = j->q + qo, *go = j->dout + qo, *o = j->o + qo;
-            float L = j->clse[(size_t)(r0 + i) * j->H + h];
-            float D = dot8(go, o, hd);
-            float *dq = j->dq + qo;
-            memset(dq, 0, sizeof(float) * (size_t)hd);
-            for (int p = 0; p <= i; p++) {
-                const float *kr = j->k + (size_t)(r0 + p) * KD + (size_t)kh * hd;
-                const float *vr = j->v + (size_t)(r0 + p) * KD + (size_t)kh * hd;
-                float P = expf(dot8(q, kr, hd) * scale - L);
-                float dp = dot8(go, vr, hd);
-                float d = P * (dp - D) * scale;
-                float *dkr = j->dk + (size_t)(r0 + p) * KD + (size_t)kh * hd;
-                float *dvr = j->dv + (size_t)(r0 + p) * KD + (size_t)kh * hd;
-                for (int e = 0; e < hd; e++) {
-                    dq[e] += d * kr[e];
-                    dkr[e] += d * q[e];
-                    dvr[e] += P * go[e];
+        for (int i0 = 0; i0 < len; i0 += QB) {
+            int i1 = i0 + QB < len ? i0 + QB : len, m = i1 - i0, n = i1;
+            size_t qo = (size_t)(r0 + i0) * QD + (size_t)h * hd;
+            /* P = exp(scale·Q Kᵀ − lse) under the mask; dP = dO Vᵀ (kT/vT have ld len) */
+            gemm_serial(m, n, hd, j->q + qo, QD, kT, len, P, n, 0);
+            gemm_serial(m, n, hd, j->dout + qo, QD, vT, len, dP, n, 0);
+            for (int r = 0; r < m; r++) {
+                int last = i0 + r;
+                float L = j->clse[(size_t)(r0 + i0 + r) * j->H + h];
+                float D = dot8(j->dout + qo + (size_t)r * QD, j->o + qo + (size_t)r * QD, hd);
+                float *pr = P + (size_t)r * n, *dr = dP + (size_t)r * n;
+                for (int p = 0; p < n; p++) {
+                    float pv = p <= last ? expf(pr[p] * scale - L) : 0.0f;
+                    pr[p] = pv;
+                    dr[p] = pv * (dr[p] - D) * scale; /* dS */
                 }
             }
+            /* dQ = dS K;  dK += dSᵀ Q;  dV += Pᵀ dO */
+            gemm_serial(m, hd, n, dP, n, Kh, KD, j->dq + qo, QD, 0);
+            transpose(T, dP, m, n);
+            gemm_serial(n, hd, m, T, m, j->q + qo, QD, dKh, KD, 1);
+            transpose(T, P, m, n);
+            gemm_serial(n, hd, m, T, m, j->dout + qo, QD, dVh, KD, 1);
         }
+    free(kT);
+    free(vT);
+    free(P);
+    free(dP);
+    free(T);
 }
 
 static void cpu_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, const float *dout,

@@ -114,7 +114,7 @@ TEST(rope_backward) {
     free(c.x); free(c.y); free(c.r); free(g);
 }
 
-/* ---- attention (two sequences, GQA 4 heads over 2) ---- */
+/* ---- attention (two sequences, the second longer than a 64-query block; GQA 4 heads over 2) ---- */
 typedef struct { float *q, *k, *v, *o, *lse, *r; int *start; int n_seq, H, Hkv, hd, n; } at_ctx;
 static double at_loss(void *c_) {
     at_ctx *c = c_;
@@ -123,16 +123,16 @@ static double at_loss(void *c_) {
 }
 TEST(attention_backward) {
     char msg[256];
-    int start[3] = {0, 5, 9};
-    at_ctx c = {NULL, NULL, NULL, NULL, NULL, NULL, start, 2, 4, 2, 6, 9};
+    int start[3] = {0, 5, 75};
+    at_ctx c = {NULL, NULL, NULL, NULL, NULL, NULL, start, 2, 4, 2, 6, 75};
     int QN = c.n * c.H * c.hd, KN = c.n * c.Hkv * c.hd;
     c.q = rnd(QN, 1); c.k = rnd(KN, 1); c.v = rnd(KN, 1); c.o = rnd(QN, 1);
     c.lse = rnd(c.n * c.H, 1); c.r = rnd(QN, 1);
     at_loss(&c);
-    /* forward against a direct softmax for one row: sequence 2, token 3, head 3 */
-    {
-        int t = 8, h = 3, kh = 1;
-        double s[9], m = -1e30, z = 0;
+    /* forward against a direct softmax for rows of sequence 2 (token 67 is in its second block), head 3 */
+    for (int t = 8; t < 75; t += 59) {
+        int h = 3, kh = 1;
+        double s[75], m = -1e30, z = 0;
         for (int p = 5; p <= t; p++) {
             s[p] = dotd(c.q + t * 24 + h * 6, c.k + p * 12 + kh * 6, 6) / sqrt(6.0);
             m = fmax(m, s[p]);
