@@ -40,6 +40,7 @@ static const char usage_text[] =
     "  --max-steps N            stop after N steps (the schedule keeps its length)\n"
     "  --save-every N           checkpoint every N steps (0: only at the end)\n"
     "  --save-dtype TYPE        bf16 (default) or f32 weights in model.safetensors\n"
+    "  --no-save                write no checkpoint and no model (benchmarks)\n"
     "  --resume                 continue from the newest checkpoint in --out\n"
     "  --eval-data FILE         held-out token records: loss every --eval-every\n"
     "  --eval-every N           steps between evaluations (0: only at the end)\n"
@@ -56,7 +57,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_DATA, O_OUT, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM, O_WD, O_LOSSAVG,
     O_CUTOFF, O_SEED, O_MAXSTEPS, O_SAVE, O_SAVEDT, O_RESUME, O_EVAL, O_EVALEVERY, O_LOG,
-    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION
+    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE
 };
 
 static double now_s(void) {
@@ -130,14 +131,15 @@ int main(int argc, char **argv) {
     const char *base = getenv("GR_MODEL"), *data = NULL, *out = NULL, *eval_path = NULL,
                *log_path = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
-    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0;
+    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"lr", 1, 0, O_LR},
         {"epochs", 1, 0, O_EPOCHS}, {"micro-batch", 1, 0, O_MB}, {"grad-accum", 1, 0, O_GA},
         {"max-grad-norm", 1, 0, O_MGN}, {"warmup-steps", 1, 0, O_WARM},
         {"weight-decay", 1, 0, O_WD}, {"loss-average", 1, 0, O_LOSSAVG},
         {"cutoff", 1, 0, O_CUTOFF}, {"seed", 1, 0, O_SEED}, {"max-steps", 1, 0, O_MAXSTEPS},
-        {"save-every", 1, 0, O_SAVE}, {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
+        {"save-every", 1, 0, O_SAVE}, {"no-save", 0, 0, O_NOSAVE},
+        {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
         {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY}, {"log", 1, 0, O_LOG},
         {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
@@ -170,6 +172,7 @@ int main(int argc, char **argv) {
             else gr_usage_error("--save-dtype: 'bf16' or 'f32', not '%s'", optarg);
             break;
         case O_RESUME: resume = 1; break;
+        case O_NOSAVE: no_save = 1; break;
         case O_EVAL: eval_path = optarg; break;
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
         case O_LOG: log_path = optarg; break;
@@ -190,6 +193,7 @@ int main(int argc, char **argv) {
     if (!data) gr_usage_error("--data FILE is required");
     if (!out) gr_usage_error("--out DIR is required");
     if (quiet) progress = 0;
+    if (no_save && (save_every || resume)) gr_usage_error("--no-save goes with neither --save-every nor --resume");
 
     gr_err err;
     uint64_t have = 0;
@@ -297,7 +301,8 @@ int main(int argc, char **argv) {
     gr_train_state st = {(uint64_t)s.step, o.seed, (uint64_t)td.n, (uint64_t)o.micro_batch,
                          (uint64_t)o.grad_accum, (uint64_t)o.epochs, (uint64_t)s.T,
                          (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v};
-    if (gr_checkpoint_save(out, tm, base, f32, &st, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    if (!no_save && gr_checkpoint_save(out, tm, base, f32, &st, &err))
+        gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (ed.n) {
         double el2;
         if (gr_sft_eval(&s, &ed, &el2, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
@@ -305,7 +310,7 @@ int main(int argc, char **argv) {
         log_line(lw, line);
         if (!quiet) gr_msg("eval loss %.6f", el2);
     }
-    if (gr_hf_write(out, tm, base, f32, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    if (!no_save && gr_hf_write(out, tm, base, f32, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (lw && gr_writer_commit(lw, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
     gr_sft_free(&s);
