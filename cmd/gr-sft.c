@@ -45,6 +45,8 @@ static const char usage_text[] =
     "  --eval-data FILE         held-out token records: loss every --eval-every\n"
     "  --eval-every N           steps between evaluations (0: only at the end)\n"
     "  --log FILE               one JSON line per step (appended; cut back on --resume)\n"
+    "  --recompute              keep only each layer's input and recompute the rest\n"
+    "                           in the backward pass (less memory, ~1/3 more time)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
     "  --device cpu             the device (only the CPU in this build)\n"
     "  --progress, --quiet      force / silence the progress line on stderr\n"
@@ -57,7 +59,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_DATA, O_OUT, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM, O_WD, O_LOSSAVG,
     O_CUTOFF, O_SEED, O_MAXSTEPS, O_SAVE, O_SAVEDT, O_RESUME, O_EVAL, O_EVALEVERY, O_LOG,
-    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE
+    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE
 };
 
 static double now_s(void) {
@@ -141,7 +143,7 @@ int main(int argc, char **argv) {
         {"save-every", 1, 0, O_SAVE}, {"no-save", 0, 0, O_NOSAVE},
         {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
         {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY}, {"log", 1, 0, O_LOG},
-        {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
+        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     int c;
@@ -173,6 +175,7 @@ int main(int argc, char **argv) {
             break;
         case O_RESUME: resume = 1; break;
         case O_NOSAVE: no_save = 1; break;
+        case O_RECOMPUTE: o.recompute = 1; break;
         case O_EVAL: eval_path = optarg; break;
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
         case O_LOG: log_path = optarg; break;
@@ -256,7 +259,7 @@ int main(int argc, char **argv) {
     if (!quiet)
         gr_msg("%d examples, %lld micro-batches/epoch, %lld steps (%lld/epoch), %lld params, %lld bytes of activations/token",
                td.n, (long long)s.M, (long long)s.T, (long long)s.steps_per_epoch,
-               (long long)tm->n_params, (long long)gr_tact_bytes_per_token(&tm->cfg));
+               (long long)tm->n_params, (long long)gr_tact_bytes_per_token(&tm->cfg, o.recompute));
     double t0 = now_s();
     int64_t tok_run = 0;
     char line[1024];
@@ -312,7 +315,8 @@ int main(int argc, char **argv) {
     }
     if (!no_save && gr_hf_write(out, tm, base, f32, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (lw && gr_writer_commit(lw, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
+    if (!quiet && no_save) gr_msg("done: %lld steps (--no-save: nothing written)", (long long)s.step);
+    else if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
     gr_sft_free(&s);
     gr_train_model_free(tm);
     gr_tdata_free(&td);

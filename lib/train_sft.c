@@ -20,7 +20,7 @@ int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft
     s->steps_per_epoch = (s->M + o->grad_accum - 1) / o->grad_accum;
     int64_t full = s->M / o->grad_accum;
     s->T = (int64_t)o->epochs * (full > 1 ? full : 1);
-    s->act = gr_tact_new();
+    s->act = gr_tact_new(o->recompute);
     gr_adamw_init(&s->opt, m->n_params);
     s->opt.weight_decay = (float)o->weight_decay;
     s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);

@@ -29,6 +29,7 @@ typedef struct gr_sft_opts {
     uint64_t seed;          /* 42 */
     int loss_micro;         /* 0: token mean over the step; 1: mean of micro-batch means */
     int64_t max_steps;      /* 0: T from the epochs; else stop after this many (T unchanged) */
+    int recompute;          /* activation recomputation (gr_tact_new) */
 } gr_sft_opts;
 
 void gr_sft_opts_default(gr_sft_opts *o);

@@ -33,6 +33,12 @@ steps=$(wc -l <"$T/a.log")
 expect sft_refuses_existing 1 "$S" --base "$M" --data "$D" --out "$T/a" $COMMON
 grep_check sft_refuses_existing_msg "$T/err" "use --resume"
 
+# Activation recomputation changes nothing but memory and time.
+expect sft_recompute 0 "$S" --base "$M" --data "$D" --out "$T/r" $COMMON --epochs 3 --save-dtype f32 \
+    --threads 1 --recompute
+cmp -s "$T/a/model.safetensors" "$T/r/model.safetensors" && ok sft_recompute_same ||
+    fail sft_recompute_same "weights differ with --recompute"
+
 # The same run killed by SIGKILL after step 7 (last checkpoint: 6), then resumed.
 GR_SFT_TEST_KILL_AT_STEP=7 "$S" --base "$M" --data "$D" --out "$T/b" $COMMON --epochs 3 \
     --save-every 3 --save-dtype f32 --threads 2 --log "$T/b.log" >/dev/null 2>&1 &
