@@ -44,6 +44,8 @@ static const char usage_text[] =
     "  --resume                 continue from the newest checkpoint in --out\n"
     "  --eval-data FILE         held-out token records: loss every --eval-every\n"
     "  --eval-every N           steps between evaluations (0: only at the end)\n"
+    "  --eval-only              no training: print the loss of --base on --eval-data\n"
+    "                           as {\"eval_loss\":X,\"targets\":N} on stdout\n"
     "  --log FILE               one JSON line per step (appended; cut back on --resume)\n"
     "  --recompute              keep only each layer's input and recompute the rest\n"
     "                           in the backward pass (less memory, ~1/3 more time)\n"
@@ -59,7 +61,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_DATA, O_OUT, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM, O_WD, O_LOSSAVG,
     O_CUTOFF, O_SEED, O_MAXSTEPS, O_SAVE, O_SAVEDT, O_RESUME, O_EVAL, O_EVALEVERY, O_LOG,
-    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE
+    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY
 };
 
 static double now_s(void) {
@@ -133,7 +135,7 @@ int main(int argc, char **argv) {
     const char *base = getenv("GR_MODEL"), *data = NULL, *out = NULL, *eval_path = NULL,
                *log_path = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
-    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0;
+    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0, eval_only = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"lr", 1, 0, O_LR},
         {"epochs", 1, 0, O_EPOCHS}, {"micro-batch", 1, 0, O_MB}, {"grad-accum", 1, 0, O_GA},
@@ -142,7 +144,8 @@ int main(int argc, char **argv) {
         {"cutoff", 1, 0, O_CUTOFF}, {"seed", 1, 0, O_SEED}, {"max-steps", 1, 0, O_MAXSTEPS},
         {"save-every", 1, 0, O_SAVE}, {"no-save", 0, 0, O_NOSAVE},
         {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
-        {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY}, {"log", 1, 0, O_LOG},
+        {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY},
+        {"eval-only", 0, 0, O_EVALONLY}, {"log", 1, 0, O_LOG},
         {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
@@ -176,6 +179,7 @@ int main(int argc, char **argv) {
         case O_RESUME: resume = 1; break;
         case O_NOSAVE: no_save = 1; break;
         case O_RECOMPUTE: o.recompute = 1; break;
+        case O_EVALONLY: eval_only = 1; break;
         case O_EVAL: eval_path = optarg; break;
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
         case O_LOG: log_path = optarg; break;
@@ -193,6 +197,31 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) gr_usage_error("unexpected argument '%s'", argv[optind]);
     if (!base || !*base) gr_usage_error("--base MODEL is required (or set GR_MODEL)");
+    if (eval_only) {
+        if (!eval_path) gr_usage_error("--eval-only needs --eval-data FILE");
+        gr_err err;
+        gr_model *gm = gr_model_load(base, &err);
+        if (!gm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_tdata ed;
+        if (gr_tdata_load(eval_path, gm->cfg.vocab_size, (int)cutoff, &ed, &err))
+            gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_backend *be = gr_backend_cpu((int)threads);
+        gr_train_model *tm = gr_train_model_new(gm, be, &err);
+        if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_tact *act = gr_tact_new(o.recompute);
+        double loss;
+        int64_t nt;
+        if (gr_train_eval(tm, act, &ed, o.micro_batch, &loss, &nt, &err))
+            gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        printf("{\"eval_loss\":%.9g,\"targets\":%lld}\n", loss, (long long)nt);
+        gr_tact_free(act);
+        gr_train_model_free(tm);
+        gr_backend_free(be);
+        gr_tdata_free(&ed);
+        gr_model_free(gm);
+        gr_close_stdout();
+        return 0;
+    }
     if (!data) gr_usage_error("--data FILE is required");
     if (!out) gr_usage_error("--out DIR is required");
     if (quiet) progress = 0;

@@ -108,19 +108,25 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
     return 0;
 }
 
-int gr_sft_eval(gr_sft *s, const gr_tdata *d, double *loss, gr_err *err) {
-    int B = s->o.micro_batch;
+int gr_train_eval(gr_train_model *m, gr_tact *act, const gr_tdata *d, int B, double *loss,
+                  int64_t *n_targets, gr_err *err) {
     double nll_total = 0;
     int64_t n_total = 0;
+    if (B < 1) B = 1;
     for (int a = 0; a < d->n; a += B) {
         int k = d->n - a < B ? d->n - a : B;
         gr_tbatch b = {k, (const int *const *)(d->ids + a), d->len + a, d->n_prompt + a};
         double nll;
         int64_t nt;
-        if (gr_train_step_micro(s->m, s->act, &b, 0, 0.0f, &nll, &nt, err)) return -1;
+        if (gr_train_step_micro(m, act, &b, 0, 0.0f, &nll, &nt, err)) return -1;
         nll_total += nll;
         n_total += nt;
     }
     *loss = n_total ? nll_total / (double)n_total : 0.0;
+    if (n_targets) *n_targets = n_total;
     return 0;
+}
+
+int gr_sft_eval(gr_sft *s, const gr_tdata *d, double *loss, gr_err *err) {
+    return gr_train_eval(s->m, s->act, d, s->o.micro_batch, loss, NULL, err);
 }

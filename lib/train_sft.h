@@ -65,4 +65,7 @@ int64_t gr_sft_last_step(const gr_sft *s);
 int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err);
 /* Mean NLL per target token of data (in micro-batches of micro_batch, no update). */
 int gr_sft_eval(gr_sft *s, const gr_tdata *data, double *loss, gr_err *err);
+/* The same for any model: loss and the number of target tokens. */
+int gr_train_eval(gr_train_model *m, gr_tact *act, const gr_tdata *d, int micro_batch,
+                  double *loss, int64_t *n_targets, gr_err *err);
 #endif

@@ -14,6 +14,7 @@ expect sft_no_data 2 "$S" --base "$M" --out "$T/x"
 expect sft_bad_lr 2 "$S" --base "$M" --data "$D" --out "$T/x" --lr abc
 expect sft_bad_loss_avg 2 "$S" --base "$M" --data "$D" --out "$T/x" --loss-average mean
 expect sft_cuda_refused 2 "$S" --base "$M" --data "$D" --out "$T/x" --device cuda
+expect sft_eval_only_needs_data 2 "$S" --base "$M" --eval-only
 
 printf '{"id":"a","ids":[1,2,3],"n_prompt":1}\n{"id":"b","ids":[1,2,999],"n_prompt":1}\n' >"$T/bad.jsonl"
 expect sft_bad_token 1 "$S" --base "$M" --data "$T/bad.jsonl" --out "$T/x"
@@ -93,6 +94,14 @@ if python3 -c 'import torch, transformers' 2>/dev/null; then
         ok sft_loads_in_transformers
     else
         fail sft_loads_in_transformers "$(tail -n 3 "$T/py")"
+    fi
+    # the bf16 folder: our forward (--eval-only) and transformers on the same weights
+    expect sft_eval_only 0 "$S" --base "$T/f" --eval-data "$E" --eval-only
+    want=$(sed 's/.*"eval_loss":\([^,]*\),.*/\1/' "$T/out")
+    if python3 "$GR_ROOT/scripts/check-sft-checkpoint.py" "$T/f" "$E" "$want" 1e-4 >"$T/py" 2>&1; then
+        ok sft_bf16_loads_in_transformers
+    else
+        fail sft_bf16_loads_in_transformers "$(tail -n 3 "$T/py")"
     fi
 else
     echo "# skip sft_loads_in_transformers: torch/transformers not installed"
