@@ -14,6 +14,23 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef GR_MPI
+#include <limits.h>
+#include <mpi.h>
+/* Data parallelism over MPI (build: see man gr-sft, DATA PARALLELISM): sums
+ * over the processes, in place, in pieces that fit MPI's int counts. */
+static void mpi_sum_f(void *ud, float *x, int64_t n) {
+    (void)ud;
+    for (int64_t i = 0; i < n; i += INT_MAX / 2) {
+        int k = n - i < INT_MAX / 2 ? (int)(n - i) : INT_MAX / 2;
+        MPI_Allreduce(MPI_IN_PLACE, x + i, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+static void mpi_sum_d(void *ud, double *x, int n) {
+    (void)ud;
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+#endif
 
 static const char usage_text[] =
     "Usage: gr-sft --base MODEL --data TOKENS --out DIR [OPTIONS]\n"
@@ -126,6 +143,13 @@ static void log_line(gr_writer *w, const char *s) {
 
 int main(int argc, char **argv) {
     gr_prog = "gr-sft";
+    int rank = 0, world = 1;
+    (void)world;
+#ifdef GR_MPI
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+#endif
     /* The ops allocate large scratch matrices every call; keep them on the heap
      * (glibc would mmap and unmap them, paying page faults each time). */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
@@ -224,8 +248,15 @@ int main(int argc, char **argv) {
     }
     if (!data) gr_usage_error("--data FILE is required");
     if (!out) gr_usage_error("--out DIR is required");
+    if (rank > 0) { /* rank 0 alone reports, logs and writes */
+        quiet = 1;
+        log_path = NULL;
+        no_save = 1;
+        save_every = 0;
+    }
     if (quiet) progress = 0;
-    if (no_save && (save_every || resume)) gr_usage_error("--no-save goes with neither --save-every nor --resume");
+    if (no_save && rank == 0 && (save_every || resume))
+        gr_usage_error("--no-save goes with neither --save-every nor --resume");
 
     gr_err err;
     uint64_t have = 0;
@@ -246,6 +277,12 @@ int main(int argc, char **argv) {
     gr_backend *be = gr_backend_cpu((int)threads);
     gr_train_model *tm = gr_train_model_new(gm, be, &err);
     if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+#ifdef GR_MPI
+    o.rank = rank;
+    o.world = world;
+    o.allreduce = mpi_sum_f;
+    o.allreduce_d = mpi_sum_d;
+#endif
     gr_sft s;
     if (gr_sft_init(&s, tm, &td, &o, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     int64_t last = gr_sft_last_step(&s);
@@ -352,5 +389,8 @@ int main(int argc, char **argv) {
     gr_tdata_free(&ed);
     gr_backend_free(be);
     gr_model_free(gm);
+#ifdef GR_MPI
+    MPI_Finalize();
+#endif
     return 0;
 }
