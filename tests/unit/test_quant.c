@@ -53,8 +53,8 @@ TEST(matmul_every_weight_type) {
     gr_err err;
     gguf_file *g = open_fixture(&err);
     CHECK_MSG(g, "%s", err.msg);
-    const int types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0};
-    const char *names[] = {"F32", "F16", "BF16", "Q8_0"};
+    const int types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_1};
+    const char *names[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"};
     float x[3 * 512], y[3 * 2];
     unsigned s = 7;
     for (int i = 0; i < 3 * 512; i++) {
@@ -63,7 +63,7 @@ TEST(matmul_every_weight_type) {
     }
     for (int th = 1; th <= 2; th++) {
         gr_backend *be = gr_backend_cpu(th);
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 6; k++) {
             const gguf_tensor *t = gguf_find_tensor(g, names[k]);
             char en[64];
             snprintf(en, sizeof en, "%s.expected", names[k]);
