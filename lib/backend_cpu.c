@@ -185,7 +185,7 @@ typedef struct mm_job {
     float *scratch;        /* (n_tasks, 4, cols) */
 } mm_job;
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 static float hsum8(__m256 v) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -240,6 +240,70 @@ static void mm_4x1(const float *const *w, const float *x, int64_t cols, float *y
         for (int j = 0; j < 4; j++) r[j] += x[k] * w[j][k];
     memcpy(y, r, 16);
 }
+/* Decode (1-2 tokens): each 32 weights are converted in registers and used at
+ * once, never stored: the weight stream is the only memory traffic. */
+static inline void load32(const gr_tensor *w, const uint8_t *row, int64_t k, __m256 v[4]) {
+    switch (w->type) {
+    case GR_F32:
+        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps((const float *)row + k + 8 * i);
+        break;
+    case GR_F16:
+        for (int i = 0; i < 4; i++)
+            v[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (k + 8 * i))));
+        break;
+    case GR_BF16:
+        for (int i = 0; i < 4; i++) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (k + 8 * i)));
+            v[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        }
+        break;
+    case GR_Q8_0: {
+        const uint8_t *p = row + (k / 32) * 34;
+        __m256 d = _mm256_set1_ps(h2f(p));
+        for (int i = 0; i < 4; i++)
+            v[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                        _mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))));
+        break;
+    }
+    default: { /* Q4_0, Q4_1 */
+        int q41 = w->type == GR_Q4_1;
+        const uint8_t *p = row + (k / 32) * (q41 ? 20 : 18);
+        __m256 d = _mm256_set1_ps(h2f(p));
+        __m256 mn = q41 ? _mm256_set1_ps(h2f(p + 2)) : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        __m128i q = _mm_loadu_si128((const __m128i *)(p + (q41 ? 4 : 2)));
+        __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+        v[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), mn);
+        v[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), mn);
+        v[2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), mn);
+        v[3] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), mn);
+    }
+    }
+}
+
+/* y[t] (t < nt <= 2) = dot(row r of w, x[t]); cols a multiple of 32. */
+static void fused_row(const gr_tensor *w, int64_t r, const float *x, int nt, float *y, int64_t ldy) {
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    int64_t cols = w->cols;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    const float *x1 = x + (nt > 1 ? cols : 0);
+    for (int64_t k = 0; k < cols; k += 32) {
+        __m256 v[4];
+        load32(w, row, k, v);
+        a0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + k + 8), a1);
+        a0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + k + 16), a0);
+        a1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + k + 24), a1);
+        if (nt > 1) {
+            b0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x1 + k), b0);
+            b1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x1 + k + 8), b1);
+            b0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x1 + k + 16), b0);
+            b1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x1 + k + 24), b1);
+        }
+    }
+    y[r] = hsum8(_mm256_add_ps(a0, a1));
+    if (nt > 1) y[ldy + r] = hsum8(_mm256_add_ps(b0, b1));
+}
 #endif
 
 static void mm_task(void *ctx, int task) {
@@ -249,7 +313,11 @@ static void mm_task(void *ctx, int task) {
     int64_t cols = j->w->cols, rows = j->w->rows;
     float *buf = j->scratch + (size_t)task * 4 * (size_t)cols;
     int64_t r = r0;
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    if (j->n <= 2 && cols % 32 == 0) {
+        for (; r < r1; r++) fused_row(j->w, r, j->x, j->n, j->y, rows);
+        return;
+    }
     for (; r + 4 <= r1; r += 4) {
         const float *w4[4];
         for (int q = 0; q < 4; q++) w4[q] = row_f32(j->w, r + q, buf + (size_t)q * (size_t)cols);

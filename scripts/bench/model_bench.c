@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
     }
     double td = now() - t;
     printf("decode_tok_s %.2f\n", N / td);
-    printf("decode_roofline_fraction %.3f\n", (N / td) * wbytes / (cr * 1e9 / 2));
+    printf("decode_roofline_fraction %.3f\n", (N / td) * wbytes / (cr * 1e9));
     gr_kv_free(kv);
     /* batch moderation: R records sharing the guard instruction, T new tokens each
      * (no stop: every record generates exactly T) */
