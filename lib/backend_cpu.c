@@ -410,15 +410,24 @@ typedef struct att_job {
 static void att_task(void *ctx, int task) {
     att_job *j = ctx;
     int t = task / j->n_heads, h = task % j->n_heads;
-    int kvh = h / (j->n_heads / j->n_kv_heads), hd = j->hd, kvd = j->n_kv_heads * hd;
+    int kvh = h / (j->n_heads / j->n_kv_heads), hd = j->hd;
     const gr_kv *kv = j->ab->kv[t];
     int P = j->ab->pos[t];
     const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
     float *sc = j->scratch + (size_t)task * (size_t)j->max_len;
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    (void)kvd;
     for (int p = 0; p <= P; p++) {
-        float s = dot_f32(qv, gr_kv_k(kv, j->layer, p) + kvh * hd, hd) * scale;
+        const float *kp = gr_kv_k(kv, j->layer, p) + kvh * hd;
+        float s;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+        if (hd % 8 == 0) {
+            __m256 a = _mm256_setzero_ps();
+            for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(qv + i), _mm256_loadu_ps(kp + i), a);
+            s = hsum8(a);
+        } else
+#endif
+            s = dot_f32(qv, kp, hd);
+        s *= scale;
         sc[p] = s;
         if (s > mx) mx = s;
     }
@@ -433,7 +442,13 @@ static void att_task(void *ctx, int task) {
     for (int p = 0; p <= P; p++) {
         const float *vv = gr_kv_v(kv, j->layer, p) + kvh * hd;
         float a = sc[p] * inv;
-        for (int i = 0; i < hd; i++) o[i] += a * vv[i];
+        int i = 0;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+        __m256 va = _mm256_set1_ps(a);
+        for (; i + 8 <= hd; i += 8)
+            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(vv + i), _mm256_loadu_ps(o + i)));
+#endif
+        for (; i < hd; i++) o[i] += a * vv[i];
     }
 }
 
