@@ -129,6 +129,8 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
             return gr_errf(err, "forward: sequence too long");
         total += n_tokens[s];
     }
+    if (c->chunk < 1) c->chunk = 1;
+    if (c->chunk > 1024) c->chunk = 1024; /* out_rows below */
     ctx_reserve(c, c->chunk);
     for (int s = 0; s < n_seq; s++) kv_reserve(kv[s], kv[s]->len + n_tokens[s]);
     int D = cf->dim;
@@ -139,7 +141,7 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
     int64_t done = 0;         /* tokens fed so far (row index for all_logits) */
     while (done < total) {
         int n = 0, n_out = 0;
-        int out_rows[1024];   /* chunk <= 256 < 1024 */
+        int out_rows[1024];   /* chunk <= 1024 */
         int64_t out_idx[1024];
         while (n < c->chunk && s < n_seq) {
             c->tok[n] = tokens[s][i];

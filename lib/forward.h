@@ -43,7 +43,7 @@ typedef struct gr_ctx {
     const gr_model *model;
     gr_backend *be;
     int cap;                 /* tokens the buffers hold */
-    int chunk;               /* most tokens per internal step */
+    int chunk;               /* most tokens per internal step (1..1024, default 256) */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2; /* (cap, width) each */
     float *last;             /* (n_seq, dim) final hidden rows for logits */
     int last_cap;
