@@ -223,16 +223,18 @@ int tok_set_pre_named(gr_tokenizer *t, const char *name) {
 }
 
 #include <oniguruma.h>
+#include <pthread.h>
+static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
+static void tok_onig_init(void) {
+    OnigEncoding enc = ONIG_ENCODING_UTF8;
+    onig_initialize(&enc, 1);
+}
+
 int tok_add_pre_regex(gr_tokenizer *t, const char *pattern, gr_err *err, const char *src) {
     if (t->n_pre >= TOK_MAX_PRE) return gr_errf(err, "%s: too many pre-tokenizers", src);
     if (!strcmp(pattern, LLAMA3_PAT)) { pre_push(t, TOK_PRE_LLAMA3, 0, NULL); return 0; }
     if (!strcmp(pattern, GPT2_PAT)) { pre_push(t, TOK_PRE_GPT2, 0, NULL); return 0; }
-    static int inited;
-    if (!inited) {
-        OnigEncoding enc = ONIG_ENCODING_UTF8;
-        onig_initialize(&enc, 1);
-        inited = 1;
-    }
+    pthread_once(&onig_once, tok_onig_init);
     OnigRegex re;
     OnigErrorInfo einfo;
     const unsigned char *p = (const unsigned char *)pattern;

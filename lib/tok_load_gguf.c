@@ -65,6 +65,9 @@ gr_tokenizer *tok_load_gguf(const char *path, gr_err *err) {
         gr_errf(err, "%s: pre-tokenizer \"%s\" is not supported (llama-bpe, smollm, gpt-2)", path, pre);
         goto fail;
     }
+    /* llama.cpp: the LLaMA 3 pre-tokenizer comes with ignore_merges (a piece
+     * that is a whole token is that token), as LLaMA 3's tokenizer.json says */
+    t->ignore_merges = !strcmp(t->pre_name, "llama3");
     int64_t v;
     if (gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err) < 0) goto fail;
     t->bos = -1;

@@ -277,9 +277,39 @@ def template_cases(l3_text, sm_text):
     return out, seqlen
 
 
+def llama3_vocab_gguf(l3_text, path):
+    """A vocabulary-only LLaMA 3 GGUF, written with gguf-py as llama.cpp's
+    converter lays it out (byte-level tokens, "a b" merges, control tokens,
+    pre "llama-bpe"). Too big to commit: tests use it through
+    GR_TEST_GGUF_LLAMA3 when it is there."""
+    import gguf
+    j = json.loads(l3_text)
+    n = 1 + max(max(j["model"]["vocab"].values()), max(a["id"] for a in j["added_tokens"]))
+    toks, types = [""] * n, [1] * n
+    for k, v in j["model"]["vocab"].items():
+        toks[v] = k
+    for a in j["added_tokens"]:
+        toks[a["id"]], types[a["id"]] = a["content"], 3
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]])
+    w.add_bos_token_id(128000)
+    w.add_eos_token_id(128001)
+    w.add_add_bos_token(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smollm2-gguf")
+    ap.add_argument("--llama3-gguf", default="/tmp/gr-llama3-vocab.gguf",
+                    help="where to write the vocabulary-only LLaMA 3 GGUF")
     a = ap.parse_args()
     os.makedirs(OUT + "/llama3", exist_ok=True)
     os.makedirs(OUT + "/smollm2", exist_ok=True)
@@ -290,6 +320,8 @@ def main():
     json.dump(l3_cfg, open(OUT + "/llama3/tokenizer_config.json", "w"), indent=2)
     l3 = Tokenizer.from_str(l3_text)
     l3.encode_special_tokens = True        # text is text
+    llama3_vocab_gguf(l3_text, a.llama3_gguf)
+    print("wrote %s (set GR_TEST_GGUF_LLAMA3 to test it)" % a.llama3_gguf, file=sys.stderr)
 
     gguf = a.smollm2_gguf or find_smollm2_gguf()
     sm_text, sm_cfg = smollm2_json(gguf)
