@@ -15,6 +15,12 @@ enum { GGUF_TOK_NORMAL = 1, GGUF_TOK_UNKNOWN = 2, GGUF_TOK_CONTROL = 3, GGUF_TOK
 gr_tokenizer *tok_load_gguf(const char *path, gr_err *err) {
     gguf_file *f = gguf_open(path, err);
     if (!f) return NULL;
+    gr_tokenizer *t = tok_from_gguf(f, path, err);
+    gguf_close(f);
+    return t;
+}
+
+gr_tokenizer *tok_from_gguf(const gguf_file *f, const char *path, gr_err *err) {
     gr_tokenizer *t = NULL;
     char *buf = NULL, *buf2 = NULL;
     const char *model = NULL, *pre = "default";
@@ -102,12 +108,10 @@ gr_tokenizer *tok_load_gguf(const char *path, gr_err *err) {
     }
     free(buf);
     free(buf2);
-    gguf_close(f);
     return t;
 fail:
     free(buf);
     free(buf2);
     gr_tokenizer_free(t);
-    gguf_close(f);
     return NULL;
 }

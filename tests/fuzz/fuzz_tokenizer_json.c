@@ -1,6 +1,7 @@
 /* libFuzzer target: the tokenizer loaders on untrusted bytes, then encode and
- * decode with whatever loaded. The first byte picks the loader (even:
- * tokenizer.json, odd: tiktoken rank file); the rest is the file. When it
+ * decode with whatever loaded. The first byte picks the loader (0 mod 3:
+ * tokenizer.json, 1: tiktoken rank file, 2: GGUF, parsed by gguf.h and read
+ * by the tokenizer.ggml.* loader); the rest is the file. When it
  * loads, the file's own bytes are encoded as text and decoded back, which
  * must give them back exactly when every byte has a token. */
 #include <stdint.h>
@@ -9,17 +10,18 @@
 #include <sanitizer/lsan_interface.h>
 #include <jv.h>
 #include "tok_internal.h"
+#include "gguf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] & 1;
+    int mode = data[0] % 3;
     const char *body = (const char *)data + 1;
     size_t n = size - 1;
     char *copy = malloc(n + 1); /* the loaders expect a NUL after the data */
     memcpy(copy, body, n);
     copy[n] = 0;
     gr_err err = {{0}};
-    if (!mode) {
+    if (mode == 0) {
         /* libjq 1.6's parser leaks on some malformed JSON (inside
          * jv_parser_next, not ours): such input stops here, with leak
          * checking off for that parse only, so that every jv the loader
@@ -31,8 +33,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         __lsan_enable();
         if (!valid) { free(copy); return 0; }
     }
-    gr_tokenizer *t = mode ? tok_load_tiktoken("fuzz", copy, n, &err)
-                           : tok_load_hf_json("fuzz", copy, n, "/nonexistent/tokenizer_config.json", &err);
+    gr_tokenizer *t = NULL;
+    if (mode == 0) t = tok_load_hf_json("fuzz", copy, n, "/nonexistent/tokenizer_config.json", &err);
+    else if (mode == 1) t = tok_load_tiktoken("fuzz", copy, n, &err);
+    else {
+        gguf_file *g = gguf_open_mem(copy, n, "fuzz", &err);
+        if (g) {
+            t = tok_from_gguf(g, "fuzz", &err);
+            gguf_close(g);
+        }
+    }
     if (t) {
         gr_ids ids = {0};
         gr_tokenizer_encode(t, copy, n, &ids, &err);
