@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include "tok_internal.h"
+#include "gguf.h"
 
 void gr_ids_push(gr_ids *a, int32_t id) {
     if (a->n == a->cap) {
@@ -316,7 +317,12 @@ gr_tokenizer *gr_tokenizer_load(const char *path, gr_err *err) {
     size_t i = 0;
     while (i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
     gr_tokenizer *t;
-    if (i < n && data[i] == '{') {
+    if (n >= 4 && !memcmp(data, "GGUF", 4)) {
+        /* a zstd-compressed GGUF (vocabulary-only fixtures) */
+        gguf_file *g = gguf_open_mem(data, n, file, err);
+        t = g ? tok_from_gguf(g, file, err) : NULL;
+        if (g) gguf_close(g);
+    } else if (i < n && data[i] == '{') {
         /* tokenizer_config.json beside the file */
         char cfg[4096];
         const char *slash = strrchr(file, '/');

