@@ -278,6 +278,7 @@ gr_tokenizer *tok_load_hf_json(const char *path, const char *data, size_t n,
         tok_set_token(t, tid, s, len);
         tok_add_added(t, tid, s, len, field_bool(a, "special", 0), field_bool(a, "lstrip", 0),
                       field_bool(a, "rstrip", 0));
+        if (field_bool(a, "single_word", 0)) tok_added_single_word(t);
         jv_free(a);
         jv_free(id);
         jv_free(c);
