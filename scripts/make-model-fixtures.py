@@ -79,6 +79,10 @@ def main():
             for p in PROMPTS:
                 ids = torch.tensor([p])
                 logits.append(model(ids).logits[0].tolist())
+            # hidden states of the first prompt: the input of every layer, then the
+            # final-normed output (transformers' output_hidden_states)
+            hs = model(torch.tensor([PROMPTS[0]]), output_hidden_states=True).hidden_states
+            hidden = [[[round(v, 6) for v in row] for row in h[0].tolist()] for h in hs]
         # a 32-token greedy continuation of the first prompt
         with torch.no_grad():
             g = model.generate(torch.tensor([PROMPTS[0]]), max_new_tokens=32, do_sample=False,
@@ -86,7 +90,7 @@ def main():
         greedy = g[0, len(PROMPTS[0]):].tolist()
         with open(os.path.join(out, "ref.json"), "w") as f:
             json.dump({"prompts": PROMPTS, "logits": [[[round(v, 6) for v in row] for row in l] for l in logits],
-                       "greedy": greedy}, f)
+                       "greedy": greedy, "hidden": hidden}, f)
         for fn in os.listdir(out):
             if fn not in ("config.json", "model.safetensors", "ref.json"):
                 os.remove(os.path.join(out, fn))
