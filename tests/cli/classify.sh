@@ -12,6 +12,7 @@ expect classify_usage_resume_stdout 2 "$C" -m x --resume
 expect classify_usage_template 2 "$C" -m x --template nope
 expect sample_usage_k 2 "$S" -m x -k 0
 expect sample_usage_top_p 2 "$S" -m x --top-p 1.5
+expect classify_usage_device 2 "$C" -m x --device cuda:0
 expect classify_help 0 "$C" --help
 grep_check classify_help_text "$T/out" "--max-tokens"
 expect classify_missing_model 1 "$C" -m /nonexistent/model.gguf /dev/null
