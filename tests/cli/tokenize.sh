@@ -110,9 +110,16 @@ grep_check tok_chatml_template "$T/out" '"template":"chatml"'
 [ "$(jq -c '.ids[:1] + .ids[-1:]' "$T/out" | head -1)" = '[1,2]' ] && ok tok_chatml_ends || fail tok_chatml_ends "$(head -c 200 "$T/out")"
 
 # the GGUF source, when the test model is cached
-GG=${GR_TEST_GGUF:-$(ls "$HOME"/.cache/guardreasoner-c/*SmolLM2*.gguf "$HOME"/.cache/guardreasoner-c/*/*SmolLM2*.gguf 2>/dev/null | head -1)}
+GG=${GR_TEST_GGUF:-$(ls "$HOME"/.cache/guardreasoner-c/SmolLM2-135M-Instruct.Q4_1.gguf "$HOME"/.cache/guardreasoner-c/*SmolLM2*.gguf "$HOME"/.cache/guardreasoner-c/*/*SmolLM2*.gguf 2>/dev/null | head -1)}
 if [ -n "$GG" ] && [ -f "$GG" ]; then
     $G -q -t "$SM" "$T/a.jsonl" > "$T/j"
     expect tok_gguf 0 $G -t "$GG" "$T/a.jsonl"
     cmp -s "$T/j" "$T/out" && ok tok_gguf_same_as_json || fail tok_gguf_same_as_json "outputs differ"
+fi
+
+# a LLaMA 3 GGUF (vocabulary only, made by scripts/make-tokenizer-fixtures.py)
+if [ -n "${GR_TEST_GGUF_LLAMA3:-}" ] && [ -f "$GR_TEST_GGUF_LLAMA3" ]; then
+    $G -q -t "$L3" --text "$T/adv.jsonl" > "$T/j"
+    expect tok_gguf_llama3 0 $G -t "$GR_TEST_GGUF_LLAMA3" --text "$T/adv.jsonl"
+    cmp -s "$T/j" "$T/out" && ok tok_gguf_llama3_same_as_json || fail tok_gguf_llama3_same_as_json "outputs differ"
 fi
