@@ -1,6 +1,7 @@
 #include "synth_answer.h"
 #include <stdio.h>
 #include <string.h>
+#include "gr_labels.h"
 
 typedef struct line {
     const char *s;
@@ -55,9 +56,12 @@ static long code_points(const char *s, size_t n) {
     return c;
 }
 
-/* The answer block: the last "Answers:" line, then exactly the three task
- * lines, then only blank lines. Labels are compared exactly (after trimming
- * spaces): the answer becomes a training target, so "Harmful" is refused. */
+/* The answer block: the last "Answers:" line, then the three task lines in
+ * order, each with a value spelled exactly ("harmful", ..., or "None": the
+ * answer becomes a training target, so "Harmful" is refused), then only blank
+ * lines. Whether the values agree with the ground truth is then read with
+ * gr_answers_parse, the parser gr-eval uses, so an accepted answer is one the
+ * evaluation reads as correct. */
 static int check_block(const char *text, size_t n, const synth_labels *gt, synth_check *out) {
     size_t pos = 0, block = (size_t)-1;
     line l;
@@ -97,10 +101,15 @@ static int check_block(const char *text, size_t n, const synth_labels *gt, synth
         }
         l.s += k + 1, l.n -= k + 1;
         trim(&l);
-        const char *want = gt->v[t] ? gt->v[t] : "None";
-        if (l.n != strlen(want) || memcmp(l.s, want, l.n) != 0) {
-            snprintf(out->reason, sizeof out->reason, "%s is \"%.*s\", the ground truth is \"%s\"",
-                     name, (int)(l.n > 40 ? 40 : l.n), l.s, want);
+        int spelled = l.n == 4 && memcmp(l.s, "None", 4) == 0;
+        for (int v = GR_LABEL_HARMFUL; v <= GR_LABEL_COMPLIANCE; v++) {
+            const char *w = gr_label_name((gr_label)v);
+            if (gr_label_fits((gr_task)t, (gr_label)v) && l.n == strlen(w) && memcmp(l.s, w, l.n) == 0)
+                spelled = 1;
+        }
+        if (!spelled) {
+            snprintf(out->reason, sizeof out->reason, "%s is \"%.*s\", not a label of that task", name,
+                     (int)(l.n > 40 ? 40 : l.n), l.s);
             return -1;
         }
     }
@@ -109,6 +118,17 @@ static int check_block(const char *text, size_t n, const synth_labels *gt, synth
         if (l.n) {
             snprintf(out->reason, sizeof out->reason, "text after the answer block: \"%.*s\"",
                      (int)(l.n > 60 ? 60 : l.n), l.s);
+            return -1;
+        }
+    }
+    gr_answers a;
+    gr_answers_parse(text, n, 300, &a);
+    for (int t = 0; t < SYNTH_NTASKS; t++) {
+        const char *got = gr_label_name(a.label[t]);
+        const char *want = gt->v[t];
+        if ((got == NULL) != (want == NULL) || (got && strcmp(got, want) != 0)) {
+            snprintf(out->reason, sizeof out->reason, "%s is \"%s\", the ground truth is \"%s\"",
+                     synth_task_answer_name[t], got ? got : "None", want ? want : "None");
             return -1;
         }
     }

@@ -131,7 +131,7 @@ TEST(answer_refuses) {
         {"# Task 1\n## Reasoning Step 1: a\n# Task 2\n## Reasoning Step 1: b\n# Task 3\n## Reasoning Step 1: c\n"
          "Answers: \nRequest: harmful\nCompletion: compliance\nResponse: unharmful\n", "ground truth"},
         {"# Task 1\n## Reasoning Step 1: a\n# Task 2\n## Reasoning Step 1: b\n# Task 3\n## Reasoning Step 1: c\n"
-         "Answers: \nRequest: Unharmful\nCompletion: compliance\nResponse: unharmful\n", "ground truth"},
+         "Answers: \nRequest: Unharmful\nCompletion: compliance\nResponse: unharmful\n", "not a label"},
         {"# Task 1\n## Reasoning Step 1: a\n# Task 2\n## Reasoning Step 1: b\n# Task 3\n## Reasoning Step 1: c\n"
          "Answers: \nRequest: unharmful\nCompletion: compliance\nResponse: unharmful\nThanks!\n", "after the answer block"},
         {"# Task 1\n## Reasoning Step 1: a\n# Task 2\n## Reasoning Step 1: b\n# Task 3\n## Reasoning Step 1: c\n"
@@ -148,13 +148,21 @@ TEST(answer_refuses) {
     }
 }
 
-TEST(answer_last_block_counts) {
-    /* An answer quoting a wrong block earlier but ending with the right one. */
+TEST(answer_read_as_gr_eval_reads_it) {
+    /* An answer quoting a wrong block shortly before the right one: gr-eval
+     * (the reference) takes the first match in the last 300 characters, so it
+     * would read "harmful"; such an answer is refused. */
     const char *a = "## Reasoning Step 1: not \"Answers: x\"\nAnswers: \nRequest: harmful\n\n"
                     "Answers: \r\nRequest: unharmful\r\nCompletion: None\r\nResponse: None\r\n\n";
     synth_labels l = {{"unharmful", NULL, NULL}};
     synth_check c;
-    CHECK_MSG(synth_answer_check(a, strlen(a), &l, &c) == 0, "%s", c.reason);
+    CHECK(synth_answer_check(a, strlen(a), &l, &c) == -1);
+    CHECK_MSG(strstr(c.reason, "ground truth is \"unharmful\"") != NULL, "%s", c.reason);
+    /* The same quote far enough back is harmless; CRLF line ends are fine. */
+    char big[1024];
+    snprintf(big, sizeof big, "## Reasoning Step 1: Request: harmful%0400d\r\n"
+             "Answers: \r\nRequest: unharmful\r\nCompletion: None\r\nResponse: None\r\n\n", 0);
+    CHECK_MSG(synth_answer_check(big, strlen(big), &l, &c) == 0, "%s", c.reason);
 }
 
 TEST(reply_parse_ok) {
@@ -277,7 +285,7 @@ int main(void) {
     RUN(answer_accepts);
     RUN(answer_request_only);
     RUN(answer_refuses);
-    RUN(answer_last_block_counts);
+    RUN(answer_read_as_gr_eval_reads_it);
     RUN(reply_parse_ok);
     RUN(reply_parse_bad);
     RUN(error_message);
