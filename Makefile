@@ -92,7 +92,10 @@ build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
 	$(FUZZ_CC) $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) -o $@ $(LDLIBS)
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-	@for f in $^; do echo "fuzz: $$f"; $$f -max_total_time=$${FUZZ_SECONDS:-20} tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+	@for f in $^; do echo "fuzz: $$f"; mkdir -p build-fuzz/corpus/$$(basename $$f); \
+		ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp \
+		$$f -max_total_time=$${FUZZ_SECONDS:-20} -artifact_prefix=build-fuzz/ \
+		build-fuzz/corpus/$$(basename $$f) tests/fuzz/corpus/$$(basename $$f) || exit 1; done
 
 bench: all
 	@for b in $(sort $(wildcard scripts/bench-*)); do echo "== $$b"; $$b || exit 1; done

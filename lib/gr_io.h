@@ -70,6 +70,10 @@ int gr_writer_commit(gr_writer *w, gr_err *err);
 /* Discards: removes the temporary, frees w. The final name is untouched. */
 void gr_writer_abort(gr_writer *w);
 
+/* Writes data[0..n) to path through a temporary file and a rename (path NULL
+ * or "-": stdout). For reports and other non-record outputs. */
+int gr_write_file_atomic(const char *path, const void *data, size_t n, gr_err *err);
+
 /* For resumable outputs written in append mode: if FILE ends in a torn line
  * (no final "\n", as a SIGKILL mid-write can leave), cut it off. *cut gets the
  * number of bytes removed. A missing file is not an error. */

@@ -204,3 +204,19 @@ int gr_jsonl_cut_torn_tail(const char *path, size_t *cut, gr_err *err) {
     close(fd);
     return 0;
 }
+
+int gr_write_file_atomic(const char *path, const void *data, size_t n, gr_err *err) {
+    gr_writer_opts o = {0};
+    gr_writer *w = gr_writer_open(path, &o, err);
+    if (!w) return -1;
+    /* the writer compresses by name; a report is plain text whatever its name */
+    if (w->cs) {
+        ZSTD_freeCStream(w->cs);
+        w->cs = NULL;
+    }
+    if (write_bytes(w, data, n, ZSTD_e_continue, err) < 0) {
+        gr_writer_abort(w);
+        return -1;
+    }
+    return gr_writer_commit(w, err);
+}

@@ -20,7 +20,7 @@ run_one() {
         printf '%s\n' "$out" | tail -n 20 | sed 's/^/#   /'
         f=1
     fi
-    echo "$(basename "$1"): $p passed, $f failed" >&2
+    echo "$(basename "${@: -1}"): $p passed, $f failed" >&2
     pass=$((pass + p)); fail=$((fail + f))
 }
 mode=unit

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <math.h>
+#include <stdlib.h>
 
 static int test_failed_;     /* failures within the current TEST */
 static int test_total_failed_;
@@ -31,7 +32,7 @@ static int test_total_failed_;
 #define TEST_EXIT() (test_total_failed_ ? 1 : 0)
 
 /* Path of a shared data file, or NULL when ../shared is not beside the project. */
-static const char *test_shared_dir(void) {
+__attribute__((unused)) static const char *test_shared_dir(void) {
     static char buf[4096];
     const char *root = getenv("GR_ROOT");
     snprintf(buf, sizeof buf, "%s/../shared", root ? root : ".");
