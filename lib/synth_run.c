@@ -1,5 +1,9 @@
 #include "synth_run.h"
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +59,7 @@ typedef struct run {
     double pause_until, t0, last_progress;
     uint64_t rng;
     gr_buf scratch;
+    int lock_fd;            /* flock on the output: one run per output at a time */
 } run;
 
 static double now_s(void) {
@@ -479,9 +484,23 @@ static void slot_finish(run *r, slot *s, CURLcode code) {
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* Two runs appending to one output would both request the records neither
+ * has written yet: an exclusive lock on the output file refuses the second. */
+static int lock_output(run *r, const char *path) {
+    r->lock_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (r->lock_fd < 0) return gr_errf(r->err, "%s: %s", path, strerror(errno));
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            return gr_errf(r->err, "%s: another gr-synth run is writing it", path);
+        return gr_errf(r->err, "%s: cannot lock: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 static int setup_outputs(run *r) {
     synth_config *c = r->cfg;
     int to_file = c->output && strcmp(c->output, "-") != 0;
+    if (to_file && !c->dry_run && lock_output(r, c->output) < 0) return -1;
     if (c->resume && to_file && load_done(r, c->output) < 0) return -1;
     if (c->resume && c->rejects && load_done(r, c->rejects) < 0) return -1;
     if (c->dry_run) return 0;
@@ -621,6 +640,7 @@ int synth_run(synth_config *cfg, synth_stats *st, gr_err *err) {
     r->st = st;
     r->err = err;
     r->t0 = now_s();
+    r->lock_fd = -1;
     r->rng = cfg->seed ? cfg->seed : 0x9E3779B97F4A7C15ULL;
     int rc = -1;
     if (setup_outputs(r) < 0) goto done;
@@ -676,6 +696,7 @@ done:
     synth_idset_free(&r->seen);
     gr_buf_free(&r->scratch);
     free(r->url);
+    if (r->lock_fd >= 0) close(r->lock_fd);
     st->seconds = now_s() - r->t0;
     return rc;
 }
