@@ -188,6 +188,16 @@ int main(int argc, char **argv) {
     double pin = 0, pout = 0;
     int have_price = 0, resume_flag = 0, progress = 0;
     ui u = {0};
+    /* A key typed as an option would land in the shell history and in ps; and
+     * getopt would take "--api-key" as short for --api-key-file. Refuse it
+     * without echoing it. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--api-key", 9) == 0 && strncmp(a, "--api-key-file", 14) != 0)
+            gr_usage_error("API keys are not taken on the command line: set OPENAI_API_KEY or use --api-key-file FILE");
+        if (strncmp(a, "--api-key-f", 11) == 0 && strncmp(a, "--api-key-file", 14) != 0)
+            gr_usage_error("write --api-key-file in full");
+    }
     int opt;
     while ((opt = getopt_long(argc, argv, "o:j:qh", long_opts, NULL)) != -1) {
         switch (opt) {
