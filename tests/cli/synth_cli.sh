@@ -177,3 +177,12 @@ printf 'Label: {request}/{refusal}/{response}. Answers:\nRequest: {request}\nCom
 rec "own" >"$T/own.jsonl"
 expect synth_system_file 0 "$S" --endpoint "$URL" --system-file "$T/sys.txt" --dry-run "$T/own.jsonl"
 grep_check synth_system_file_used "$T/out" '"content":"Label: unharmful/compliance/unharmful\. Answers:'
+
+# ---- the seed recipes end to end: map, synthesize, validate ----
+for s in wildguardtrain:4:0 aegistrain:4:1 beavertailstrain:3:0 toxicchattrain:3:0; do
+    name=${s%%:*} rest=${s#*:}
+    want=${rest%%:*} invalid=${rest#*:}
+    expect "synth_seed_$name" 0 "$S" --endpoint "$URL" --map "$(cat "$GR_ROOT/scripts/seeds/$name.jq")" \
+        -o "$T/seed-$name.jsonl" "$GR_ROOT/testdata/seeds/$name.jsonl"
+    grep_check "synth_seed_${name}_counts" "$T/err" "^gr-synth: $want accepted, 0 rejected, 0 failed.* $invalid invalid"
+done
