@@ -614,20 +614,21 @@ static void loop(run *r) {
         int still;
         curl_multi_perform(r->multi, &still);
         CURLMsg *m;
-        int left;
+        int left, finished = 0;
         while ((m = curl_multi_info_read(r->multi, &left))) {
             if (m->msg != CURLMSG_DONE) continue;
             slot *s = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
             CURLcode code = m->data.result;
-            if (s) slot_finish(r, s, code);
+            if (s) slot_finish(r, s, code), finished++;
         }
         if (c->progress && t - r->last_progress >= 1.0) {
             r->last_progress = t;
             r->st->seconds = t - r->t0;
             c->progress(c->ctx, r->st, running);
         }
-        curl_multi_poll(r->multi, NULL, 0, poll_timeout(r, now_s()), NULL);
+        /* a finished transfer freed a slot or queued a retry: refill first */
+        if (!finished) curl_multi_poll(r->multi, NULL, 0, poll_timeout(r, now_s()), NULL);
     }
 }
 

@@ -81,6 +81,9 @@ def answer_text(user, labels, wrong=False):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle holds
+    # the body until the client's delayed ACK, adding ~40-200 ms per request
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):
         pass
@@ -181,6 +184,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, b'{"id": "x", "choices": [{"message": {"content": "half')
         if fault == "slow":
             time.sleep(ARGS.slow)
+        elif ARGS.latency > 0:
+            time.sleep(ARGS.latency)
         labels = labels_from_system(system)
         content = answer_text(user, labels, wrong=(fault == "wrong"))
         if fault == "empty":
@@ -219,6 +224,7 @@ def main():
     p.add_argument("--max-faults", type=int, default=2)
     p.add_argument("--faults", default="429,429ra=1,500,502,503,slow,badjson,wrong,empty,drop,partial")
     p.add_argument("--slow", type=float, default=2.0, help="seconds a slow reply waits")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds every answer takes (like a real model)")
     ARGS = p.parse_args()
     srv = Server(("127.0.0.1", ARGS.port), Handler)
     if ARGS.port_file:
