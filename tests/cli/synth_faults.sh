@@ -21,8 +21,11 @@ if [ $rc -eq 0 ] && [ $((nref + nrej)) -eq $N ] && [ "$nrej" -eq 5 ]; then ok sy
 else fail synth_faults_reference_run "rc $rc, $nref accepted, $nrej rejected: $(tail -3 "$T/ref.err")"; fi
 
 # 2. the same seeds against a faulty server, killed twice with SIGKILL mid-run
-start_server faulty --fault-rate 0.35 --max-faults 2 --slow 1.0 --fault-seed 7
-FAULTY="--endpoint $URL --model m -j 16 --timeout 0.4 $FAST -o $T/out.jsonl --rejects $T/out.rej.jsonl"
+# (Retry-After pauses every new request for a whole second, so it is drawn
+# less often than the other faults to keep the test short)
+MIX=429,500,502,503,slow,badjson,wrong,empty,drop,partial
+start_server faulty --fault-rate 0.35 --max-faults 2 --slow 0.6 --fault-seed 7 --faults "429ra=1,$MIX,$MIX"
+FAULTY="--endpoint $URL --model m -j 16 --timeout 0.3 $FAST -o $T/out.jsonl --rejects $T/out.rej.jsonl"
 kills=0
 for target in 60 160; do
     "$S" $FAULTY "$T/seeds.jsonl" 2>>"$T/faulty.err" &
