@@ -237,7 +237,8 @@ int main(int argc, char **argv) {
     if (resume_flag && !to_file) gr_usage_error("--resume needs -o FILE");
     if (c.backoff_max < c.backoff_base) gr_usage_error("--backoff-max is below --backoff-base");
     c.resume = to_file;
-    if (to_file && !c.rejects) c.rejects = synth_default_rejects(c.output);
+    char *own_rejects = NULL, *own_key = NULL, *own_system = NULL;
+    if (to_file && !c.rejects) c.rejects = own_rejects = synth_default_rejects(c.output);
     if (c.rejects && to_file && strcmp(c.rejects, c.output) == 0)
         gr_usage_error("--rejects must differ from -o");
     if (c.map) {
@@ -247,12 +248,12 @@ int main(int argc, char **argv) {
     if (!c.endpoint) c.endpoint = getenv("OPENAI_BASE_URL");
     if (!c.endpoint || !*c.endpoint) c.endpoint = "https://api.openai.com/v1";
     if (key_file) {
-        c.api_key = read_key_file(key_file);
+        c.api_key = own_key = read_key_file(key_file);
     } else {
         const char *k = getenv("OPENAI_API_KEY");
         if (k && *k) c.api_key = k;
     }
-    c.system_tmpl = sys_file ? slurp(sys_file, NULL) : synth_default_system;
+    c.system_tmpl = sys_file ? (own_system = slurp(sys_file, NULL)) : synth_default_system;
     c.inputs = (const char *const *)(argv + optind);
     c.ninputs = argc - optind;
     u.tty = isatty(STDERR_FILENO);
@@ -272,9 +273,14 @@ int main(int argc, char **argv) {
     gr_err err;
     int rc = synth_run(&c, &st, &err);
     if (u.dirty) fputc('\n', stderr);
+    if (own_key) memset(own_key, 0, strlen(own_key));
+    free(own_key);
+    free(own_system);
+    free(own_rejects);
     if (c.dry_run) {
         if (rc < 0) gr_die(GR_EXIT_FAIL, "%s", err.msg);
         if (c.dry_first_body) printf("%s\n", c.dry_first_body);
+        free(c.dry_first_body);
         gr_close_stdout();
         long est_c = st.planned * c.est_completion_tokens;
         if (c.params.max_tokens > 0) est_c = st.planned * c.params.max_tokens;

@@ -530,7 +530,7 @@ static void build_url(run *r) {
 
 static int dry_run(run *r) {
     jv rec;
-    int rc;
+    int rc = 0;
     slot s;
     memset(&s, 0, sizeof s);
     s.rec = s.id = jv_invalid();
