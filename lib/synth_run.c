@@ -252,9 +252,17 @@ static int slot_prepare(run *r, slot *s, jv rec) {
 
 /* ---- writing ------------------------------------------------------------ */
 
-static int put(run *r, gr_writer *w, jv rec) {
-    if (gr_writer_put(w, rec, r->err) < 0 || gr_writer_flush(w, r->err) < 0) {
-        r->fatal = 1;
+/* Writes one line and flushes it. On failure (a full disk) the run stops, and
+ * the record is released unwritten: the next run redoes it. */
+static int put(run *r, slot *s, gr_writer *w, jv rec) {
+    gr_err e;
+    if (gr_writer_put(w, rec, &e) < 0 || gr_writer_flush(w, &e) < 0) {
+        if (!r->fatal) {
+            r->fatal = 1;
+            memcpy(r->err, &e, sizeof e);
+        }
+        r->st->unstarted++;
+        slot_release(s);
         return -1;
     }
     return 0;
@@ -279,7 +287,7 @@ static void accept_answer(run *r, slot *s, synth_reply *rep, const synth_check *
     u = jv_object_set(u, jv_string("completion_tokens"),
                       rep->completion_tokens >= 0 ? jv_number((double)rep->completion_tokens) : jv_null());
     o = jv_object_set(o, jv_string("usage"), u);
-    if (put(r, r->out, o) < 0) return;
+    if (put(r, s, r->out, o) < 0) return;
     r->st->accepted++;
     r->st->steps += chk->steps_total;
     r->st->step_chars += chk->step_chars;
@@ -298,7 +306,7 @@ static void reject(run *r, slot *s, long status) {
                       s->answer ? jv_string_sized(s->answer, (int)s->answer_len) : jv_null());
     o = jv_object_set(o, jv_string("reject"), j);
     if (r->rej) {
-        if (put(r, r->rej, o) < 0) return;
+        if (put(r, s, r->rej, o) < 0) return;
     } else {
         jv_free(o);
     }
@@ -393,11 +401,9 @@ static void slot_finish(run *r, slot *s, CURLcode code) {
     synth_config *c = r->cfg;
     curl_multi_remove_handle(r->multi, s->easy);
     r->st->requests++;
-    if (r->fatal) { /* the run is ending: leave the record for the next run */
-        r->st->unstarted++;
-        slot_release(s);
-        return;
-    }
+    /* Even when the run is ending (a fatal error elsewhere), a reply that came
+     * is handled: an answer already paid for is written. Retries are not
+     * started then: the loop drops waiting records. */
     if (code != CURLE_OK) {
         if (s->overflow)
             snprintf(s->reason, sizeof s->reason, "reply larger than %zu MiB", REPLY_MAX >> 20);
@@ -487,7 +493,9 @@ static void slot_finish(run *r, slot *s, CURLcode code) {
 /* Two runs appending to one output would both request the records neither
  * has written yet: an exclusive lock on the output file refuses the second. */
 static int lock_output(run *r, const char *path) {
-    r->lock_fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    int dry = r->cfg->dry_run; /* a dry run creates nothing */
+    r->lock_fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | (dry ? 0 : O_CREAT), 0666);
+    if (r->lock_fd < 0 && dry && errno == ENOENT) return 0;
     if (r->lock_fd < 0) return gr_errf(r->err, "%s: %s", path, strerror(errno));
     if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK)
@@ -500,7 +508,9 @@ static int lock_output(run *r, const char *path) {
 static int setup_outputs(run *r) {
     synth_config *c = r->cfg;
     int to_file = c->output && strcmp(c->output, "-") != 0;
-    if (to_file && !c->dry_run && lock_output(r, c->output) < 0) return -1;
+    /* (a dry run locks too: it may cut a torn tail, which must not be a line
+     * that a running gr-synth is writing) */
+    if (to_file && lock_output(r, c->output) < 0) return -1;
     if (c->resume && to_file && load_done(r, c->output) < 0) return -1;
     if (c->resume && c->rejects && load_done(r, c->rejects) < 0) return -1;
     if (c->dry_run) return 0;

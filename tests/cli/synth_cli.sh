@@ -186,3 +186,17 @@ for s in wildguardtrain:4:0 aegistrain:4:1 beavertailstrain:3:0 toxicchattrain:3
         -o "$T/seed-$name.jsonl" "$GR_ROOT/testdata/seeds/$name.jsonl"
     grep_check "synth_seed_${name}_counts" "$T/err" "^gr-synth: $want accepted, 0 rejected, 0 failed.* $invalid invalid"
 done
+
+# ---- a write error (file size limit: EFBIG, as on a full disk) stops the run;
+#      the torn line it leaves is cut by the next run, which finishes the job ----
+for i in $(seq 1 6); do rec "disk$i"; done >"$T/d.jsonl"
+(trap '' XFSZ; ulimit -f 4; exec "$S" --endpoint "$URL" -o "$T/d-out.jsonl" -j 1 "$T/d.jsonl") >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 1 ] && ok synth_write_error_exit || fail synth_write_error_exit "exit $rc"
+grep_check synth_write_error_message "$T/err" 'd-out.jsonl: write error'
+expect synth_write_error_resume 0 "$S" --endpoint "$URL" -o "$T/d-out.jsonl" "$T/d.jsonl"
+python3 -c "
+import json, sys
+ids = [json.loads(l)['id'] for l in open(sys.argv[1])]
+sys.exit(0 if sorted(ids) == [1, 2, 3, 4, 5, 6] else 1)" "$T/d-out.jsonl" && ok synth_write_error_nothing_lost \
+    || fail synth_write_error_nothing_lost "$(cut -c1-80 "$T/d-out.jsonl")"
