@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 ATTEMPTS = {}  # body digest -> attempts seen
-STATS = {"requests": 0, "ok": 0, "faults": {}, "ok_by_body": {}}
+STATS = {"requests": 0, "ok": 0, "faults": {}, "ok_by_body": {}, "connections": 0}
 ARGS = None
 DIRECTIVE = re.compile(r"\[\[faults:([^\]]*)\]\]")
 
@@ -88,6 +88,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        with LOCK:
+            STATS["connections"] += 1
+
     def send_json(self, code, obj, headers=()):
         body = json.dumps(obj).encode() if not isinstance(obj, bytes) else obj
         self.send_response(code)
@@ -116,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/reset":
             with LOCK:
                 ATTEMPTS.clear()
-                STATS.update({"requests": 0, "ok": 0, "faults": {}, "ok_by_body": {}})
+                STATS.update({"requests": 0, "ok": 0, "faults": {}, "ok_by_body": {}, "connections": 0})
             return self.send_json(200, {})
         if not self.path.endswith("/chat/completions"):
             return self.send_json(404, {"error": {"message": "unknown path " + self.path}})

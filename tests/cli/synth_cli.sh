@@ -200,3 +200,10 @@ import json, sys
 ids = [json.loads(l)['id'] for l in open(sys.argv[1])]
 sys.exit(0 if sorted(ids) == [1, 2, 3, 4, 5, 6] else 1)" "$T/d-out.jsonl" && ok synth_write_error_nothing_lost \
     || fail synth_write_error_nothing_lost "$(cut -c1-80 "$T/d-out.jsonl")"
+
+# ---- keep-alive: 40 requests with 4 in flight reuse a handful of connections ----
+start_server ka
+for i in $(seq 1 40); do rec "ka$i"; done >"$T/ka.jsonl"
+expect synth_keepalive_run 0 "$S" --endpoint "$URL" -o "$T/ka-out.jsonl" -j 4 "$T/ka.jsonl"
+conns=$(curl -s "${URL%/v1}/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['connections'])")
+[ "$conns" -le 5 ] && ok synth_keepalive_reused || fail synth_keepalive_reused "$conns connections for 40 requests"
