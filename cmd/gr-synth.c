@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "gr_cli.h"
 #include "gr_io.h"
@@ -254,6 +255,12 @@ int main(int argc, char **argv) {
         if (k && *k) c.api_key = k;
     }
     c.system_tmpl = sys_file ? (own_system = slurp(sys_file, NULL)) : synth_default_system;
+    if (!c.seed) { /* different clients should not retry in step */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        c.seed = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+        if (!c.seed) c.seed = 1;
+    }
     c.inputs = (const char *const *)(argv + optind);
     c.ninputs = argc - optind;
     u.tty = isatty(STDERR_FILENO);
