@@ -8,21 +8,23 @@
 
 const char *gr_prog = "gr";
 
-void gr_msg(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static void vmsg(const char *fmt, va_list ap) {
     fprintf(stderr, "%s: ", gr_prog);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+}
+
+void gr_msg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
     va_end(ap);
 }
 
 void gr_die(int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: ", gr_prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vmsg(fmt, ap);
     va_end(ap);
     exit(status);
 }

@@ -1,5 +1,6 @@
 #include "gr_eval.h"
 #include "gr_io.h"
+#include "gr_utf8.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,9 @@ static int predicted(jv rec, gr_task t, gr_label *l) {
     *l = GR_LABEL_NONE;
     jv p = jv_object_get(jv_copy(rec), jv_string("predict"));
     if (jv_get_kind(p) == JV_KIND_STRING) {
-        size_t n = (size_t)jv_string_length_bytes(jv_copy(p));
-        gr_answers a;
-        gr_answers_parse(jv_string_value(p), n, 300, &a);
-        *l = a.label[t];
+        const char *s = jv_string_value(p);
+        size_t n = (size_t)jv_string_length_bytes(jv_copy(p)), off = gr_utf8_tail(s, n, 300);
+        *l = gr_answer_find(s + off, n - off, t);
         jv_free(p);
         return 1;
     }

@@ -86,7 +86,11 @@ gr_label gr_answer_find(const char *text, size_t n, gr_task t) {
                                                 {GR_LABEL_COMPLIANCE, GR_LABEL_REFUSAL},
                                                 {GR_LABEL_HARMFUL, GR_LABEL_UNHARMFUL}};
     const unsigned char *s = (const unsigned char *)text;
-    for (size_t i = 0; i < n;) {
+    /* A match starts at an ASCII letter (r or c, either case: no other code
+     * point folds to them), so skip bytes until one. */
+    const unsigned char lo = (unsigned char)keys[t][0], up = (unsigned char)(lo - 32);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != lo && s[i] != up) continue;
         size_t j = match_word(s, n, i, keys[t]);
         if (j) {
             while (j < n) {
@@ -98,8 +102,6 @@ gr_label gr_answer_find(const char *text, size_t n, gr_task t) {
             for (int a = 0; a < 2; a++)
                 if (match_word(s, n, j, words[t][a])) return vals[t][a];
         }
-        uint32_t cp;
-        i += (size_t)next_cp(s, n, i, &cp);
     }
     return GR_LABEL_NONE;
 }
