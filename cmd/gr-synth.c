@@ -11,6 +11,7 @@
 #include "gr_cli.h"
 #include "gr_io.h"
 #include "synth_prompt.h"
+#include "synth_resume.h"
 #include "synth_run.h"
 
 static const char usage_text[] =

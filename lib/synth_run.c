@@ -1,8 +1,5 @@
 #include "synth_run.h"
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +12,7 @@
 #include "synth_idset.h"
 #include "synth_limit.h"
 #include "synth_reply.h"
+#include "synth_resume.h"
 
 #define REPLY_MAX ((size_t)64 << 20) /* a bigger reply is not a completion */
 
@@ -103,53 +101,18 @@ static void set_fatal(run *r, const char *fmt, ...) {
     redact(r, r->err->msg);
 }
 
-char *synth_default_rejects(const char *output) {
-    size_t n = strlen(output);
-    if (n > 6 && strcmp(output + n - 6, ".jsonl") == 0) n -= 6;
-    gr_buf b = {0};
-    gr_buf_append(&b, output, n);
-    gr_buf_printf(&b, ".rejects.jsonl");
-    gr_buf_cstr(&b);
-    return b.data;
-}
-
 /* ---- resume ------------------------------------------------------------- */
 
-/* Cuts a torn last line off path and adds the ids of its records to done. */
+/* Cuts a torn last line off path (noting it) and adds its ids to done. */
 static int load_done(run *r, const char *path) {
     size_t cut = 0;
-    if (gr_jsonl_cut_torn_tail(path, &cut, r->err) < 0) return -1;
+    if (synth_resume_load(path, &r->done, &cut, r->err) < 0) return -1;
     if (cut) {
         note(r, "%s: cut a torn last line (%zu bytes) left by a killed run; its record is redone",
              path, cut);
         r->st->resumed_cut += (long)cut;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0; /* nothing yet */
-    fclose(f);
-    gr_reader *rd = gr_reader_open(path, NULL, r->err);
-    if (!rd) return -1;
-    jv rec;
-    int rc;
-    while ((rc = gr_reader_next(rd, &rec, r->err)) == 1) {
-        jv id = jv_object_get(jv_copy(rec), jv_string("id"));
-        jv_kind k = jv_get_kind(id);
-        if (k != JV_KIND_STRING && k != JV_KIND_NUMBER) {
-            gr_errf(r->err, "%s:%ld: record without an id (not written by gr-synth?)", path,
-                    gr_reader_line(rd));
-            jv_free(id);
-            jv_free(rec);
-            rc = -1;
-            break;
-        }
-        char *key = synth_id_key(id);
-        synth_idset_add(&r->done, key);
-        free(key);
-        jv_free(id);
-        jv_free(rec);
-    }
-    gr_reader_close(rd);
-    return rc < 0 ? -1 : 0;
+    return 0;
 }
 
 /* ---- input -------------------------------------------------------------- */
@@ -490,27 +453,12 @@ static void slot_finish(run *r, slot *s, CURLcode code) {
 
 /* ---- the loop ----------------------------------------------------------- */
 
-/* Two runs appending to one output would both request the records neither
- * has written yet: an exclusive lock on the output file refuses the second. */
-static int lock_output(run *r, const char *path) {
-    int dry = r->cfg->dry_run; /* a dry run creates nothing */
-    r->lock_fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | (dry ? 0 : O_CREAT), 0666);
-    if (r->lock_fd < 0 && dry && errno == ENOENT) return 0;
-    if (r->lock_fd < 0) return gr_errf(r->err, "%s: %s", path, strerror(errno));
-    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK)
-            return gr_errf(r->err, "%s: another gr-synth run is writing it", path);
-        return gr_errf(r->err, "%s: cannot lock: %s", path, strerror(errno));
-    }
-    return 0;
-}
-
 static int setup_outputs(run *r) {
     synth_config *c = r->cfg;
     int to_file = c->output && strcmp(c->output, "-") != 0;
     /* (a dry run locks too: it may cut a torn tail, which must not be a line
      * that a running gr-synth is writing) */
-    if (to_file && lock_output(r, c->output) < 0) return -1;
+    if (to_file && synth_resume_lock(c->output, c->dry_run, &r->lock_fd, r->err) < 0) return -1;
     if (c->resume && to_file && load_done(r, c->output) < 0) return -1;
     if (c->resume && c->rejects && load_done(r, c->rejects) < 0) return -1;
     if (c->dry_run) return 0;

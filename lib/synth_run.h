@@ -78,8 +78,4 @@ typedef struct synth_config {
  * fatal error (unreadable input, write error, a 401...), err saying why. The
  * stats are filled in both cases. */
 int synth_run(synth_config *cfg, synth_stats *stats, gr_err *err);
-
-/* The rejects path used when none is given: OUTPUT without ".jsonl" plus
- * ".rejects.jsonl" (malloc'ed). */
-char *synth_default_rejects(const char *output);
 #endif

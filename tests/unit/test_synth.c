@@ -7,6 +7,8 @@
 #include "synth_limit.h"
 #include "synth_reply.h"
 #include "synth_request.h"
+#include "synth_resume.h"
+#include <unistd.h>
 #include "test.h"
 
 static jv parse(const char *s) { return jv_parse(s); }
@@ -275,6 +277,47 @@ TEST(idset) {
     synth_idset_free(&s);
 }
 
+TEST(resume_load_and_lock) {
+    char dir[] = "/tmp/gr-synth-test-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/out.jsonl", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    fputs("{\"id\":1,\"output\":\"a\"}\n{\"id\":\"x\"}\n{\"id\":3,\"outp", f);
+    fclose(f);
+    synth_idset done = {0};
+    size_t cut;
+    gr_err e;
+    CHECK_MSG(synth_resume_load(path, &done, &cut, &e) == 0, "%s", e.msg);
+    CHECK(cut == strlen("{\"id\":3,\"outp") && done.count == 2);
+    CHECK(synth_idset_has(&done, "1") && synth_idset_has(&done, "\"x\"") && !synth_idset_has(&done, "3"));
+    int fd1, fd2;
+    CHECK(synth_resume_lock(path, 0, &fd1, &e) == 0);
+    CHECK(synth_resume_lock(path, 0, &fd2, &e) == -1 && strstr(e.msg, "another gr-synth run"));
+    close(fd1);
+    CHECK(synth_resume_lock(path, 0, &fd2, &e) == 0);
+    close(fd2);
+    /* a dry run creates nothing */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/none.jsonl", dir);
+    CHECK(synth_resume_lock(missing, 1, &fd1, &e) == 0 && fd1 == -1 && access(missing, F_OK) != 0);
+    /* a file that is not gr-synth output */
+    f = fopen(path, "wb");
+    fputs("{\"prompt\":\"no id\"}\n", f);
+    fclose(f);
+    CHECK(synth_resume_load(path, &done, &cut, &e) == -1 && strstr(e.msg, ":1: record without an id"));
+    unlink(path);
+    rmdir(dir);
+    synth_idset_free(&done);
+    char *r = synth_default_rejects("dir/wild.jsonl");
+    CHECK_STR(r, "dir/wild.rejects.jsonl");
+    free(r);
+    r = synth_default_rejects("out.json");
+    CHECK_STR(r, "out.json.rejects.jsonl");
+    free(r);
+}
+
 int main(void) {
     RUN(labels_read);
     RUN(labels_refused);
@@ -293,5 +336,6 @@ int main(void) {
     RUN(bucket_debt);
     RUN(backoff);
     RUN(idset);
+    RUN(resume_load_and_lock);
     return TEST_EXIT();
 }
