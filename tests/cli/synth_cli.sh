@@ -169,6 +169,14 @@ expect synth_rpm 0 "$S" --endpoint "$URL" -o "$T/r.out" --rpm 60 -j 12 "$T/r.jso
 el=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$start_t" "$(date +%s.%N)")
 python3 -c "import sys; sys.exit(0 if 1.9 <= float(sys.argv[1]) < 6 else 1)" "$el" && ok synth_rpm_paced || fail synth_rpm_paced "took $el s"
 
+# ---- --tpm: 10 requests of ~470 tokens (the server's usage) under 24000
+#      tokens/min (a 4000-token burst, then 400/s) need well over a second ----
+for i in $(seq 1 10); do rec "tpm$i"; done >"$T/tpm.jsonl"
+start_t=$(date +%s.%N)
+expect synth_tpm 0 "$S" --endpoint "$URL" -o "$T/tpm-out.jsonl" --tpm 24000 -j 10 "$T/tpm.jsonl"
+el=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 2))" "$start_t" "$(date +%s.%N)")
+python3 -c "import sys; sys.exit(0 if 1.2 <= float(sys.argv[1]) < 8 else 1)" "$el" && ok synth_tpm_paced || fail synth_tpm_paced "took $el s"
+
 # ---- --map and stdin; a --system-file of one's own ----
 printf '{"q":"hi","lab":"harmful"}\n' | expect synth_map_stdin 0 "$S" --endpoint "$URL" \
     --map '{prompt: .q, response: null, label: {request: .lab}}' -
