@@ -74,6 +74,7 @@ start=$(date +%s)
 rc=$?
 [ $rc -eq 0 ] && ok synth_llamacpp_run || fail synth_llamacpp_run "exit $rc: $(tail -5 "$T/err")"
 echo "# gr-synth against llama.cpp took $(( $(date +%s) - start )) s" >&2
+grep -E '^gr-synth: [0-9]+ accepted|rejected:' "$T/err" | sed 's/^/# /' >&2
 python3 - "$T/seeds.jsonl" "$T/out.jsonl" "$T/out.rejects.jsonl" >"$T/chk" 2>&1 <<'PY'
 import json, os, sys
 want = sorted(json.loads(l)["id"] for l in open(sys.argv[1]))
