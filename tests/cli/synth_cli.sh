@@ -215,3 +215,21 @@ for i in $(seq 1 40); do rec "ka$i"; done >"$T/ka.jsonl"
 expect synth_keepalive_run 0 "$S" --endpoint "$URL" -o "$T/ka-out.jsonl" -j 4 "$T/ka.jsonl"
 conns=$(curl -s "${URL%/v1}/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['connections'])")
 [ "$conns" -le 5 ] && ok synth_keepalive_reused || fail synth_keepalive_reused "$conns connections for 40 requests"
+
+# ---- the pipeline: gr-synth's alpaca records are what gr-tokenize trains on ----
+TOKJ=$GR_ROOT/testdata/tokenizer/llama3/tokenizer.json.zst
+if [ -x "$GR_BIN/gr-tokenize" ] && [ -f "$TOKJ" ]; then
+    "$S" -q --endpoint "$URL" "$T/in.jsonl" | "$GR_BIN/gr-tokenize" -t "$TOKJ" >"$T/tok.jsonl" 2>"$T/err"
+    python3 - "$T/tok.jsonl" >"$T/chk" 2>&1 <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert sorted(r["id"] for r in recs) == [1, 2], recs
+for r in recs:
+    assert r["ids"][:4] == [128000, 128006, 882, 128007] and 0 < r["n_prompt"] < len(r["ids"]), r
+    assert r["ids"][-1] == 128009
+print("fine")
+PY
+    grep_check synth_to_tokenize "$T/chk" '^fine$'
+else
+    echo "# skip synth_to_tokenize: no gr-tokenize or llama3 tokenizer in this checkout"
+fi
