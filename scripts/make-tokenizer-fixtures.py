@@ -23,6 +23,8 @@ Writes testdata/tokenizer/:
   tiny/tokenizer.json, tiny/cases.jsonl
       a tiny tokenizer with added tokens of every flavour (special or not,
       lstrip, rstrip, single_word) and tokenizers' ids, plain and with specials
+  unicode.tsv
+      every code point in three contexts (see unicode_texts), by hash of ids
   templates.jsonl, infer_seqlen.jsonl
       LLaMA-Factory's prompt/response ids per template, and its cut lengths
   adversarial.jsonl.zst
@@ -381,6 +383,14 @@ def tiny_added_tokens():
     return text, cases
 
 
+def unicode_texts():
+    """Every code point (no surrogates), 64 to a text, each in three contexts
+    that expose its \\p{L} / \\p{N} / \\s class to the pre-tokenizers."""
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    return ["".join("x" + chr(c) + "y 1" + chr(c) + "2 " + chr(c) + "\n" for c in cps[i:i + 64])
+            for i in range(0, len(cps), 64)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smollm2-gguf")
@@ -433,6 +443,19 @@ def main():
     with open(OUT + "/tiny/cases.jsonl", "w") as f:
         for c in tiny_cases:
             f.write(json.dumps(c, ensure_ascii=False) + "\n")
+
+    # all of Unicode: one line per 16 texts (1024 code points), the hash of their ids
+    ut = unicode_texts()
+    u_l3, u_tt, u_sm = enc_hf(l3, ut), tt.encode_ordinary_batch(ut, num_threads=2), enc_hf(sm, ut)
+    ud = sum(1 for x, y in zip(u_l3, u_tt) if x != y)
+    with open(OUT + "/unicode.tsv", "w") as f:
+        f.write("# %d texts of 64 code points, 16 texts a line: llama3 n, hash; smollm2 n, hash "
+                "(tiktoken disagrees with tokenizers on %d texts)\n" % (len(ut), ud))
+        for i in range(0, len(ut), 16):
+            a = [x for ids in u_l3[i:i + 16] for x in ids]
+            b = [x for ids in u_sm[i:i + 16] for x in ids]
+            f.write("%d %016x %d %016x\n" % (len(a), ids_hash(a), len(b), ids_hash(b)))
+    print("unicode: %d texts, tiktoken disagrees with tokenizers on %d" % (len(ut), ud), file=sys.stderr)
 
     cases, seqlen = template_cases(l3_text, sm_text)
     with open(OUT + "/templates.jsonl", "w") as f:

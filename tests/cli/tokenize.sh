@@ -13,6 +13,9 @@ expect tok_bad_cutoff 2 $G -t "$L3" --cutoff 12x
 expect tok_zero_cutoff 2 $G -t "$L3" --cutoff 0
 expect tok_no_tokenizer 2 $G /dev/null
 expect tok_bad_template 2 $G -t "$L3" --template alpaca /dev/null
+expect tok_raw_system 2 $G -t "$L3" --template raw --system hi /dev/null
+expect tok_text_cutoff 2 $G -t "$L3" --text --cutoff 10 /dev/null
+expect tok_count_alone 2 $G -t "$L3" --count /dev/null
 expect tok_missing_tokenizer 1 $G -t /nonexistent/tok.json /dev/null
 grep_check tok_missing_tokenizer_msg "$T/err" '^gr-tokenize: /nonexistent/tok.json'
 
