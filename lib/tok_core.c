@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include "tok_internal.h"
+#include "gguf.h"
 
 void gr_ids_push(gr_ids *a, int32_t id) {
     if (a->n == a->cap) {
@@ -223,16 +224,18 @@ int tok_set_pre_named(gr_tokenizer *t, const char *name) {
 }
 
 #include <oniguruma.h>
+#include <pthread.h>
+static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
+static void tok_onig_init(void) {
+    OnigEncoding enc = ONIG_ENCODING_UTF8;
+    onig_initialize(&enc, 1);
+}
+
 int tok_add_pre_regex(gr_tokenizer *t, const char *pattern, gr_err *err, const char *src) {
     if (t->n_pre >= TOK_MAX_PRE) return gr_errf(err, "%s: too many pre-tokenizers", src);
     if (!strcmp(pattern, LLAMA3_PAT)) { pre_push(t, TOK_PRE_LLAMA3, 0, NULL); return 0; }
     if (!strcmp(pattern, GPT2_PAT)) { pre_push(t, TOK_PRE_GPT2, 0, NULL); return 0; }
-    static int inited;
-    if (!inited) {
-        OnigEncoding enc = ONIG_ENCODING_UTF8;
-        onig_initialize(&enc, 1);
-        inited = 1;
-    }
+    pthread_once(&onig_once, tok_onig_init);
     OnigRegex re;
     OnigErrorInfo einfo;
     const unsigned char *p = (const unsigned char *)pattern;
@@ -314,7 +317,12 @@ gr_tokenizer *gr_tokenizer_load(const char *path, gr_err *err) {
     size_t i = 0;
     while (i < n && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) i++;
     gr_tokenizer *t;
-    if (i < n && data[i] == '{') {
+    if (n >= 4 && !memcmp(data, "GGUF", 4)) {
+        /* a zstd-compressed GGUF (vocabulary-only fixtures) */
+        gguf_file *g = gguf_open_mem(data, n, file, err);
+        t = g ? tok_from_gguf(g, file, err) : NULL;
+        if (g) gguf_close(g);
+    } else if (i < n && data[i] == '{') {
         /* tokenizer_config.json beside the file */
         char cfg[4096];
         const char *slash = strrchr(file, '/');

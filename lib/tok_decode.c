@@ -1,5 +1,6 @@
 /* Decoding ids to bytes, the streaming decoder, and the GPT-2 byte-level
  * character mapping that tokenizer.json and GGUF vocabularies are written in. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tok_internal.h"
@@ -7,20 +8,22 @@
 
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the
  * other 68 bytes for U+0100.. in byte order. Inverse: code point -> byte. */
-static int unicode_to_byte(uint32_t cp) {
-    static int16_t inv[324];
-    static int ready;
-    if (!ready) {
-        for (int k = 0; k < 324; k++) inv[k] = -1;
-        int m = 0;
-        for (int b = 0; b < 256; b++) {
-            int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-            if (printable) inv[b] = (int16_t)b;
-            else inv[256 + m++] = (int16_t)b;
-        }
-        ready = 1; /* idempotent: racing threads write the same values */
+static int16_t inv_table[324];
+static pthread_once_t inv_once = PTHREAD_ONCE_INIT;
+
+static void inv_init(void) {
+    for (int k = 0; k < 324; k++) inv_table[k] = -1;
+    int m = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        if (printable) inv_table[b] = (int16_t)b;
+        else inv_table[256 + m++] = (int16_t)b;
     }
-    return cp < 324 ? inv[cp] : -1;
+}
+
+static int unicode_to_byte(uint32_t cp) {
+    pthread_once(&inv_once, inv_init);
+    return cp < 324 ? inv_table[cp] : -1;
 }
 
 int tok_bytelevel_decode(const char *s, size_t n, char *out, size_t *out_len) {

@@ -113,6 +113,9 @@ gr_tokenizer *tok_load_tiktoken(const char *path, const char *data, size_t n, gr
 gr_tokenizer *tok_load_hf_json(const char *path, const char *data, size_t n,
                                const char *config_path, gr_err *err);
 gr_tokenizer *tok_load_gguf(const char *path, gr_err *err);
+struct gguf_file;
+/* The tokenizer of an already parsed GGUF (f stays the caller's). */
+gr_tokenizer *tok_from_gguf(const struct gguf_file *f, const char *path, gr_err *err);
 /* Reads a whole file (zstd-compressed files are decompressed). NULL on error. */
 char *tok_read_file(const char *path, size_t *n, gr_err *err);
 

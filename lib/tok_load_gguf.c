@@ -15,6 +15,12 @@ enum { GGUF_TOK_NORMAL = 1, GGUF_TOK_UNKNOWN = 2, GGUF_TOK_CONTROL = 3, GGUF_TOK
 gr_tokenizer *tok_load_gguf(const char *path, gr_err *err) {
     gguf_file *f = gguf_open(path, err);
     if (!f) return NULL;
+    gr_tokenizer *t = tok_from_gguf(f, path, err);
+    gguf_close(f);
+    return t;
+}
+
+gr_tokenizer *tok_from_gguf(const gguf_file *f, const char *path, gr_err *err) {
     gr_tokenizer *t = NULL;
     char *buf = NULL, *buf2 = NULL;
     const char *model = NULL, *pre = "default";
@@ -65,6 +71,9 @@ gr_tokenizer *tok_load_gguf(const char *path, gr_err *err) {
         gr_errf(err, "%s: pre-tokenizer \"%s\" is not supported (llama-bpe, smollm, gpt-2)", path, pre);
         goto fail;
     }
+    /* llama.cpp: the LLaMA 3 pre-tokenizer comes with ignore_merges (a piece
+     * that is a whole token is that token), as LLaMA 3's tokenizer.json says */
+    t->ignore_merges = !strcmp(t->pre_name, "llama3");
     int64_t v;
     if (gguf_get_int(f, "tokenizer.ggml.bos_token_id", &v, err) < 0) goto fail;
     t->bos = -1;
@@ -99,12 +108,10 @@ gr_tokenizer *tok_load_gguf(const char *path, gr_err *err) {
     }
     free(buf);
     free(buf2);
-    gguf_close(f);
     return t;
 fail:
     free(buf);
     free(buf2);
     gr_tokenizer_free(t);
-    gguf_close(f);
     return NULL;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <jv.h>
 #include "tok_internal.h"
+#include "gr_utf8.h"
 
 /* obj[key] (a new reference) or jv_null() when obj is not an object or lacks it. */
 static jv field(jv obj, const char *key) {
@@ -190,6 +191,10 @@ static int bl_bytes(const char *s, size_t n, char **buf, size_t *cap, size_t *ou
 gr_tokenizer *tok_load_hf_json(const char *path, const char *data, size_t n,
                                const char *config_path, gr_err *err) {
     if (n > 0x7FFFFFFF) return (gr_errf(err, "%s: too large", path), NULL);
+    /* JSON text is UTF-8; checking first also keeps libjq 1.6's parser off a
+     * path where it leaks on invalid UTF-8 followed by a syntax error */
+    size_t bad = gr_utf8_check(data, n);
+    if (bad != n) return (gr_errf(err, "%s: invalid UTF-8 at byte %zu", path, bad), NULL);
     jv root = jv_parse_sized(data, (int)n);
     if (!jv_is_valid(root)) {
         jv msg = jv_invalid_get_msg(root);

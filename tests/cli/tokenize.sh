@@ -116,3 +116,10 @@ if [ -n "$GG" ] && [ -f "$GG" ]; then
     expect tok_gguf 0 $G -t "$GG" "$T/a.jsonl"
     cmp -s "$T/j" "$T/out" && ok tok_gguf_same_as_json || fail tok_gguf_same_as_json "outputs differ"
 fi
+
+# a LLaMA 3 GGUF (vocabulary only, made by scripts/make-tokenizer-fixtures.py)
+if [ -n "${GR_TEST_GGUF_LLAMA3:-}" ] && [ -f "$GR_TEST_GGUF_LLAMA3" ]; then
+    $G -q -t "$L3" --text "$T/adv.jsonl" > "$T/j"
+    expect tok_gguf_llama3 0 $G -t "$GR_TEST_GGUF_LLAMA3" --text "$T/adv.jsonl"
+    cmp -s "$T/j" "$T/out" && ok tok_gguf_llama3_same_as_json || fail tok_gguf_llama3_same_as_json "outputs differ"
+fi

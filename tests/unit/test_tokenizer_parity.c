@@ -2,7 +2,8 @@
  * made by scripts/make-tokenizer-fixtures.py (tiktoken and Hugging Face
  * tokenizers): the hand-made adversarial set with full ids, and every text of
  * ../shared/data/guardreasoner by hash of its ids. Each source (LLaMA 3's
- * tiktoken file, its tokenizer.json, SmolLM2's tokenizer.json and its GGUF)
+ * tiktoken file, its tokenizer.json, SmolLM2's tokenizer.json, its GGUF's
+ * tokenizer in a committed vocabulary-only GGUF, and the real GGUF when cached)
  * must give the reference ids, and decode(encode(x)) == x. */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #define CORPUS_STRIDE 1
 #endif
 
-static gr_tokenizer *tk_l3_tt, *tk_l3_json, *tk_sm_json, *tk_sm_gguf;
+static gr_tokenizer *tk_l3_tt, *tk_l3_json, *tk_sm_json, *tk_sm_gguf, *tk_sm_vgguf;
 
 static gr_tokenizer *load(const char *path) {
     gr_err err = {{0}};
@@ -31,6 +32,10 @@ TEST(load_sources) {
     if (m) CHECK((tk_l3_tt = load(m)) != NULL);
     CHECK((tk_l3_json = load(tf_path("testdata/tokenizer/llama3/tokenizer.json.zst"))) != NULL);
     CHECK((tk_sm_json = load(tf_path("testdata/tokenizer/smollm2/tokenizer.json.zst"))) != NULL);
+    CHECK((tk_sm_vgguf = load(tf_path("testdata/tokenizer/smollm2/vocab.gguf.zst"))) != NULL);
+    CHECK(gr_tokenizer_vocab_size(tk_sm_vgguf) == 49152);
+    CHECK_STR(gr_tokenizer_pretok_name(tk_sm_vgguf), "smollm");
+    CHECK(gr_tokenizer_bos(tk_sm_vgguf) == 1 && gr_tokenizer_eos(tk_sm_vgguf) == 2);
     const char *g = tf_smollm2_gguf();
     if (g) CHECK((tk_sm_gguf = load(g)) != NULL);
     if (!m) printf("# no ../shared LLaMA 3 tokenizer.model: tiktoken source not tested\n");
@@ -134,6 +139,7 @@ TEST(adversarial) {
         if (tk_l3_tt) bad += !same_ids("llama3-tiktoken", name, tk_l3_tt, s, len, &l3);
         bad += !same_ids("smollm2-json", name, tk_sm_json, s, len, &sm);
         if (tk_sm_gguf) bad += !same_ids("smollm2-gguf", name, tk_sm_gguf, s, len, &sm);
+        bad += !same_ids("smollm2-vocab-gguf", name, tk_sm_vgguf, s, len, &sm);
         /* SmolLM2 has no token for a few bytes (they are dropped, as the
          * reference drops them), so only LLaMA 3 round-trips everything */
         if (!round_trip(tk_l3_json, s, len) || (all_bytes(tk_sm_json, s, len) && !round_trip(tk_sm_json, s, len))) {
@@ -269,9 +275,9 @@ TEST(corpus_llama3) {
 }
 
 TEST(corpus_smollm2) {
-    gr_tokenizer *t[2] = {tk_sm_json, tk_sm_gguf};
-    const char *n[2] = {"smollm2-json", "smollm2-gguf"};
-    corpus_check(test_name_, "testdata/tokenizer/corpus-smollm2.tsv", t, n, 2);
+    gr_tokenizer *t[3] = {tk_sm_json, tk_sm_gguf, tk_sm_vgguf};
+    const char *n[3] = {"smollm2-json", "smollm2-gguf", "smollm2-vocab-gguf"};
+    corpus_check(test_name_, "testdata/tokenizer/corpus-smollm2.tsv", t, n, 3);
 }
 
 int main(void) {
@@ -284,5 +290,6 @@ int main(void) {
     gr_tokenizer_free(tk_l3_json);
     gr_tokenizer_free(tk_sm_json);
     gr_tokenizer_free(tk_sm_gguf);
+    gr_tokenizer_free(tk_sm_vgguf);
     return TEST_EXIT();
 }
