@@ -197,7 +197,7 @@ int main(int argc, char **argv) {
     }
     gr_writer *lw = NULL;
     if (log_path) {
-        if (!resume) {
+        if (!resume || !have) { /* a fresh start: an old log would mislead */
             if (gr_write_file_atomic(log_path, "", 0, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
         }
         gr_writer_opts wo = {.append = 1};
