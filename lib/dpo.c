@@ -46,6 +46,7 @@ int gr_dpo_init(gr_dpo *s, gr_train_model *m, const gr_pdata *data, const gr_dpo
     s->data = data;
     gr_train_plan_init(&s->plan, data->n, o->micro_batch, o->grad_accum, o->epochs);
     s->act = gr_tact_new();
+    s->act_r = gr_tact_new();
     gr_adamw_init(&s->opt, m->n_params);
     s->opt.weight_decay = (float)o->weight_decay;
     s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);
@@ -57,6 +58,7 @@ int gr_dpo_init(gr_dpo *s, gr_train_model *m, const gr_pdata *data, const gr_dpo
 
 void gr_dpo_free(gr_dpo *s) {
     gr_tact_free(s->act);
+    gr_tact_free(s->act_r);
     gr_adamw_free(&s->opt);
     free(s->perm);
     free(s->ref_c);
@@ -68,27 +70,42 @@ int64_t gr_dpo_last_step(const gr_dpo *s) {
     return s->o.max_steps > 0 && s->o.max_steps < s->plan.T ? s->o.max_steps : s->plan.T;
 }
 
-/* One sequence (pair i, chosen or rejected): forward, and with backward also
- * scale·∂(Σ NLL)/∂θ into the gradients. *logp = Σ log p of the response,
- * *len = its token count. */
-static int seq_pass(gr_dpo *s, int i, int rejected, int backward, float scale, double *logp,
-                    int64_t *len, gr_err *err) {
+/* One sequence of pair i (chosen or rejected) as a batch; ids/len/np hold it. */
+static gr_tbatch seq_batch(const gr_dpo *s, int i, int rejected, const int **ids, int *len,
+                           int *np) {
     const gr_pdata *d = s->data;
-    const int *ids = rejected ? d->rejected[i] : d->chosen[i];
-    int n = rejected ? d->len_r[i] : d->len_c[i], np = d->n_prompt[i];
-    const int *idv[1] = {ids};
-    gr_tbatch b = {1, idv, &n, &np};
+    ids[0] = rejected ? d->rejected[i] : d->chosen[i];
+    *len = rejected ? d->len_r[i] : d->len_c[i];
+    *np = d->n_prompt[i];
+    return (gr_tbatch){1, ids, len, np};
+}
+
+/* The forward pass of one sequence into activations a (kept for
+ * gr_train_backward_micro). *logp = Σ log p of the response, *len = its tokens. */
+static int seq_forward(gr_dpo *s, gr_tact *a, int i, int rejected, double *logp, int64_t *len,
+                       gr_err *err) {
+    const int *ids[1];
+    int n, np;
+    gr_tbatch b = seq_batch(s, i, rejected, ids, &n, &np);
     double nll;
-    if (gr_train_step_micro(s->m, s->act, &b, backward, scale, &nll, len, err)) return -1;
+    if (gr_train_step_micro(s->m, a, &b, 0, 0.0f, &nll, len, err)) return -1;
     *logp = -nll;
     return 0;
+}
+
+/* scale·∂(Σ NLL)/∂θ of the sequence whose forward pass a holds. */
+static int seq_backward(gr_dpo *s, gr_tact *a, int i, int rejected, float scale, gr_err *err) {
+    const int *ids[1];
+    int n, np;
+    gr_tbatch b = seq_batch(s, i, rejected, ids, &n, &np);
+    return gr_train_backward_micro(s->m, a, &b, scale, err);
 }
 
 int gr_dpo_reference(gr_dpo *s, void (*progress)(int, int, void *), void *arg, gr_err *err) {
     int64_t len;
     for (int i = 0; i < s->data->n; i++) {
-        if (seq_pass(s, i, 0, 0, 0.0f, &s->ref_c[i], &len, err)) return -1;
-        if (seq_pass(s, i, 1, 0, 0.0f, &s->ref_r[i], &len, err)) return -1;
+        if (seq_forward(s, s->act, i, 0, &s->ref_c[i], &len, err)) return -1;
+        if (seq_forward(s, s->act, i, 1, &s->ref_r[i], &len, err)) return -1;
         if (progress) progress(i + 1, s->data->n, arg);
     }
     s->have_ref = 1;
@@ -225,16 +242,18 @@ int gr_dpo_step(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
         gr_train_plan_micro(&s->plan, u, &a, &b);
         for (int64_t e = a; e < b; e++) {
             int i = s->perm[e];
-            double pc, pr, x;
-            int64_t nc, nr, nx;
-            if (seq_pass(s, i, 0, 0, 0.0f, &pc, &nc, err)) return -1;
-            if (seq_pass(s, i, 1, 0, 0.0f, &pr, &nr, err)) return -1;
+            double pc, pr;
+            int64_t nc, nr;
+            /* both forward passes kept (two activation sets), then both backward
+             * passes with the scales the loss gives: no forward is repeated */
+            if (seq_forward(s, s->act, i, 0, &pc, &nc, err)) return -1;
+            if (seq_forward(s, s->act_r, i, 1, &pr, &nr, err)) return -1;
             gr_dpo_terms t;
             gr_dpo_pair_terms(s->o.beta, s->o.ftx, weight_of(s, i), pc, pr, s->ref_c[i],
                               s->ref_r[i], nc, &t);
             /* ∂ℓ/∂θ = −∂ℓ/∂πc·∂NLLc/∂θ − ∂ℓ/∂πr·∂NLLr/∂θ, over the step's mean */
-            if (seq_pass(s, i, 0, 1, (float)(-t.dl_dpc / (double)P), &x, &nx, err)) return -1;
-            if (seq_pass(s, i, 1, 1, (float)(-t.dl_dpr / (double)P), &x, &nx, err)) return -1;
+            if (seq_backward(s, s->act, i, 0, (float)(-t.dl_dpc / (double)P), err)) return -1;
+            if (seq_backward(s, s->act_r, i, 1, (float)(-t.dl_dpr / (double)P), err)) return -1;
             info_add(info, &t, pc, pr, d->len_c[i] + d->len_r[i]);
         }
     }
@@ -257,8 +276,8 @@ int gr_dpo_eval(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
     for (int i = 0; i < d->n; i++) {
         double pc, pr;
         int64_t nc, nr;
-        if (seq_pass(s, i, 0, 0, 0.0f, &pc, &nc, err)) return -1;
-        if (seq_pass(s, i, 1, 0, 0.0f, &pr, &nr, err)) return -1;
+        if (seq_forward(s, s->act, i, 0, &pc, &nc, err)) return -1;
+        if (seq_forward(s, s->act, i, 1, &pr, &nr, err)) return -1;
         gr_dpo_terms t;
         gr_dpo_pair_terms(s->o.beta, s->o.ftx, weight_of(s, i), pc, pr, s->ref_c[i], s->ref_r[i],
                           nc, &t);

@@ -10,9 +10,10 @@
  *   ℓ      = w·L_dpo + ftx·L_sft       (the weight on the DPO term: Eq. 2's α)
  * A step's loss is the mean of ℓ over its pairs; the gradient is that mean's.
  * Through the training core: ∂ℓ/∂πc = −w·β·σ(−βh) − ftx/|c|, ∂ℓ/∂πr = w·β·σ(−βh),
- * so each step runs, per pair, a forward of both sequences (πc, πr), then the
- * backward of Σ NLL of c scaled by (w·β·σ(−βh) + ftx/|c|)/P and of r by
- * −w·β·σ(−βh)/P (P = pairs in the step).
+ * so each step runs, per pair, a forward of both sequences (πc, πr; both sets
+ * of activations kept), then the backward of Σ NLL of c scaled by
+ * (w·β·σ(−βh) + ftx/|c|)/P and of r by −w·β·σ(−βh)/P (P = pairs in the step)
+ * from those activations (gr_train_backward_micro).
  *
  * The reference log-probabilities never change: gr_dpo_reference computes them
  * once with the starting weights, so training holds one model, not two. The
@@ -67,7 +68,7 @@ typedef struct gr_dpo {
     gr_dpo_opts o;
     gr_train_model *m;
     const gr_pdata *data;
-    gr_tact *act;
+    gr_tact *act, *act_r;   /* activations of the chosen and the rejected sequence */
     gr_adamw opt;
     gr_train_plan plan;
     int64_t step;           /* optimizer steps done */

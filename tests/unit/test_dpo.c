@@ -232,7 +232,43 @@ TEST(dpo_pairs_bad_records) {
     }
 }
 
+/* gr_train_backward_micro from a kept forward = gr_train_step_micro with
+ * backward, bit for bit; refused without a kept forward of that batch. */
+TEST(backward_from_kept_forward) {
+    gr_err err;
+    gr_model *gm = gr_model_load("testdata/models/tiny-mha-untied", &err);
+    CHECK_MSG(gm, "%s", err.msg);
+    gr_backend *be = gr_backend_cpu(2);
+    gr_train_model *m = gr_train_model_new(gm, be, &err);
+    CHECK(m);
+    int s0[] = {1, 5, 9, 33, 2, 7, 8}, s1[] = {4, 4, 100, 3};
+    const int *ids[2] = {s0, s1};
+    int len[2] = {7, 4}, np[2] = {3, 1};
+    gr_tbatch b = {2, ids, len, np};
+    gr_tact *a = gr_tact_new();
+    double nll1, nll2;
+    int64_t nt;
+    gr_train_zero_grad(m);
+    CHECK(gr_train_step_micro(m, a, &b, 1, 0.37f, &nll1, &nt, &err) == 0);
+    float *g1 = malloc(sizeof(float) * (size_t)m->n_params);
+    memcpy(g1, m->grads, sizeof(float) * (size_t)m->n_params);
+    CHECK(gr_train_backward_micro(m, a, &b, 0.37f, &err) == -1); /* used up */
+    gr_train_zero_grad(m);
+    CHECK(gr_train_step_micro(m, a, &b, 0, 0.0f, &nll2, &nt, &err) == 0);
+    CHECK(nll1 == nll2);
+    gr_tbatch b1 = {1, ids, len, np};
+    CHECK(gr_train_backward_micro(m, a, &b1, 0.37f, &err) == -1); /* another batch */
+    CHECK_MSG(gr_train_backward_micro(m, a, &b, 0.37f, &err) == 0, "%s", err.msg);
+    CHECK(memcmp(g1, m->grads, sizeof(float) * (size_t)m->n_params) == 0);
+    free(g1);
+    gr_tact_free(a);
+    gr_train_model_free(m);
+    gr_backend_free(be);
+    gr_model_free(gm);
+}
+
 int main(void) {
+    RUN(backward_from_kept_forward);
     RUN(dpo_weighted_gqa_tied);
     RUN(dpo_plain_gqa_tied_and_trl);
     RUN(dpo_weighted_mha_untied);
