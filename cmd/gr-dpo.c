@@ -251,6 +251,24 @@ int main(int argc, char **argv) {
         gr_msg("reference log-probs read from %s", ref_path);
     }
 
+    /* The loss settings are not in trainer_state.bin: kept beside it, checked on --resume. */
+    char set_path[4200], settings[256];
+    snprintf(set_path, sizeof set_path, "%s/dpo_settings.json", out);
+    snprintf(settings, sizeof settings, "{\"beta\":%.17g,\"ftx\":%.17g,\"weights\":%s}\n", o.beta,
+             o.ftx, o.use_weights ? "true" : "false");
+    if (resume && have) {
+        char old[256] = "";
+        FILE *f = fopen(set_path, "rb");
+        size_t k = f ? fread(old, 1, sizeof old - 1, f) : 0;
+        if (f) fclose(f);
+        old[k] = 0;
+        if (strcmp(old, settings) != 0)
+            gr_die(GR_EXIT_FAIL, "%s: the run was made with %s; resume with the same --beta, --ftx "
+                                 "and weights", set_path, old[0] ? old : "(missing)");
+    } else if (!no_save && gr_write_file_atomic(set_path, settings, strlen(settings), &err)) {
+        gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    }
+
     double elapsed0 = 0;
     if (resume && have) {
         char p[4200];

@@ -72,6 +72,9 @@ cmp -s "$T/a/checkpoint-18/trainer_state.bin" "$T/b/checkpoint-18/trainer_state.
 if diff <(jq -c 'del(.tokens_per_s, .pairs_per_s, .elapsed_s)' "$T/a.log") \
         <(jq -c 'del(.tokens_per_s, .pairs_per_s, .elapsed_s)' "$T/b.log") >/dev/null; then
     ok dpo_resume_log; else fail dpo_resume_log "logs differ after resume"; fi
+# resuming with another beta is refused
+expect dpo_resume_other_beta 1 "$D" --base "$M" --pairs "$T/pairs.jsonl" --out "$T/b" $COMMON --beta 0.4 --resume
+grep_check dpo_resume_other_beta_msg "$T/err" "same --beta"
 # resuming with other pairs is refused
 sed 's/item 3/item 33/' "$T/pairs.jsonl" >"$T/pairs2.jsonl"
 rm -rf "$T/b/checkpoint-18" "$T/b/checkpoint-16"
