@@ -21,6 +21,7 @@ static const char usage_text[] =
     "  --batch N             sequences decoding together (default 16)\n"
     "  --max-tokens N        most generated tokens per record (default 2048)\n"
     "  --threads N           CPU threads (default: all cores)\n"
+    "  --device NAME         cpu (the only backend in this build)\n"
     "  --temperature T       default 0 (greedy, as the reference evaluation)\n"
     "  --top-p P, --top-k K  sampling filters (with --temperature > 0)\n"
     "  --seed N              random seed (default 0)\n"
@@ -38,7 +39,7 @@ static const char usage_text[] =
     "      -o verdicts.jsonl --resume\n";
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
-       OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_VERSION };
+       OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_VERSION };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -55,7 +56,7 @@ int main(int argc, char **argv) {
         {"top-k", required_argument, 0, OPT_TOPK}, {"seed", required_argument, 0, OPT_SEED},
         {"logprobs", no_argument, 0, OPT_LOGPROBS}, {"model-name", required_argument, 0, OPT_NAME},
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
-        {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
+        {"device", required_argument, 0, OPT_DEVICE}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_CLASSIFY, .model_path = getenv("GR_MODEL"), .batch = 16,
@@ -85,6 +86,10 @@ int main(int argc, char **argv) {
             ro.map = optarg;
             break;
         case OPT_STRICT: o.strict = 1; break;
+        case OPT_DEVICE:
+            if (strcmp(optarg, "cpu") != 0)
+                gr_usage_error("--device %s: this build has only the cpu backend", optarg);
+            break;
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
         case 'q': quiet = 1; break;

@@ -54,6 +54,8 @@ static const char usage_text[] =
     "  --eval-every N           the loss and rewards over all training pairs every N\n"
     "                           steps and at the end (0: never)\n"
     "  --log FILE               one JSON line per step (appended; cut back on --resume)\n"
+    "  --recompute              keep only each layer's input and recompute the rest\n"
+    "                           in the backward pass (less memory, more arithmetic)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
     "  --device cpu             the device (only the CPU in this build)\n"
     "  --progress, --quiet      force / silence the progress line on stderr\n"
@@ -66,7 +68,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_PAIRS, O_OUT, O_BETA, O_FTX, O_NOW, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM,
     O_WD, O_SEED, O_MAXSTEPS, O_TEMPLATE, O_SYSTEM, O_CUTOFF, O_SAVE, O_SAVEDT, O_NOSAVE,
-    O_RESUME, O_EVALEVERY, O_LOG, O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION
+    O_RESUME, O_EVALEVERY, O_LOG, O_THREADS, O_RECOMPUTE, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION
 };
 
 static double now_s(void) {
@@ -130,7 +132,7 @@ int main(int argc, char **argv) {
         {"template", 1, 0, O_TEMPLATE}, {"system", 1, 0, O_SYSTEM}, {"cutoff", 1, 0, O_CUTOFF},
         {"save-every", 1, 0, O_SAVE}, {"save-dtype", 1, 0, O_SAVEDT}, {"no-save", 0, 0, O_NOSAVE},
         {"resume", 0, 0, O_RESUME}, {"eval-every", 1, 0, O_EVALEVERY}, {"log", 1, 0, O_LOG},
-        {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
+        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     int c;
@@ -171,6 +173,7 @@ int main(int argc, char **argv) {
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
         case O_LOG: log_path = optarg; break;
         case O_THREADS: threads = gr_parse_long("--threads", optarg, 0, 4096); break;
+        case O_RECOMPUTE: o.recompute = 1; break;
         case O_DEVICE:
             if (strcmp(optarg, "cpu") != 0)
                 gr_usage_error("--device %s: this build trains on the CPU only", optarg);
@@ -226,9 +229,9 @@ int main(int argc, char **argv) {
     int64_t last = gr_dpo_last_step(&s);
     if (!quiet)
         gr_msg("%d pairs (%d tokenized here with template %s, %d cut to %ld), %lld steps "
-               "(%lld/epoch), %lld params", pd.n, pd.n_raw, gr_template_name(tmpl),
+               "(%lld/epoch), %lld params, %lld bytes of activations/token (twice: chosen and rejected)", pd.n, pd.n_raw, gr_template_name(tmpl),
                pd.n_truncated, cutoff, (long long)s.plan.T, (long long)s.plan.steps_per_epoch,
-               (long long)tm->n_params);
+               (long long)tm->n_params, (long long)gr_tact_bytes_per_token(&tm->cfg, o.recompute));
 
     /* The reference: the starting weights' log-probs, stored beside the
      * checkpoints so that --resume reuses them. */

@@ -15,6 +15,23 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef GR_MPI
+#include <limits.h>
+#include <mpi.h>
+/* Data parallelism over MPI (build: see man gr-sft, DATA PARALLELISM): sums
+ * over the processes, in place, in pieces that fit MPI's int counts. */
+static void mpi_sum_f(void *ud, float *x, int64_t n) {
+    (void)ud;
+    for (int64_t i = 0; i < n; i += INT_MAX / 2) {
+        int k = n - i < INT_MAX / 2 ? (int)(n - i) : INT_MAX / 2;
+        MPI_Allreduce(MPI_IN_PLACE, x + i, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+static void mpi_sum_d(void *ud, double *x, int n) {
+    (void)ud;
+    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+#endif
 
 static const char usage_text[] =
     "Usage: gr-sft --base MODEL --data TOKENS --out DIR [OPTIONS]\n"
@@ -45,7 +62,11 @@ static const char usage_text[] =
     "  --resume                 continue from the newest checkpoint in --out\n"
     "  --eval-data FILE         held-out token records: loss every --eval-every\n"
     "  --eval-every N           steps between evaluations (0: only at the end)\n"
+    "  --eval-only              no training: print the loss of --base on --eval-data\n"
+    "                           as {\"eval_loss\":X,\"targets\":N} on stdout\n"
     "  --log FILE               one JSON line per step (appended; cut back on --resume)\n"
+    "  --recompute              keep only each layer's input and recompute the rest\n"
+    "                           in the backward pass (less memory, ~1/3 more time)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
     "  --device cpu             the device (only the CPU in this build)\n"
     "  --progress, --quiet      force / silence the progress line on stderr\n"
@@ -58,7 +79,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_DATA, O_OUT, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM, O_WD, O_LOSSAVG,
     O_CUTOFF, O_SEED, O_MAXSTEPS, O_SAVE, O_SAVEDT, O_RESUME, O_EVAL, O_EVALEVERY, O_LOG,
-    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE
+    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY
 };
 
 static double now_s(void) {
@@ -75,6 +96,13 @@ static void log_line(gr_writer *w, const char *s) {
 
 int main(int argc, char **argv) {
     gr_prog = "gr-sft";
+    int rank = 0, world = 1;
+    (void)world;
+#ifdef GR_MPI
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+#endif
     /* The ops allocate large scratch matrices every call; keep them on the heap
      * (glibc would mmap and unmap them, paying page faults each time). */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
@@ -84,7 +112,7 @@ int main(int argc, char **argv) {
     const char *base = getenv("GR_MODEL"), *data = NULL, *out = NULL, *eval_path = NULL,
                *log_path = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
-    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0;
+    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0, eval_only = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"lr", 1, 0, O_LR},
         {"epochs", 1, 0, O_EPOCHS}, {"micro-batch", 1, 0, O_MB}, {"grad-accum", 1, 0, O_GA},
@@ -93,8 +121,9 @@ int main(int argc, char **argv) {
         {"cutoff", 1, 0, O_CUTOFF}, {"seed", 1, 0, O_SEED}, {"max-steps", 1, 0, O_MAXSTEPS},
         {"save-every", 1, 0, O_SAVE}, {"no-save", 0, 0, O_NOSAVE},
         {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
-        {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY}, {"log", 1, 0, O_LOG},
-        {"threads", 1, 0, O_THREADS}, {"device", 1, 0, O_DEVICE},
+        {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY},
+        {"eval-only", 0, 0, O_EVALONLY}, {"log", 1, 0, O_LOG},
+        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     int c;
@@ -126,6 +155,8 @@ int main(int argc, char **argv) {
             break;
         case O_RESUME: resume = 1; break;
         case O_NOSAVE: no_save = 1; break;
+        case O_RECOMPUTE: o.recompute = 1; break;
+        case O_EVALONLY: eval_only = 1; break;
         case O_EVAL: eval_path = optarg; break;
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
         case O_LOG: log_path = optarg; break;
@@ -143,10 +174,42 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) gr_usage_error("unexpected argument '%s'", argv[optind]);
     if (!base || !*base) gr_usage_error("--base MODEL is required (or set GR_MODEL)");
+    if (eval_only) {
+        if (!eval_path) gr_usage_error("--eval-only needs --eval-data FILE");
+        gr_err err;
+        gr_model *gm = gr_model_load(base, &err);
+        if (!gm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_tdata ed;
+        if (gr_tdata_load(eval_path, gm->cfg.vocab_size, (int)cutoff, &ed, &err))
+            gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_backend *be = gr_backend_cpu((int)threads);
+        gr_train_model *tm = gr_train_model_new(gm, be, &err);
+        if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_tact *act = gr_tact_new(o.recompute);
+        double loss;
+        int64_t nt;
+        if (gr_train_eval(tm, act, &ed, o.micro_batch, &loss, &nt, &err))
+            gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        printf("{\"eval_loss\":%.9g,\"targets\":%lld}\n", loss, (long long)nt);
+        gr_tact_free(act);
+        gr_train_model_free(tm);
+        gr_backend_free(be);
+        gr_tdata_free(&ed);
+        gr_model_free(gm);
+        gr_close_stdout();
+        return 0;
+    }
     if (!data) gr_usage_error("--data FILE is required");
     if (!out) gr_usage_error("--out DIR is required");
+    if (rank > 0) { /* rank 0 alone reports, logs and writes */
+        quiet = 1;
+        log_path = NULL;
+        no_save = 1;
+        save_every = 0;
+    }
     if (quiet) progress = 0;
-    if (no_save && (save_every || resume)) gr_usage_error("--no-save goes with neither --save-every nor --resume");
+    if (no_save && rank == 0 && (save_every || resume))
+        gr_usage_error("--no-save goes with neither --save-every nor --resume");
 
     gr_err err;
     uint64_t have = 0;
@@ -167,6 +230,12 @@ int main(int argc, char **argv) {
     gr_backend *be = gr_backend_cpu((int)threads);
     gr_train_model *tm = gr_train_model_new(gm, be, &err);
     if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+#ifdef GR_MPI
+    o.rank = rank;
+    o.world = world;
+    o.allreduce = mpi_sum_f;
+    o.allreduce_d = mpi_sum_d;
+#endif
     gr_sft s;
     if (gr_sft_init(&s, tm, &td, &o, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     int64_t last = gr_sft_last_step(&s);
@@ -210,7 +279,7 @@ int main(int argc, char **argv) {
     if (!quiet)
         gr_msg("%d examples, %lld micro-batches/epoch, %lld steps (%lld/epoch), %lld params, %lld bytes of activations/token",
                td.n, (long long)s.M, (long long)s.T, (long long)s.steps_per_epoch,
-               (long long)tm->n_params, (long long)gr_tact_bytes_per_token(&tm->cfg));
+               (long long)tm->n_params, (long long)gr_tact_bytes_per_token(&tm->cfg, o.recompute));
     double t0 = now_s();
     int64_t tok_run = 0;
     char line[1024];
@@ -266,12 +335,16 @@ int main(int argc, char **argv) {
     }
     if (!no_save && gr_hf_write(out, tm, base, f32, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (lw && gr_writer_commit(lw, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
+    if (!quiet && no_save) gr_msg("done: %lld steps (--no-save: nothing written)", (long long)s.step);
+    else if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
     gr_sft_free(&s);
     gr_train_model_free(tm);
     gr_tdata_free(&td);
     gr_tdata_free(&ed);
     gr_backend_free(be);
     gr_model_free(gm);
+#ifdef GR_MPI
+    MPI_Finalize();
+#endif
     return 0;
 }

@@ -388,7 +388,7 @@ int main(int argc, char **argv) {
     const char *tok_path = getenv("GR_MODEL"), *tmpl_name = NULL, *out_path = NULL;
     opts o = {0};
     o.cutoff = 2048;
-    int threads = 1, quiet = 0, text = 0, count = 0, decode = 0;
+    int threads = 1, quiet = 0, text = 0, count = 0, decode = 0, cutoff_set = 0;
     gr_reader_opts ro = {0};
     gr_writer_opts wo = {0};
     int c;
@@ -397,7 +397,7 @@ int main(int argc, char **argv) {
         case 't': tok_path = optarg; break;
         case OPT_TEMPLATE: tmpl_name = optarg; break;
         case OPT_SYSTEM: o.system = optarg; break;
-        case OPT_CUTOFF: o.cutoff = (size_t)gr_parse_long("--cutoff", optarg, 1, 1L << 30); break;
+        case OPT_CUTOFF: o.cutoff = (size_t)gr_parse_long("--cutoff", optarg, 1, 1L << 30); cutoff_set = 1; break;
         case OPT_DROP: o.drop_long = 1; break;
         case OPT_TEXT: text = 1; break;
         case OPT_COUNT: count = 1; break;
@@ -422,8 +422,8 @@ int main(int argc, char **argv) {
     if (text + decode > 1) gr_usage_error("--text and --decode exclude each other");
     if (count && !text) gr_usage_error("--count goes with --text");
     if (o.skip_special && !decode) gr_usage_error("--skip-special goes with --decode");
-    if ((text || decode) && (tmpl_name || o.system || o.drop_long))
-        gr_usage_error("--template/--system/--drop-long are for training records, not --text/--decode");
+    if ((text || decode) && (tmpl_name || o.system || o.drop_long || cutoff_set))
+        gr_usage_error("--template/--system/--cutoff/--drop-long are for training records, not --text/--decode");
     o.mode = decode ? MODE_DECODE : count ? MODE_COUNT : text ? MODE_TEXT : MODE_TRAIN;
     if (!tok_path || !*tok_path) gr_usage_error("no tokenizer: give -t PATH or set GR_MODEL");
     gr_err err = {{0}};
@@ -439,6 +439,8 @@ int main(int argc, char **argv) {
     } else {
         o.tmpl = GR_TEMPLATE_RAW;
     }
+    if (o.mode == MODE_TRAIN && o.tmpl == GR_TEMPLATE_RAW && o.system && *o.system)
+        gr_usage_error("--system: the raw template has no system turn");
     if (o.mode == MODE_TRAIN) { /* fail early when the template cannot be built */
         gr_ids probe = {0};
         if (gr_template_prompt(tok, o.tmpl, o.system, "x", "y", &probe, &err) < 0 ||

@@ -47,7 +47,8 @@ struct gr_backend {
     void (*free)(gr_backend *b);
 };
 
-/* n_threads <= 0: all online cores. */
+/* n_threads <= 0: all online cores. A backend runs one op at a time (its thread
+ * pool and scratch are shared): one backend per thread of control. */
 gr_backend *gr_backend_cpu(int n_threads);
 void gr_backend_free(gr_backend *b);
 

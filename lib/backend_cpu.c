@@ -105,6 +105,12 @@ static float dot_f32(const float *a, const float *b, int64_t n) {
     return s;
 }
 
+#if defined(__F16C__)
+static inline float h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+#else
+static inline float h2f(const uint8_t *p) { return gr_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+#endif
+
 /* One weight row to floats (F32 rows are used in place). */
 static const float *row_f32(const gr_tensor *w, int64_t r, float *buf) {
     const uint8_t *p = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
@@ -132,7 +138,7 @@ static const float *row_f32(const gr_tensor *w, int64_t r, float *buf) {
     case GR_Q8_0:
 #if defined(__AVX2__) && defined(__F16C__)
         for (int64_t bk = 0; bk < n / 32; bk++, p += 34) {
-            __m256 d = _mm256_set1_ps(gr_f16_to_f32((uint16_t)(p[0] | p[1] << 8)));
+            __m256 d = _mm256_set1_ps(h2f(p));
             for (int j = 0; j < 32; j += 8) {
                 __m128i q = _mm_loadl_epi64((const __m128i *)(p + 2 + j));
                 __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
@@ -140,6 +146,29 @@ static const float *row_f32(const gr_tensor *w, int64_t r, float *buf) {
             }
         }
         return buf;
+#endif
+    case GR_Q4_0:
+    case GR_Q4_1:
+#if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+    {
+        int q41 = w->type == GR_Q4_1;
+        size_t bsz = q41 ? 20 : 18;
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        for (int64_t bk = 0; bk < n / 32; bk++, p += bsz) {
+            __m256 d = _mm256_set1_ps(h2f(p));
+            __m256 mn = q41 ? _mm256_set1_ps(h2f(p + 2))
+                            : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+            __m128i q = _mm_loadu_si128((const __m128i *)(p + (q41 ? 4 : 2)));
+            __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+            float *o = buf + bk * 32;
+            /* x = d*q + m (Q4_1), d*q - 8d (Q4_0) */
+            _mm256_storeu_ps(o, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), mn));
+            _mm256_storeu_ps(o + 8, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), mn));
+            _mm256_storeu_ps(o + 16, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), mn));
+            _mm256_storeu_ps(o + 24, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), mn));
+        }
+        return buf;
+    }
 #endif
     default:
         gr_dequantize(w->type, p, buf, n);
@@ -152,17 +181,157 @@ typedef struct mm_job {
     const float *x;
     int n;
     const gr_tensor *w;
-    int64_t rows_per_task;
-    float *scratch; /* (n_tasks, cols) */
+    int64_t rows_per_task; /* a multiple of 4 */
+    float *scratch;        /* (n_tasks, 4, cols) */
 } mm_job;
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+static float hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* 4 weight rows × 3 tokens: 12 accumulators, each x and w load feeds 3-4 FMAs.
+ * out[t*ldy + r] for t < 3, r < 4. cols8 = cols rounded down to 8. */
+static void mm_4x3(const float *const *w, const float *x0, const float *x1, const float *x2,
+                   int64_t cols, float *y0, float *y1, float *y2) {
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00,
+           a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    int64_t k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        __m256 v0 = _mm256_loadu_ps(x0 + k), v1 = _mm256_loadu_ps(x1 + k), v2 = _mm256_loadu_ps(x2 + k);
+        __m256 b = _mm256_loadu_ps(w[0] + k);
+        a00 = _mm256_fmadd_ps(v0, b, a00); a10 = _mm256_fmadd_ps(v1, b, a10); a20 = _mm256_fmadd_ps(v2, b, a20);
+        b = _mm256_loadu_ps(w[1] + k);
+        a01 = _mm256_fmadd_ps(v0, b, a01); a11 = _mm256_fmadd_ps(v1, b, a11); a21 = _mm256_fmadd_ps(v2, b, a21);
+        b = _mm256_loadu_ps(w[2] + k);
+        a02 = _mm256_fmadd_ps(v0, b, a02); a12 = _mm256_fmadd_ps(v1, b, a12); a22 = _mm256_fmadd_ps(v2, b, a22);
+        b = _mm256_loadu_ps(w[3] + k);
+        a03 = _mm256_fmadd_ps(v0, b, a03); a13 = _mm256_fmadd_ps(v1, b, a13); a23 = _mm256_fmadd_ps(v2, b, a23);
+    }
+    float r[12] = {hsum8(a00), hsum8(a01), hsum8(a02), hsum8(a03), hsum8(a10), hsum8(a11),
+                   hsum8(a12), hsum8(a13), hsum8(a20), hsum8(a21), hsum8(a22), hsum8(a23)};
+    for (; k < cols; k++)
+        for (int j = 0; j < 4; j++) {
+            r[j] += x0[k] * w[j][k];
+            r[4 + j] += x1[k] * w[j][k];
+            r[8 + j] += x2[k] * w[j][k];
+        }
+    memcpy(y0, r, 16);
+    memcpy(y1, r + 4, 16);
+    memcpy(y2, r + 8, 16);
+}
+
+/* 4 weight rows × 1 token */
+static void mm_4x1(const float *const *w, const float *x, int64_t cols, float *y) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w[0] + k), a0);
+        a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w[1] + k), a1);
+        a2 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w[2] + k), a2);
+        a3 = _mm256_fmadd_ps(v, _mm256_loadu_ps(w[3] + k), a3);
+    }
+    float r[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+    for (; k < cols; k++)
+        for (int j = 0; j < 4; j++) r[j] += x[k] * w[j][k];
+    memcpy(y, r, 16);
+}
+/* Decode (1-2 tokens): each 32 weights are converted in registers and used at
+ * once, never stored: the weight stream is the only memory traffic. */
+static inline void load32(const gr_tensor *w, const uint8_t *row, int64_t k, __m256 v[4]) {
+    switch (w->type) {
+    case GR_F32:
+        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps((const float *)row + k + 8 * i);
+        break;
+    case GR_F16:
+        for (int i = 0; i < 4; i++)
+            v[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (k + 8 * i))));
+        break;
+    case GR_BF16:
+        for (int i = 0; i < 4; i++) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (k + 8 * i)));
+            v[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        }
+        break;
+    case GR_Q8_0: {
+        const uint8_t *p = row + (k / 32) * 34;
+        __m256 d = _mm256_set1_ps(h2f(p));
+        for (int i = 0; i < 4; i++)
+            v[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                        _mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))));
+        break;
+    }
+    default: { /* Q4_0, Q4_1 */
+        int q41 = w->type == GR_Q4_1;
+        const uint8_t *p = row + (k / 32) * (q41 ? 20 : 18);
+        __m256 d = _mm256_set1_ps(h2f(p));
+        __m256 mn = q41 ? _mm256_set1_ps(h2f(p + 2)) : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        __m128i q = _mm_loadu_si128((const __m128i *)(p + (q41 ? 4 : 2)));
+        __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
+        v[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), mn);
+        v[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), mn);
+        v[2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), mn);
+        v[3] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), mn);
+    }
+    }
+}
+
+/* y[t] (t < nt <= 2) = dot(row r of w, x[t]); cols a multiple of 32. */
+static void fused_row(const gr_tensor *w, int64_t r, const float *x, int nt, float *y, int64_t ldy) {
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    int64_t cols = w->cols;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    const float *x1 = x + (nt > 1 ? cols : 0);
+    for (int64_t k = 0; k < cols; k += 32) {
+        __m256 v[4];
+        load32(w, row, k, v);
+        a0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + k + 8), a1);
+        a0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + k + 16), a0);
+        a1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + k + 24), a1);
+        if (nt > 1) {
+            b0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x1 + k), b0);
+            b1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x1 + k + 8), b1);
+            b0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x1 + k + 16), b0);
+            b1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x1 + k + 24), b1);
+        }
+    }
+    y[r] = hsum8(_mm256_add_ps(a0, a1));
+    if (nt > 1) y[ldy + r] = hsum8(_mm256_add_ps(b0, b1));
+}
+#endif
 
 static void mm_task(void *ctx, int task) {
     mm_job *j = ctx;
     int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
     if (r1 > j->w->rows) r1 = j->w->rows;
     int64_t cols = j->w->cols, rows = j->w->rows;
-    float *buf = j->scratch + (size_t)task * (size_t)cols;
-    for (int64_t r = r0; r < r1; r++) {
+    float *buf = j->scratch + (size_t)task * 4 * (size_t)cols;
+    int64_t r = r0;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    if (j->n <= 2 && cols % 32 == 0) {
+        for (; r < r1; r++) fused_row(j->w, r, j->x, j->n, j->y, rows);
+        return;
+    }
+    for (; r + 4 <= r1; r += 4) {
+        const float *w4[4];
+        for (int q = 0; q < 4; q++) w4[q] = row_f32(j->w, r + q, buf + (size_t)q * (size_t)cols);
+        int t = 0;
+        float tmp[12];
+        for (; t + 3 <= j->n; t += 3) {
+            mm_4x3(w4, j->x + (size_t)t * cols, j->x + (size_t)(t + 1) * cols,
+                   j->x + (size_t)(t + 2) * cols, cols, tmp, tmp + 4, tmp + 8);
+            for (int u = 0; u < 3; u++) memcpy(j->y + (size_t)(t + u) * rows + r, tmp + 4 * u, 16);
+        }
+        for (; t < j->n; t++) mm_4x1(w4, j->x + (size_t)t * cols, cols, j->y + (size_t)t * rows + r);
+    }
+#endif
+    for (; r < r1; r++) {
         const float *wr = row_f32(j->w, r, buf);
         for (int t = 0; t < j->n; t++) j->y[(size_t)t * rows + r] = dot_f32(j->x + (size_t)t * cols, wr, cols);
     }
@@ -180,7 +349,7 @@ static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_
     int64_t per = 16;
     while (w->rows / per > 1024) per *= 2;
     int tasks = (int)((w->rows + per - 1) / per);
-    size_t need = (size_t)tasks * (size_t)w->cols;
+    size_t need = (size_t)tasks * 4 * (size_t)w->cols;
     if (need > ci->scratch_cap) {
         free(ci->scratch);
         ci->scratch = gr_xmalloc(need * sizeof(float));
@@ -241,15 +410,24 @@ typedef struct att_job {
 static void att_task(void *ctx, int task) {
     att_job *j = ctx;
     int t = task / j->n_heads, h = task % j->n_heads;
-    int kvh = h / (j->n_heads / j->n_kv_heads), hd = j->hd, kvd = j->n_kv_heads * hd;
+    int kvh = h / (j->n_heads / j->n_kv_heads), hd = j->hd;
     const gr_kv *kv = j->ab->kv[t];
     int P = j->ab->pos[t];
     const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
     float *sc = j->scratch + (size_t)task * (size_t)j->max_len;
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    (void)kvd;
     for (int p = 0; p <= P; p++) {
-        float s = dot_f32(qv, gr_kv_k(kv, j->layer, p) + kvh * hd, hd) * scale;
+        const float *kp = gr_kv_k(kv, j->layer, p) + kvh * hd;
+        float s;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+        if (hd % 8 == 0) {
+            __m256 a = _mm256_setzero_ps();
+            for (int i = 0; i < hd; i += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(qv + i), _mm256_loadu_ps(kp + i), a);
+            s = hsum8(a);
+        } else
+#endif
+            s = dot_f32(qv, kp, hd);
+        s *= scale;
         sc[p] = s;
         if (s > mx) mx = s;
     }
@@ -264,7 +442,13 @@ static void att_task(void *ctx, int task) {
     for (int p = 0; p <= P; p++) {
         const float *vv = gr_kv_v(kv, j->layer, p) + kvh * hd;
         float a = sc[p] * inv;
-        for (int i = 0; i < hd; i++) o[i] += a * vv[i];
+        int i = 0;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+        __m256 va = _mm256_set1_ps(a);
+        for (; i + 8 <= hd; i += 8)
+            _mm256_storeu_ps(o + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(vv + i), _mm256_loadu_ps(o + i)));
+#endif
+        for (; i < hd; i++) o[i] += a * vv[i];
     }
 }
 

@@ -64,6 +64,7 @@ typedef struct gemm_job {
     int M, N, K, lda, ldb, ldc, acc, nbn;
     const float *A, *B;
     float *C;
+    int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
 } gemm_job;
 
 /* One (MB x NB) block of C. Edge tiles go through zero-padded copies so every
@@ -82,12 +83,22 @@ static void gemm_task(void *ctx, int t) {
             int nr = j1 - jj < NR ? j1 - jj : NR;
             /* Pack the (kk x 16) panel of B: contiguous rows, whatever B's row
              * stride (the LM head's is the vocabulary: one page per row). */
-            const float *Bs = j->B + (size_t)k0 * j->ldb + jj;
-            for (int p = 0; p < kk; p++) {
-                if (nr == NR)
-                    memcpy(tb + p * NR, Bs + (size_t)p * j->ldb, sizeof(float) * NR);
-                else
-                    for (int q = 0; q < NR; q++) tb[p * NR + q] = q < nr ? Bs[(size_t)p * j->ldb + q] : 0;
+            if (j->bt) {
+                for (int q = 0; q < NR; q++) {
+                    const float *src = j->B + (size_t)(jj + q) * j->ldb + k0;
+                    if (q < nr)
+                        for (int p = 0; p < kk; p++) tb[p * NR + q] = src[p];
+                    else
+                        for (int p = 0; p < kk; p++) tb[p * NR + q] = 0;
+                }
+            } else {
+                const float *Bs = j->B + (size_t)k0 * j->ldb + jj;
+                for (int p = 0; p < kk; p++) {
+                    if (nr == NR)
+                        memcpy(tb + p * NR, Bs + (size_t)p * j->ldb, sizeof(float) * NR);
+                    else
+                        for (int q = 0; q < NR; q++) tb[p * NR + q] = q < nr ? Bs[(size_t)p * j->ldb + q] : 0;
+                }
             }
             const float *B = tb;
             int ldb = NR;
@@ -112,16 +123,30 @@ static void gemm_task(void *ctx, int t) {
     }
 }
 
-void gr_cpu_gemm(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
-                 int ldb, float *C, int ldc, int accumulate) {
+static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                     int ldb, int bt, float *C, int ldc, int accumulate) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate)
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
         return;
     }
-    gemm_job j = {M, N, K, lda, ldb, ldc, accumulate, (N + NB - 1) / NB, A, B, C};
-    gr_cpu_parallel(b, gemm_task, &j, ((M + MB - 1) / MB) * j.nbn);
+    gemm_job j = {M, N, K, lda, ldb, ldc, accumulate, (N + NB - 1) / NB, A, B, C, bt};
+    int nt = ((M + MB - 1) / MB) * j.nbn;
+    if (b)
+        gr_cpu_parallel(b, gemm_task, &j, nt);
+    else /* serial, inside another op's task */
+        for (int t = 0; t < nt; t++) gemm_task(&j, t);
+}
+
+void gr_cpu_gemm(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                 int ldb, float *C, int ldc, int accumulate) {
+    gemm_run(b, M, N, K, A, lda, B, ldb, 0, C, ldc, accumulate);
+}
+
+void gr_cpu_gemm_nt(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                    int ldb, float *C, int ldc, int accumulate) {
+    gemm_run(b, M, N, K, A, lda, B, ldb, 1, C, ldc, accumulate);
 }
 
 /* dst (cols, rows) = srcᵀ, src (rows, cols) */
@@ -138,10 +163,7 @@ static void transpose(float *dst, const float *src, int rows, int cols) {
 
 static void cpu_matmul_fwd(gr_backend *b, float *y, const float *x, const float *w, int n, int in,
                            int out) {
-    float *wt = gr_xmalloc(sizeof(float) * (size_t)in * (size_t)out);
-    transpose(wt, w, out, in);
-    gr_cpu_gemm(b, n, out, in, x, in, wt, out, y, out, 0);
-    free(wt);
+    gr_cpu_gemm_nt(b, n, out, in, x, in, w, in, y, out, 0);
 }
 
 static void cpu_matmul_bwd(gr_backend *b, float *dx, float *dw, const float *dy, const float *x,
@@ -254,10 +276,13 @@ enum { QB = 64 };
 
 static void gemm_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                         float *C, int ldc, int accumulate) {
-    if (M <= 0 || N <= 0) return;
-    gemm_job j = {M, N, K, lda, ldb, ldc, accumulate, (N + NB - 1) / NB, A, B, C};
-    int nt = ((M + MB - 1) / MB) * j.nbn;
-    for (int t = 0; t < nt; t++) gemm_task(&j, t);
+    gemm_run(NULL, M, N, K, A, lda, B, ldb, 0, C, ldc, accumulate);
+}
+
+/* C = A · Bᵀ with B (N, K) rows of stride ldb */
+static void gemm_serial_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                           float *C, int ldc, int accumulate) {
+    gemm_run(NULL, M, N, K, A, lda, B, ldb, 1, C, ldc, accumulate);
 }
 
 typedef struct att_job {
@@ -268,12 +293,6 @@ typedef struct att_job {
     int n_seq, H, Hkv, hd;
 } att_job;
 
-/* dst (hd, n) = the head's rows [0, n) of src (row stride ld)ᵀ */
-static void head_transpose(float *dst, const float *src, int n, int ld, int hd) {
-    for (int p = 0; p < n; p++)
-        for (int d = 0; d < hd; d++) dst[(size_t)d * n + p] = src[(size_t)p * ld + d];
-}
-
 static void att_fwd_task(void *ctx, int task) {
     const att_job *j = ctx;
     int s = j->tasks[3 * task], h = j->tasks[3 * task + 1], qb = j->tasks[3 * task + 2];
@@ -281,10 +300,9 @@ static void att_fwd_task(void *ctx, int task) {
     int r0 = j->start[s], i0 = qb * QB, len = j->start[s + 1] - r0;
     int i1 = i0 + QB < len ? i0 + QB : len, m = i1 - i0, n = i1;
     float scale = 1.0f / sqrtf((float)hd);
-    float *kT = gr_xmalloc(sizeof(float) * (size_t)hd * (size_t)n);
     float *S = gr_xmalloc(sizeof(float) * (size_t)m * (size_t)n);
-    head_transpose(kT, j->k + (size_t)r0 * KD + (size_t)kh * hd, n, KD, hd);
-    gemm_serial(m, n, hd, j->q + (size_t)(r0 + i0) * QD + (size_t)h * hd, QD, kT, n, S, n, 0);
+    gemm_serial_nt(m, n, hd, j->q + (size_t)(r0 + i0) * QD + (size_t)h * hd, QD,
+                   j->k + (size_t)r0 * KD + (size_t)kh * hd, KD, S, n, 0);
     for (int r = 0; r < m; r++) {
         float *row = S + (size_t)r * n;
         int last = i0 + r; /* keys 0..last */
@@ -305,7 +323,6 @@ static void att_fwd_task(void *ctx, int task) {
     }
     gemm_serial(m, hd, n, S, n, j->v + (size_t)r0 * KD + (size_t)kh * hd, KD,
                 j->out + (size_t)(r0 + i0) * QD + (size_t)h * hd, QD, 0);
-    free(kT);
     free(S);
 }
 
@@ -336,16 +353,12 @@ static void att_bwd_task(void *ctx, int task) {
     int hd = j->hd, QD = j->H * hd, KD = j->Hkv * hd;
     float scale = 1.0f / sqrtf((float)hd);
     size_t bl = (size_t)QB * (size_t)len;
-    float *kT = gr_xmalloc(sizeof(float) * (size_t)hd * (size_t)len);
-    float *vT = gr_xmalloc(sizeof(float) * (size_t)hd * (size_t)len);
     float *P = gr_xmalloc(sizeof(float) * bl), *dP = gr_xmalloc(sizeof(float) * bl);
     float *T = gr_xmalloc(sizeof(float) * bl);
     const float *Kh = j->k + (size_t)r0 * KD + (size_t)kh * hd;
     const float *Vh = j->v + (size_t)r0 * KD + (size_t)kh * hd;
     float *dKh = j->dk + (size_t)r0 * KD + (size_t)kh * hd;
     float *dVh = j->dv + (size_t)r0 * KD + (size_t)kh * hd;
-    head_transpose(kT, Kh, len, KD, hd);
-    head_transpose(vT, Vh, len, KD, hd);
     for (int p = 0; p < len; p++) {
         memset(dKh + (size_t)p * KD, 0, sizeof(float) * (size_t)hd);
         memset(dVh + (size_t)p * KD, 0, sizeof(float) * (size_t)hd);
@@ -354,9 +367,9 @@ static void att_bwd_task(void *ctx, int task) {
         for (int i0 = 0; i0 < len; i0 += QB) {
             int i1 = i0 + QB < len ? i0 + QB : len, m = i1 - i0, n = i1;
             size_t qo = (size_t)(r0 + i0) * QD + (size_t)h * hd;
-            /* P = exp(scale·Q Kᵀ − lse) under the mask; dP = dO Vᵀ (kT/vT have ld len) */
-            gemm_serial(m, n, hd, j->q + qo, QD, kT, len, P, n, 0);
-            gemm_serial(m, n, hd, j->dout + qo, QD, vT, len, dP, n, 0);
+            /* P = exp(scale·Q Kᵀ − lse) under the mask; dP = dO Vᵀ */
+            gemm_serial_nt(m, n, hd, j->q + qo, QD, Kh, KD, P, n, 0);
+            gemm_serial_nt(m, n, hd, j->dout + qo, QD, Vh, KD, dP, n, 0);
             for (int r = 0; r < m; r++) {
                 int last = i0 + r;
                 float L = j->clse[(size_t)(r0 + i0 + r) * j->H + h];
@@ -375,8 +388,6 @@ static void att_bwd_task(void *ctx, int task) {
             transpose(T, P, m, n);
             gemm_serial(n, hd, m, T, m, j->dout + qo, QD, dVh, KD, 1);
         }
-    free(kT);
-    free(vT);
     free(P);
     free(dP);
     free(T);
@@ -535,8 +546,6 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
                        const int *target, int n, int dim, int vocab, float scale) {
     enum { CH = 256 };
     int ch = n < CH ? (n ? n : 1) : CH;
-    float *wt = gr_xmalloc(sizeof(float) * (size_t)vocab * (size_t)dim);
-    transpose(wt, w, vocab, dim);
     float *lg = gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab);
     float *lgt = dh ? gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab) : NULL;
     double *nll = gr_xmalloc(sizeof(double) * (size_t)ch);
@@ -544,7 +553,7 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
     for (int r0 = 0; r0 < n; r0 += ch) {
         int rn = n - r0 < ch ? n - r0 : ch;
         const float *hr = h + (size_t)r0 * dim;
-        gr_cpu_gemm(b, rn, vocab, dim, hr, dim, wt, vocab, lg, vocab, 0);
+        gr_cpu_gemm_nt(b, rn, vocab, dim, hr, dim, w, dim, lg, vocab, 0);
         xent_job j = {lg, target + r0, rn, vocab, scale, nll, dh != NULL};
         gr_cpu_parallel(b, xent_row_task, &j, rn);
         for (int r = 0; r < rn; r++) total += nll[r];
@@ -553,7 +562,6 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
         transpose(lgt, lg, rn, vocab);
         gr_cpu_gemm(b, vocab, dim, rn, lgt, rn, hr, dim, dw, dim, 1);
     }
-    free(wt);
     free(lg);
     free(lgt);
     free(nll);

@@ -77,4 +77,7 @@ const gr_train_ops *gr_train_ops_cpu(void);
  * accumulate = 0 overwrites C. Threaded on b, deterministic. */
 void gr_cpu_gemm(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
                  int ldb, float *C, int ldc, int accumulate);
+/* The same with B given transposed: C (M, N) (+)= A · Bᵀ, B (N, K). */
+void gr_cpu_gemm_nt(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                    int ldb, float *C, int ldc, int accumulate);
 #endif

@@ -303,9 +303,14 @@ int gr_state_read(const char *path, gr_train_state *s, gr_err *err) {
     s->step = v[0]; s->seed = v[1]; s->n_examples = v[2]; s->micro_batch = v[3];
     s->grad_accum = v[4]; s->epochs = v[5]; s->T = v[6]; s->adam_t = v[7];
     memcpy(&s->lr, &v[9], 8);
-    if (v[8] == 0 || v[8] > ((uint64_t)1 << 40)) {
+    /* the file's size must be what the header promises, before any allocation */
+    struct stat fs;
+    uint64_t want = (uint64_t)sizeof h + 12 * v[8] + 8;
+    if (v[8] == 0 || v[8] > ((uint64_t)1 << 40) || fstat(fileno(f), &fs) != 0 ||
+        (uint64_t)fs.st_size != want) {
         fclose(f);
-        return gr_errf(err, "%s: bad parameter count %llu", path, (unsigned long long)v[8]);
+        return gr_errf(err, "%s: truncated or corrupt training state (%llu parameters in the header, "
+                       "file size does not match)", path, (unsigned long long)v[8]);
     }
     s->n_params = (int64_t)v[8];
     size_t n = (size_t)s->n_params;

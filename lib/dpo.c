@@ -45,8 +45,8 @@ int gr_dpo_init(gr_dpo *s, gr_train_model *m, const gr_pdata *data, const gr_dpo
     s->m = m;
     s->data = data;
     gr_train_plan_init(&s->plan, data->n, o->micro_batch, o->grad_accum, o->epochs);
-    s->act = gr_tact_new();
-    s->act_r = gr_tact_new();
+    s->act = gr_tact_new(o->recompute);
+    s->act_r = gr_tact_new(o->recompute);
     gr_adamw_init(&s->opt, m->n_params);
     s->opt.weight_decay = (float)o->weight_decay;
     s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);

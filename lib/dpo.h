@@ -40,6 +40,7 @@ typedef struct gr_dpo_opts {
     double beta;            /* 0.01 */
     double ftx;             /* 2.0 */
     int use_weights;        /* 1; 0 = plain DPO (every w = 1) */
+    int recompute;          /* activation recomputation (gr_tact_new) */
 } gr_dpo_opts;
 
 void gr_dpo_opts_default(gr_dpo_opts *o);

@@ -80,7 +80,15 @@ static void ctx_reserve(gr_ctx *c, int n) {
 
 /* One chunk of n tokens (already in c->tok/pos/tkv, contiguous per sequence and
  * in order); their K/V go into the caches, whose capacity is already reserved. */
-static void forward_chunk(gr_ctx *c, int n) {
+/* Copies the chunk's residual rows into keep_hidden entry l (rows from `row0`). */
+static void keep(gr_ctx *c, int l, int64_t row0, const float *x, int n) {
+    if (!c->keep_hidden) return;
+    size_t D = (size_t)c->model->cfg.dim;
+    memcpy(c->keep_hidden + ((size_t)l * (size_t)c->keep_rows_ + (size_t)row0) * D, x,
+           sizeof(float) * D * (size_t)n);
+}
+
+static void forward_chunk(gr_ctx *c, int n, int64_t row0) {
     const gr_model *M = c->model;
     const gr_model_config *cf = &M->cfg;
     gr_backend *be = c->be;
@@ -89,6 +97,7 @@ static void forward_chunk(gr_ctx *c, int n) {
     gr_attn_batch ab = {n, c->tkv, c->pos};
     for (int l = 0; l < cf->n_layers; l++) {
         const gr_layer *L = &M->layers[l];
+        keep(c, l, row0, c->x, n);
         be->rmsnorm(be, c->xb, c->x, L->attn_norm, n, D, cf->norm_eps);
         be->matmul(be, c->q, c->xb, n, &L->wq);
         be->matmul(be, c->k, c->xb, n, &L->wk);
@@ -111,6 +120,10 @@ static void forward_chunk(gr_ctx *c, int n) {
         be->matmul(be, c->xb, c->hb, n, &L->w_down);
         be->add(be, c->x, c->xb, (int64_t)n * D);
     }
+    if (c->keep_hidden) {
+        be->rmsnorm(be, c->xb, c->x, M->final_norm, n, D, cf->norm_eps);
+        keep(c, cf->n_layers, row0, c->xb, n);
+    }
 }
 
 int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int *n_tokens,
@@ -129,6 +142,9 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
             return gr_errf(err, "forward: sequence too long");
         total += n_tokens[s];
     }
+    c->keep_rows_ = total;
+    if (c->chunk < 1) c->chunk = 1;
+    if (c->chunk > 1024) c->chunk = 1024; /* out_rows below */
     ctx_reserve(c, c->chunk);
     for (int s = 0; s < n_seq; s++) kv_reserve(kv[s], kv[s]->len + n_tokens[s]);
     int D = cf->dim;
@@ -139,7 +155,7 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
     int64_t done = 0;         /* tokens fed so far (row index for all_logits) */
     while (done < total) {
         int n = 0, n_out = 0;
-        int out_rows[1024];   /* chunk <= 256 < 1024 */
+        int out_rows[1024];   /* chunk <= 1024 */
         int64_t out_idx[1024];
         while (n < c->chunk && s < n_seq) {
             c->tok[n] = tokens[s][i];
@@ -156,7 +172,7 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
                 i = 0;
             }
         }
-        forward_chunk(c, n);
+        forward_chunk(c, n, done);
         /* Caches now hold the chunk's positions: advance their lengths. */
         for (int t = 0; t < n; t++) {
             gr_kv *k = c->tkv[t];

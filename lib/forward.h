@@ -43,12 +43,18 @@ typedef struct gr_ctx {
     const gr_model *model;
     gr_backend *be;
     int cap;                 /* tokens the buffers hold */
-    int chunk;               /* most tokens per internal step */
+    int chunk;               /* most tokens per internal step (1..1024, default 256) */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2; /* (cap, width) each */
     float *last;             /* (n_seq, dim) final hidden rows for logits */
     int last_cap;
     int *pos, *tok;
     gr_kv **tkv;
+    /* Optional, for training and inspection: when non-NULL, gr_forward stores the
+     * residual stream here: (n_layers + 1, Σ n_tokens, dim), entry l < n_layers
+     * the input of layer l, entry n_layers the final-normed output (the layout
+     * of transformers' output_hidden_states). The caller allocates it. */
+    float *keep_hidden;
+    int64_t keep_rows_;      /* private: Σ n_tokens of the current call */
 } gr_ctx;
 
 gr_ctx *gr_ctx_new(const gr_model *m, gr_backend *be);

@@ -444,7 +444,13 @@ int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i) {
     size_t n = vtype_size(kv->arr_type);
     gguf_kv tmp;
     scalar_decode(kv->arr_type, kv->arr_raw + i * n, &tmp);
-    if (vtype_is_float(kv->arr_type)) return (int64_t)tmp.v.f;
+    if (vtype_is_float(kv->arr_type)) { /* saturating: out-of-range casts are undefined */
+        double f = tmp.v.f;
+        if (!(f == f)) return 0;
+        if (f >= 9.2233720368547758e18) return INT64_MAX;
+        if (f <= -9.2233720368547758e18) return INT64_MIN;
+        return (int64_t)f;
+    }
     return vtype_is_signed(kv->arr_type) ? tmp.v.i : (int64_t)tmp.v.u;
 }
 

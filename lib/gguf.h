@@ -110,7 +110,8 @@ int gguf_get_str(const gguf_file *f, const char *key, const char **out, gr_err *
  * `want` is GGUF_T_INT64 (integers) or GGUF_T_FLOAT64 (floats or integers). */
 int gguf_get_arr(const gguf_file *f, const char *key, uint32_t want, const gguf_kv **out, gr_err *err);
 
-/* Element i (< arr_n) of a numeric array, converted. */
+/* Element i (< arr_n) of a numeric array, converted (a float to an integer
+ * truncates and saturates; NaN gives 0). */
 int64_t gguf_arr_int(const gguf_kv *kv, uint64_t i);
 double gguf_arr_float(const gguf_kv *kv, uint64_t i);
 #endif

@@ -6,7 +6,7 @@
  *
  * Weights are 2-D row-major matrices stored [out][in] (Hugging Face's layout;
  * y = x·Wᵀ). A matrix keeps its file type where the matmul kernels read it
- * directly (F32, F16, BF16, Q8_0) and points into the memory-mapped file;
+ * directly (F32, F16, BF16, Q8_0, Q4_0, Q4_1) and points into the memory-mapped file;
  * other quantized types are dequantized to F32 once, at load. Norm weights are
  * always F32. */
 #ifndef GR_MODEL_H
@@ -47,7 +47,7 @@ int gr_config_check(const gr_model_config *cfg, const char *name, gr_err *err);
 void gr_rope_inv_freq(const gr_model_config *cfg, float *inv);
 
 /* Matrix element types (same numbering as ggml for the ones both know). */
-enum gr_dtype { GR_F32 = 0, GR_F16 = 1, GR_Q8_0 = 8, GR_BF16 = 30 };
+enum gr_dtype { GR_F32 = 0, GR_F16 = 1, GR_Q4_0 = 2, GR_Q4_1 = 3, GR_Q8_0 = 8, GR_BF16 = 30 };
 
 typedef struct gr_tensor {
     int type;             /* enum gr_dtype */

@@ -26,6 +26,8 @@ static size_t row_bytes_of(int type, int64_t cols) {
     case GR_F32: return (size_t)cols * 4;
     case GR_F16: case GR_BF16: return (size_t)cols * 2;
     case GR_Q8_0: return (size_t)cols / 32 * 34;
+    case GR_Q4_0: return (size_t)cols / 32 * 18;
+    case GR_Q4_1: return (size_t)cols / 32 * 20;
     default: return 0;
     }
 }
@@ -209,13 +211,13 @@ static int g_matrix(gr_model *m, const gguf_file *g, const char *name, int64_t r
         return gr_errf(err, "%s: tensor '%s': shape [%lld, %lld] expected (ggml order)", m->path,
                        name, (long long)cols, (long long)rows);
     int direct = t->type == GGML_F32 || t->type == GGML_F16 || t->type == GGML_BF16 ||
-                 t->type == GGML_Q8_0;
+                 t->type == GGML_Q8_0 || t->type == GGML_Q4_0 || t->type == GGML_Q4_1;
     out->rows = rows;
     out->cols = cols;
     if (direct) {
         out->type = (int)t->type;
         out->row_bytes = row_bytes_of(out->type, cols);
-        int aligned = t->type == GGML_Q8_0 || (uintptr_t)t->data % (t->type == GGML_F32 ? 4 : 2) == 0;
+        int aligned = ggml_type_block(t->type) > 1 || (uintptr_t)t->data % (t->type == GGML_F32 ? 4 : 2) == 0;
         if (!permute_hd && aligned) {
             out->data = t->data;
             return 0;

@@ -63,7 +63,12 @@ void tok_add_added(gr_tokenizer *t, int32_t id, const char *content, size_t len,
     a->special = special;
     a->lstrip = lstrip;
     a->rstrip = rstrip;
+    a->single_word = 0;
     if (special && id >= 0 && (size_t)id < t->n_vocab) t->special[id] = 1;
+}
+
+void tok_added_single_word(gr_tokenizer *t) {
+    if (t->n_added) t->added[t->n_added - 1].single_word = 1;
 }
 
 static int added_cmp(const void *x, const void *y) {
@@ -102,7 +107,34 @@ static void encode_plain(const gr_tokenizer *t, const unsigned char *s, size_t n
     tok_pretokenize(t, s, n, piece_cb, &c);
 }
 
-static int is_ws(unsigned char c) { return c == ' ' || (c >= 9 && c <= 13); }
+/* The start of the character that ends at a (a > 0), its class and code point. */
+static size_t prev_char(const unsigned char *s, size_t len, size_t a, int *cls, uint32_t *cp) {
+    size_t k = a - 1;
+    while (k > 0 && a - k < 4 && (s[k] & 0xC0) == 0x80) k--;
+    if ((size_t)tok_next_char(s, len, k, cls, cp) != a - k) {
+        k = a - 1; /* an invalid byte is a character of its own */
+        tok_next_char(s, len, k, cls, cp);
+    }
+    return k;
+}
+
+/* A word character for single_word: a letter, a number or '_'. */
+static int word_char(int cls, uint32_t cp) { return cls == TOK_C_L || cls == TOK_C_N || cp == '_'; }
+
+/* 1 when s[a..b) is not preceded or followed by a word character. */
+static int word_bounded(const unsigned char *s, size_t len, size_t a, size_t b) {
+    int cls;
+    uint32_t cp;
+    if (b < len) {
+        tok_next_char(s, len, b, &cls, &cp);
+        if (word_char(cls, cp)) return 0;
+    }
+    if (a > 0) {
+        prev_char(s, len, a, &cls, &cp);
+        if (word_char(cls, cp)) return 0;
+    }
+    return 1;
+}
 
 /* Splits text on added tokens (special ones only when `specials`), longest
  * match first at the leftmost position, and encodes the text between. */
@@ -124,13 +156,27 @@ static int encode_split(const gr_tokenizer *t, const char *text, size_t len, int
             for (size_t k = 0; k < t->n_added; k++) {
                 const tok_added *a = &t->added[k];
                 if (!a->len || (!specials && a->special)) continue;
-                if (a->len <= len - i && memcmp(s + i, a->content, a->len) == 0) { hit = a; break; }
+                if (a->len <= len - i && memcmp(s + i, a->content, a->len) == 0 &&
+                    (!a->single_word || word_bounded(s, len, i, i + a->len))) { hit = a; break; }
             }
         }
         if (!hit) { i++; continue; }
         size_t seg_end = i, next = i + hit->len;
-        if (hit->lstrip) while (seg_end > start && is_ws(s[seg_end - 1])) seg_end--;
-        if (hit->rstrip) while (next < len && is_ws(s[next])) next++;
+        /* lstrip / rstrip: the token takes the whitespace beside it */
+        int cls;
+        uint32_t cp;
+        if (hit->lstrip)
+            while (seg_end > start) {
+                size_t k = prev_char(s, len, seg_end, &cls, &cp);
+                if (cls != TOK_C_S || k < start) break;
+                seg_end = k;
+            }
+        if (hit->rstrip)
+            while (next < len) {
+                int l = tok_next_char(s, len, next, &cls, &cp);
+                if (cls != TOK_C_S) break;
+                next += (size_t)l;
+            }
         encode_plain(t, s + start, seg_end - start, out);
         gr_ids_push(out, hit->id);
         start = i = next;

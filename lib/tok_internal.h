@@ -53,7 +53,7 @@ typedef struct tok_added {
     int32_t id;
     char *content;
     size_t len;
-    int special, lstrip, rstrip;
+    int special, lstrip, rstrip, single_word;
 } tok_added;
 
 struct gr_tokenizer {
@@ -86,6 +86,9 @@ void tok_set_token(gr_tokenizer *t, int32_t id, const void *bytes, size_t len);
 int tok_finish(gr_tokenizer *t, const char *src, gr_err *err);
 void tok_add_added(gr_tokenizer *t, int32_t id, const char *content, size_t len,
                    int special, int lstrip, int rstrip);
+/* Marks the added token just added as single_word (matched only between
+ * non-word characters, as Hugging Face's single_word). */
+void tok_added_single_word(gr_tokenizer *t);
 int32_t tok_vocab_find(const gr_tokenizer *t, const void *bytes, size_t len);
 void tok_pair_put(tok_pairmap *m, int32_t a, int32_t b, uint32_t rank, int32_t result);
 /* Builds a merge table from token ranks, as tiktoken merges: any two adjacent

@@ -43,7 +43,7 @@ gr_tokenizer *tok_from_gguf(const gguf_file *f, const char *path, gr_err *err) {
                 (unsigned long long)types->arr_n, (unsigned long long)tokens->arr_n);
         goto fail;
     }
-    if (tokens->arr_n == 0 || tokens->arr_n > 10000000) { gr_errf(err, "%s: bad token count", path); goto fail; }
+    if (tokens->arr_n == 0 || tokens->arr_n > 4000000) { gr_errf(err, "%s: bad token count", path); goto fail; }
     size_t nv = (size_t)tokens->arr_n, cap = 0, cap2 = 0;
     t = tok_new(nv);
     for (size_t id = 0; id < nv; id++) {

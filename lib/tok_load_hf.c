@@ -232,7 +232,7 @@ gr_tokenizer *tok_load_hf_json(const char *path, const char *data, size_t n,
         double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
         jv_free(k);
         jv_free(v);
-        if (d < 0 || d > 10000000 || d != (double)(long)d) { max_id = -2; break; }
+        if (d < 0 || d > 4000000 || d != (double)(long)d) { max_id = -2; break; }
         if ((long)d > max_id) max_id = (long)d;
     }
     if (max_id == -2) { gr_errf(err, "%s: model.vocab has a bad id", path); goto fail; }
@@ -240,7 +240,7 @@ gr_tokenizer *tok_load_hf_json(const char *path, const char *data, size_t n,
     for (int i = 0; i < n_added; i++) {
         jv a = jv_array_get(jv_copy(added), i), id = field(a, "id"), c = field(a, "content");
         int ok = jv_get_kind(id) == JV_KIND_NUMBER && jv_get_kind(c) == JV_KIND_STRING &&
-                 jv_number_value(id) >= 0 && jv_number_value(id) <= 10000000;
+                 jv_number_value(id) >= 0 && jv_number_value(id) <= 4000000;
         if (ok && (long)jv_number_value(id) > max_id) max_id = (long)jv_number_value(id);
         jv_free(a);
         jv_free(id);
@@ -278,6 +278,7 @@ gr_tokenizer *tok_load_hf_json(const char *path, const char *data, size_t n,
         tok_set_token(t, tid, s, len);
         tok_add_added(t, tid, s, len, field_bool(a, "special", 0), field_bool(a, "lstrip", 0),
                       field_bool(a, "rstrip", 0));
+        if (field_bool(a, "single_word", 0)) tok_added_single_word(t);
         jv_free(a);
         jv_free(id);
         jv_free(c);

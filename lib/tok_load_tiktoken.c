@@ -45,7 +45,7 @@ static const char *const LLAMA3_SPECIAL[11] = {
     "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",
 };
 
-#define MAX_RANK 10000000L
+#define MAX_RANK 4000000L /* the largest vocabularies have ~256k */
 
 gr_tokenizer *tok_load_tiktoken(const char *path, const char *data, size_t n, gr_err *err) {
     /* first pass: count lines and the largest rank */

@@ -8,8 +8,20 @@
  *   - a tiktoken rank file ("BASE64 RANK" per line), as Meta ships LLaMA 3's
  *     tokenizer.model; the 256 LLaMA 3 special tokens are appended from id
  *     128000 in Meta's order when the file has LLaMA 3's 128000 ranks;
- *   - a .gguf file (tokenizer.ggml.* keys).
- * Where two sources describe the same tokenizer they give the same ids.
+ *   - a .gguf file (tokenizer.ggml.* keys; model "gpt2", pre "llama-bpe",
+ *     "smollm", "gpt-2"), read through gguf.h.
+ * tokenizer.json and GGUF files may also be zstd-compressed. Where two sources
+ * describe the same tokenizer they give the same ids: tests check LLaMA 3's
+ * tiktoken file = its tokenizer.json = tiktoken = HF tokenizers, and SmolLM2's
+ * tokenizer.json = its GGUF = HF tokenizers, on the GuardReasoner corpus, an
+ * adversarial set and every Unicode code point.
+ *
+ * Pre-tokenizers: LLaMA 3's and GPT-2's patterns are scanned by hand (with
+ * \p{L} / \p{N} / \s tables generated from HF tokenizers' Oniguruma); HF
+ * Digits and any other Split regex (through Oniguruma) are supported too.
+ * Bytes a vocabulary has no token for are dropped, as HF tokenizers drops
+ * them (SmolLM2 lacks a few control bytes), so decode(encode(x)) == x holds
+ * when every byte of x has a token (always for LLaMA 3).
  *
  * Thread safety: a loaded tokenizer is read-only; encode/decode may run from
  * many threads at once on the same gr_tokenizer.

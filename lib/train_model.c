@@ -129,6 +129,7 @@ typedef struct tlayer_act {
 
 struct gr_tact {
     int cap, n_seq_cap, n_layers;
+    int recompute;         /* keep only each layer's input; redo the rest in backward */
     float *block;          /* every kept activation */
     tlayer_act *L;         /* (n_layers) */
     float *hL, *rstdf, *xnf;                 /* (N, D), (N), (N, D) */
@@ -138,8 +139,9 @@ struct gr_tact {
     int last_n, last_nt, last_nseq;  /* the forward these activations hold (-1: none) */
 };
 
-gr_tact *gr_tact_new(void) {
+gr_tact *gr_tact_new(int recompute) {
     gr_tact *a = gr_xcalloc(1, sizeof(gr_tact));
+    a->recompute = recompute;
     a->last_n = -1;
     return a;
 }
@@ -162,8 +164,15 @@ static int64_t layer_floats(const gr_model_config *c) {
     return 4 * D + 2 * Q + 2 * K + 3 * F + c->n_heads + 2;
 }
 
-int64_t gr_tact_bytes_per_token(const gr_model_config *c) {
-    return (int64_t)sizeof(float) * (layer_floats(c) * c->n_layers + 2 * c->dim + 1);
+/* Kept per token: every layer's activations, or with recompute every layer's
+ * input plus one layer's worth (reused). */
+static int64_t kept_floats(const gr_model_config *c, int recompute) {
+    if (recompute) return (int64_t)c->dim * c->n_layers + layer_floats(c) + 2 * c->dim + 1;
+    return layer_floats(c) * c->n_layers + 2 * c->dim + 1;
+}
+
+int64_t gr_tact_bytes_per_token(const gr_model_config *c, int recompute) {
+    return (int64_t)sizeof(float) * kept_floats(c, recompute);
 }
 
 static void tact_reserve(gr_tact *a, const gr_model_config *c, int n, int n_seq) {
@@ -176,8 +185,8 @@ static void tact_reserve(gr_tact *a, const gr_model_config *c, int n, int n_seq)
     int64_t N = n, D = c->dim, Q = (int64_t)c->n_heads * c->head_dim,
             K = (int64_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, Hh = c->n_heads;
     int64_t DQ = D > Q ? D : Q;
-    int64_t total = N * (layer_floats(c) * c->n_layers + 2 * D + 1) +
-                    N * (D + DQ + Q + 2 * K + Q + 3 * F) + 2 * N * D;
+    int64_t total = N * kept_floats(c, a->recompute) + N * (D + DQ + Q + 2 * K + Q + 3 * F) +
+                    2 * N * D;
     free(a->block);
     a->block = gr_xmalloc(sizeof(float) * (size_t)total);
     free(a->L);
@@ -186,7 +195,14 @@ static void tact_reserve(gr_tact *a, const gr_model_config *c, int n, int n_seq)
 #define TAKE(w) (p += N * (w), p - N * (w))
     for (int l = 0; l < c->n_layers; l++) {
         tlayer_act *L = &a->L[l];
-        L->h = TAKE(D); L->rstd1 = TAKE(1); L->xn1 = TAKE(D); L->q = TAKE(Q); L->k = TAKE(K);
+        L->h = TAKE(D);
+        if (a->recompute && l > 0) { /* the rest shared with layer 0 */
+            float *h = L->h;
+            *L = a->L[0];
+            L->h = h;
+            continue;
+        }
+        L->rstd1 = TAKE(1); L->xn1 = TAKE(D); L->q = TAKE(Q); L->k = TAKE(K);
         L->v = TAKE(K); L->att = TAKE(Q); L->lse = TAKE(Hh); L->a = TAKE(D); L->rstd2 = TAKE(1);
         L->xn2 = TAKE(D); L->gate = TAKE(F); L->up = TAKE(F); L->act = TAKE(F);
     }
@@ -202,6 +218,35 @@ static void tact_reserve(gr_tact *a, const gr_model_config *c, int n, int n_seq)
     a->ttok = gr_xmalloc(sizeof(int) * (size_t)N);
     a->cap = n;
     a->n_layers = c->n_layers;
+}
+
+/* Layer l's forward from its input L[l].h; with full, also the down projection
+ * and the residual into the next layer's input (not needed when recomputing). */
+static void layer_forward(gr_train_model *m, gr_tact *a, int l, int n, int n_seq, int full) {
+    const gr_model_config *c = &m->cfg;
+    const gr_train_ops *o = m->ops;
+    gr_backend *be = m->be;
+    int D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, Q = H * hd,
+        K = Hkv * hd, F = c->hidden_dim;
+    tlayer_act *A = &a->L[l];
+    const gr_tlayer *W = &m->w.layers[l];
+    o->rmsnorm_fwd(be, A->xn1, A->rstd1, A->h, W->attn_norm, n, D, c->norm_eps);
+    o->matmul_fwd(be, A->q, A->xn1, W->wq, n, D, Q);
+    o->matmul_fwd(be, A->k, A->xn1, W->wk, n, D, K);
+    o->matmul_fwd(be, A->v, A->xn1, W->wv, n, D, K);
+    o->rope(be, A->q, a->pos, n, H, hd, m->rope_inv, 0);
+    o->rope(be, A->k, a->pos, n, Hkv, hd, m->rope_inv, 0);
+    o->attention_fwd(be, A->att, A->lse, A->q, A->k, A->v, a->start, n_seq, H, Hkv, hd);
+    o->matmul_fwd(be, A->a, A->att, W->wo, n, Q, D);
+    for (int64_t i = 0; i < (int64_t)n * D; i++) A->a[i] += A->h[i];
+    o->rmsnorm_fwd(be, A->xn2, A->rstd2, A->a, W->ffn_norm, n, D, c->norm_eps);
+    o->matmul_fwd(be, A->gate, A->xn2, W->w_gate, n, D, F);
+    o->matmul_fwd(be, A->up, A->xn2, W->w_up, n, D, F);
+    o->swiglu_fwd(be, A->act, A->gate, A->up, (int64_t)n * F);
+    if (!full) return;
+    float *next = l + 1 < c->n_layers ? a->L[l + 1].h : a->hL;
+    o->matmul_fwd(be, next, A->act, W->w_down, n, F, D);
+    for (int64_t i = 0; i < (int64_t)n * D; i++) next[i] += A->a[i];
 }
 
 /* ---- forward / backward ------------------------------------------------------ */
@@ -221,6 +266,7 @@ static void backward_rest(gr_train_model *m, gr_tact *a, int n_seq, int n, int n
     memset(a->dh, 0, sizeof(float) * ND);
     o->rmsnorm_bwd(be, a->dh, m->g.final_norm, a->dxn, a->hL, m->w.final_norm, a->rstdf, n, D);
     for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (a->recompute) layer_forward(m, a, l, n, n_seq, 0);
         tlayer_act *A = &a->L[l];
         const gr_tlayer *W = &m->w.layers[l];
         gr_tlayer *G = &m->g.layers[l];
@@ -268,8 +314,7 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
     if (total > (1 << 28)) return gr_errf(err, "train: micro-batch too large");
     int n = (int)total;
     tact_reserve(a, c, n, b->n_seq);
-    int D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, Q = H * hd,
-        K = Hkv * hd, F = c->hidden_dim, V = c->vocab_size;
+    int D = c->dim, V = c->vocab_size;
     int nt = 0;
     a->start[0] = 0;
     for (int s = 0, r = 0; s < b->n_seq; s++) {
@@ -290,26 +335,7 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
     if (n == 0) return 0;
 
     o->embedding_fwd(be, a->L[0].h, m->w.emb, a->tok, n, D);
-    for (int l = 0; l < c->n_layers; l++) {
-        tlayer_act *A = &a->L[l];
-        const gr_tlayer *W = &m->w.layers[l];
-        o->rmsnorm_fwd(be, A->xn1, A->rstd1, A->h, W->attn_norm, n, D, c->norm_eps);
-        o->matmul_fwd(be, A->q, A->xn1, W->wq, n, D, Q);
-        o->matmul_fwd(be, A->k, A->xn1, W->wk, n, D, K);
-        o->matmul_fwd(be, A->v, A->xn1, W->wv, n, D, K);
-        o->rope(be, A->q, a->pos, n, H, hd, m->rope_inv, 0);
-        o->rope(be, A->k, a->pos, n, Hkv, hd, m->rope_inv, 0);
-        o->attention_fwd(be, A->att, A->lse, A->q, A->k, A->v, a->start, b->n_seq, H, Hkv, hd);
-        o->matmul_fwd(be, A->a, A->att, W->wo, n, Q, D);
-        for (int64_t i = 0; i < (int64_t)n * D; i++) A->a[i] += A->h[i];
-        o->rmsnorm_fwd(be, A->xn2, A->rstd2, A->a, W->ffn_norm, n, D, c->norm_eps);
-        o->matmul_fwd(be, A->gate, A->xn2, W->w_gate, n, D, F);
-        o->matmul_fwd(be, A->up, A->xn2, W->w_up, n, D, F);
-        o->swiglu_fwd(be, A->act, A->gate, A->up, (int64_t)n * F);
-        float *next = l + 1 < c->n_layers ? a->L[l + 1].h : a->hL;
-        o->matmul_fwd(be, next, A->act, W->w_down, n, F, D);
-        for (int64_t i = 0; i < (int64_t)n * D; i++) next[i] += A->a[i];
-    }
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l, n, b->n_seq, 1);
     o->rmsnorm_fwd(be, a->xnf, a->rstdf, a->hL, m->w.final_norm, n, D, c->norm_eps);
     for (int t = 0; t < nt; t++)
         memcpy(a->xt + (size_t)t * D, a->xnf + (size_t)a->trow[t] * D, sizeof(float) * (size_t)D);

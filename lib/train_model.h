@@ -65,12 +65,15 @@ typedef struct gr_tbatch {
 /* Tokens of the batch that carry a loss (the count of labels != -100). */
 int64_t gr_tbatch_targets(const gr_tbatch *b);
 
-/* Activations of one micro-batch, grown on demand. */
+/* Activations of one micro-batch, grown on demand. With recompute, only each
+ * layer's input is kept and the backward pass recomputes the layer's forward
+ * first (about a third more arithmetic, a fraction of the memory; the results
+ * are the same bit for bit). */
 typedef struct gr_tact gr_tact;
-gr_tact *gr_tact_new(void);
+gr_tact *gr_tact_new(int recompute);
 void gr_tact_free(gr_tact *a);
-/* Bytes of activations kept per token (for the docs and --help). */
-int64_t gr_tact_bytes_per_token(const gr_model_config *c);
+/* Bytes of activations kept per token (for the docs and the run's report). */
+int64_t gr_tact_bytes_per_token(const gr_model_config *c, int recompute);
 
 /* Forward over the batch; with backward, also the backward pass, adding
  * scale · ∂(Σ NLL)/∂θ into m->grads. *nll = Σ NLL over the target tokens,

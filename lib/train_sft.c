@@ -22,7 +22,7 @@ int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft
     s->M = plan.M;
     s->steps_per_epoch = plan.steps_per_epoch;
     s->T = plan.T;
-    s->act = gr_tact_new();
+    s->act = gr_tact_new(o->recompute);
     gr_adamw_init(&s->opt, m->n_params);
     s->opt.weight_decay = (float)o->weight_decay;
     s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);
@@ -79,32 +79,60 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
         for (int i = 0; i < b.n_seq; i++) tokens += b.len[i];
     }
     gr_train_zero_grad(s->m);
-    double nll_total = 0, mean_sum = 0;
+    int world = s->o.world > 1 ? s->o.world : 1, rank = world > 1 ? s->o.rank : 0;
+    int nmb = (int)(u1 - u0);
+    /* per micro-batch NLL sums (this process's share), then the step's total */
+    double *nll_mb = gr_xcalloc((size_t)nmb + 1, sizeof(double));
+    int64_t *nb_mb = gr_xcalloc((size_t)nmb, sizeof(int64_t));
     int rc = 0;
     for (int64_t u = u0; u < u1 && rc == 0; u++) {
         gr_tbatch b = micro(s, u, ids, len, np);
         int64_t nb = gr_tbatch_targets(&b), nt;
+        nb_mb[u - u0] = nb;
         float scale;
         if (s->o.loss_micro)
-            scale = nb ? (float)(1.0 / ((double)nb * (double)(u1 - u0))) : 0.0f;
+            scale = nb ? (float)(1.0 / ((double)nb * (double)nmb)) : 0.0f;
         else
             scale = Nstep ? (float)(1.0 / (double)Nstep) : 0.0f;
+        /* this process's share: sequences rank, rank + world, ... */
+        int k = 0;
+        for (int i = rank; i < b.n_seq; i += world, k++) {
+            ids[k] = ids[i];
+            len[k] = len[i];
+            np[k] = np[i];
+        }
+        if (k == 0) continue;
+        gr_tbatch mine = {k, ids, len, np};
         double nll;
-        rc = gr_train_step_micro(s->m, s->act, &b, 1, scale, &nll, &nt, err);
-        nll_total += nll;
-        if (nb) mean_sum += nll / (double)nb;
+        rc = gr_train_step_micro(s->m, s->act, &mine, 1, scale, &nll, &nt, err);
+        nll_mb[u - u0] = nll;
     }
     free(ids);
     free(len);
     free(np);
-    if (rc) return rc;
+    if (rc) {
+        free(nll_mb);
+        free(nb_mb);
+        return rc;
+    }
+    if (world > 1) {
+        s->o.allreduce(s->o.comm, s->m->grads, s->m->n_params);
+        s->o.allreduce_d(s->o.comm, nll_mb, nmb);
+    }
+    double nll_total = 0, mean_sum = 0;
+    for (int i = 0; i < nmb; i++) {
+        nll_total += nll_mb[i];
+        if (nb_mb[i]) mean_sum += nll_mb[i] / (double)nb_mb[i];
+    }
+    free(nll_mb);
+    free(nb_mb);
     double norm = gr_clip_grad_norm(s->m, (float)s->o.max_grad_norm);
     double lr = gr_lr_cosine(s->o.lr, k, s->T, s->o.warmup_steps);
     gr_adamw_step(&s->opt, s->m, (float)lr);
     s->step = k + 1;
     info->step = k + 1;
     info->epoch = (double)(k + 1) / (double)s->steps_per_epoch;
-    info->loss = s->o.loss_micro ? mean_sum / (double)(u1 - u0)
+    info->loss = s->o.loss_micro ? mean_sum / (double)nmb
                                  : (Nstep ? nll_total / (double)Nstep : 0.0);
     info->lr = lr;
     info->grad_norm = norm;
@@ -113,19 +141,25 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
     return 0;
 }
 
-int gr_sft_eval(gr_sft *s, const gr_tdata *d, double *loss, gr_err *err) {
-    int B = s->o.micro_batch;
+int gr_train_eval(gr_train_model *m, gr_tact *act, const gr_tdata *d, int B, double *loss,
+                  int64_t *n_targets, gr_err *err) {
     double nll_total = 0;
     int64_t n_total = 0;
+    if (B < 1) B = 1;
     for (int a = 0; a < d->n; a += B) {
         int k = d->n - a < B ? d->n - a : B;
         gr_tbatch b = {k, (const int *const *)(d->ids + a), d->len + a, d->n_prompt + a};
         double nll;
         int64_t nt;
-        if (gr_train_step_micro(s->m, s->act, &b, 0, 0.0f, &nll, &nt, err)) return -1;
+        if (gr_train_step_micro(m, act, &b, 0, 0.0f, &nll, &nt, err)) return -1;
         nll_total += nll;
         n_total += nt;
     }
     *loss = n_total ? nll_total / (double)n_total : 0.0;
+    if (n_targets) *n_targets = n_total;
     return 0;
+}
+
+int gr_sft_eval(gr_sft *s, const gr_tdata *d, double *loss, gr_err *err) {
+    return gr_train_eval(s->m, s->act, d, s->o.micro_batch, loss, NULL, err);
 }

@@ -29,6 +29,16 @@ typedef struct gr_sft_opts {
     uint64_t seed;          /* 42 */
     int loss_micro;         /* 0: token mean over the step; 1: mean of micro-batch means */
     int64_t max_steps;      /* 0: T from the epochs; else stop after this many (T unchanged) */
+    int recompute;          /* activation recomputation (gr_tact_new) */
+    /* Data parallelism: world processes each take the sequences i of every
+     * micro-batch with i % world == rank; after the micro-batches, allreduce
+     * sums the gradient block (and allreduce_d the loss sums) over the
+     * processes, so every process takes the same optimizer step. world <= 1:
+     * one process, no callbacks. */
+    int rank, world;
+    void (*allreduce)(void *ud, float *x, int64_t n);
+    void (*allreduce_d)(void *ud, double *x, int n);
+    void *comm;
 } gr_sft_opts;
 
 void gr_sft_opts_default(gr_sft_opts *o);
@@ -64,4 +74,7 @@ int64_t gr_sft_last_step(const gr_sft *s);
 int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err);
 /* Mean NLL per target token of data (in micro-batches of micro_batch, no update). */
 int gr_sft_eval(gr_sft *s, const gr_tdata *data, double *loss, gr_err *err);
+/* The same for any model: loss and the number of target tokens. */
+int gr_train_eval(gr_train_model *m, gr_tact *act, const gr_tdata *d, int micro_batch,
+                  double *loss, int64_t *n_targets, gr_err *err);
 #endif

@@ -79,6 +79,10 @@ def main():
             for p in PROMPTS:
                 ids = torch.tensor([p])
                 logits.append(model(ids).logits[0].tolist())
+            # hidden states of the first prompt: the input of every layer, then the
+            # final-normed output (transformers' output_hidden_states)
+            hs = model(torch.tensor([PROMPTS[0]]), output_hidden_states=True).hidden_states
+            hidden = [[[round(v, 6) for v in row] for row in h[0].tolist()] for h in hs]
         # a 32-token greedy continuation of the first prompt
         with torch.no_grad():
             g = model.generate(torch.tensor([PROMPTS[0]]), max_new_tokens=32, do_sample=False,
@@ -86,7 +90,7 @@ def main():
         greedy = g[0, len(PROMPTS[0]):].tolist()
         with open(os.path.join(out, "ref.json"), "w") as f:
             json.dump({"prompts": PROMPTS, "logits": [[[round(v, 6) for v in row] for row in l] for l in logits],
-                       "greedy": greedy}, f)
+                       "greedy": greedy, "hidden": hidden}, f)
         for fn in os.listdir(out):
             if fn not in ("config.json", "model.safetensors", "ref.json"):
                 os.remove(os.path.join(out, fn))
@@ -103,3 +107,30 @@ def main():
         print(name, {fn: os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out)})
 
 main()
+
+
+def smollm2_vocab_model():
+    """A tiny random model with SmolLM2's vocabulary size (49152) and special ids,
+    BF16, so that gr-classify / gr-sample run end to end on a Hugging Face folder
+    with the SmolLM2 tokenizer (testdata/tokenizer/smollm2). No reference logits:
+    the CLI tests check the plumbing, the other fixtures the arithmetic."""
+    torch.manual_seed(1)
+    cfg = LlamaConfig(hidden_size=8, intermediate_size=16, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, vocab_size=49152,
+                      tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
+                      rms_norm_eps=1e-5, max_position_embeddings=8192)
+    model = LlamaForCausalLM(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5) if p.dim() == 2 else p.uniform_(0.5, 1.5)
+    out = os.path.join(root, "tiny-smollm2-vocab")
+    os.makedirs(out, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    legacy_config(os.path.join(out, "config.json"))
+    for fn in os.listdir(out):
+        if fn not in ("config.json", "model.safetensors"):
+            os.remove(os.path.join(out, fn))
+    print("tiny-smollm2-vocab", {fn: os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out)})
+
+
+smollm2_vocab_model()

@@ -20,6 +20,13 @@ Writes testdata/tokenizer/:
       ../shared/data/guardreasoner, files in sorted order, fields in that order,
       first occurrence kept): "TEXT_HASH N_IDS IDS_HASH" (FNV-1a 64, hex; the
       ids hashed as little-endian uint32). The full ids are 20 MB, hence hashes.
+  tiny/tokenizer.json, tiny/cases.jsonl
+      a tiny tokenizer with added tokens of every flavour (special or not,
+      lstrip, rstrip, single_word) and tokenizers' ids, plain and with specials
+  unicode.tsv
+      every code point in three contexts (see unicode_texts), by hash of ids
+  templates.jsonl, infer_seqlen.jsonl
+      LLaMA-Factory's prompt/response ids per template, and its cut lengths
   adversarial.jsonl.zst
       the hand-made set, with full ids: {"name", "text", "llama3", "smollm2"}
       (+ "llama3_tiktoken" where tiktoken disagrees with tokenizers, see below)
@@ -329,6 +336,61 @@ def vocab_only_gguf(src, dst):
     w.close()
 
 
+def tiny_added_tokens():
+    """A tiny byte-level BPE tokenizer with added tokens of every flavour
+    (special or not, lstrip, rstrip, single_word), and the ids tokenizers gives
+    for texts that exercise them: with specials recognised (encode_special)
+    and without (plain encode: non-special added tokens still match)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    m = {b: chr(c) for b, c in zip(bs, cs)}
+    vocab = {m[b]: b for b in range(256)}
+    merges = []
+    for w in ["th", "the", "\u0120t", "\u0120th", "\u0120the", "in", "ing", "ca", "cat", "do"]:
+        for k in range(1, len(w)):
+            if w[:k] in vocab and w[k:] in vocab:
+                merges.append(w[:k] + " " + w[k:])
+                break
+        vocab[w] = len(vocab)
+    nid = len(vocab)
+    added = []
+    for content, special, l, r, sw in (("<|eot|>", True, False, False, False), ("<sep>", True, True, True, False),
+                                       ("dog", False, False, False, True), ("<x>", False, True, True, False),
+                                       ("<|eot|>x", False, False, False, False)):
+        added.append({"id": nid, "content": content, "single_word": sw, "lstrip": l, "rstrip": r,
+                      "normalized": False, "special": special})
+        nid += 1
+    j = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+         "post_processor": None,
+         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+         "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                   "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                   "vocab": vocab, "merges": merges}}
+    text = json.dumps(j, ensure_ascii=False)
+    plain, spec = Tokenizer.from_str(text), Tokenizer.from_str(text)
+    plain.encode_special_tokens = True
+    texts = ["dog", "a dog b", "hotdog", "dogs", "dog_1", "(dog)", "\u00e9 dog", "xdog ", "dog9", "_dog",
+             "\u00f1dog", " dog\n", "dog\u00e9", "dog.dog", "d\u00f6g dog", "cat", "a  <x>  b", "a<x>b", "\t <x> \t", "a\u3000<x>\u00a0b", "the<|eot|>thing",
+             "a <sep> b", "a\n<sep>\nb", "<|eot|>x<|eot|>", "<|eot|", "<<sep>>", "dog<x>dog", "\xff<x>\xfe", ""]
+    cases = [{"text": t, "plain": plain.encode(t, add_special_tokens=False).ids,
+              "special": spec.encode(t, add_special_tokens=False).ids} for t in texts]
+    return text, cases
+
+
+def unicode_texts():
+    """Every code point (no surrogates), 64 to a text, each in three contexts
+    that expose its \\p{L} / \\p{N} / \\s class to the pre-tokenizers."""
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    return ["".join("x" + chr(c) + "y 1" + chr(c) + "2 " + chr(c) + "\n" for c in cps[i:i + 64])
+            for i in range(0, len(cps), 64)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smollm2-gguf")
@@ -374,6 +436,26 @@ def main():
             for t, x in zip(corpus, ids):
                 f.write("%016x %d %016x\n" % (fnv(t.encode()), len(x), ids_hash(x)))
         print("corpus %s: %d tokens" % (name, sum(map(len, ids))), file=sys.stderr)
+
+    tiny, tiny_cases = tiny_added_tokens()
+    os.makedirs(OUT + "/tiny", exist_ok=True)
+    open(OUT + "/tiny/tokenizer.json", "w").write(tiny)
+    with open(OUT + "/tiny/cases.jsonl", "w") as f:
+        for c in tiny_cases:
+            f.write(json.dumps(c, ensure_ascii=False) + "\n")
+
+    # all of Unicode: one line per 16 texts (1024 code points), the hash of their ids
+    ut = unicode_texts()
+    u_l3, u_tt, u_sm = enc_hf(l3, ut), tt.encode_ordinary_batch(ut, num_threads=2), enc_hf(sm, ut)
+    ud = sum(1 for x, y in zip(u_l3, u_tt) if x != y)
+    with open(OUT + "/unicode.tsv", "w") as f:
+        f.write("# %d texts of 64 code points, 16 texts a line: llama3 n, hash; smollm2 n, hash "
+                "(tiktoken disagrees with tokenizers on %d texts)\n" % (len(ut), ud))
+        for i in range(0, len(ut), 16):
+            a = [x for ids in u_l3[i:i + 16] for x in ids]
+            b = [x for ids in u_sm[i:i + 16] for x in ids]
+            f.write("%d %016x %d %016x\n" % (len(a), ids_hash(a), len(b), ids_hash(b)))
+    print("unicode: %d texts, tiktoken disagrees with tokenizers on %d" % (len(ut), ud), file=sys.stderr)
 
     cases, seqlen = template_cases(l3_text, sm_text)
     with open(OUT + "/templates.jsonl", "w") as f:

@@ -12,10 +12,24 @@ expect classify_usage_resume_stdout 2 "$C" -m x --resume
 expect classify_usage_template 2 "$C" -m x --template nope
 expect sample_usage_k 2 "$S" -m x -k 0
 expect sample_usage_top_p 2 "$S" -m x --top-p 1.5
+expect classify_usage_device 2 "$C" -m x --device cuda:0
 expect classify_help 0 "$C" --help
 grep_check classify_help_text "$T/out" "--max-tokens"
 expect classify_missing_model 1 "$C" -m /nonexistent/model.gguf /dev/null
 grep_check classify_missing_model_msg "$T/err" "^gr-classify: /nonexistent/model.gguf"
+
+# a Hugging Face folder (tiny random BF16 model with SmolLM2's vocabulary) + tokenizer.json
+HF=$GR_ROOT/testdata/models/tiny-smollm2-vocab
+TOK=$GR_ROOT/testdata/tokenizer/smollm2/tokenizer.json.zst
+printf '{"prompt":"Is this safe?","response":"Yes."}\n{"instruction":"Classify.","input":"x"}\n' > "$T/hf.jsonl"
+expect classify_hf_no_tokenizer 1 "$C" -m "$HF" "$T/hf.jsonl"
+expect classify_hf_folder 0 "$C" -m "$HF" -t "$TOK" --max-tokens 12 --batch 2 "$T/hf.jsonl" -o "$T/hf1.jsonl"
+[ "$(jq -s 'map(select(.tokens > 0 and (.reasoning | type) == "string")) | length' "$T/hf1.jsonl")" = 2 ] \
+    && ok classify_hf_records || fail classify_hf_records "$(head -c 300 "$T/hf1.jsonl")"
+expect classify_hf_batch1 0 "$C" -m "$HF" -t "$TOK" --max-tokens 12 --batch 1 --threads 1 "$T/hf.jsonl" -o "$T/hf2.jsonl"
+cmp -s "$T/hf1.jsonl" "$T/hf2.jsonl" && ok classify_hf_batch_invariant || fail classify_hf_batch_invariant "differ"
+expect sample_hf_folder 0 "$S" -m "$HF" -t "$TOK" -k 2 --max-tokens 12 "$T/hf.jsonl" -o "$T/hs.jsonl"
+[ "$(wc -l < "$T/hs.jsonl")" -eq 4 ] && ok sample_hf_records || fail sample_hf_records "$(wc -l < "$T/hs.jsonl") lines"
 
 MODEL=$("$GR_ROOT/scripts/fetch-test-model" 2>"$T/fetch.err"); rc=$?
 if [ "$rc" -eq 3 ]; then echo "# skip classify: model download failed: $(head -c 200 "$T/fetch.err")"; exit 0; fi

@@ -14,6 +14,7 @@ expect sft_no_data 2 "$S" --base "$M" --out "$T/x"
 expect sft_bad_lr 2 "$S" --base "$M" --data "$D" --out "$T/x" --lr abc
 expect sft_bad_loss_avg 2 "$S" --base "$M" --data "$D" --out "$T/x" --loss-average mean
 expect sft_cuda_refused 2 "$S" --base "$M" --data "$D" --out "$T/x" --device cuda
+expect sft_eval_only_needs_data 2 "$S" --base "$M" --eval-only
 
 printf '{"id":"a","ids":[1,2,3],"n_prompt":1}\n{"id":"b","ids":[1,2,999],"n_prompt":1}\n' >"$T/bad.jsonl"
 expect sft_bad_token 1 "$S" --base "$M" --data "$T/bad.jsonl" --out "$T/x"
@@ -32,6 +33,12 @@ steps=$(wc -l <"$T/a.log")
     ok sft_checkpoint_files || fail sft_checkpoint_files "$(ls "$T/a")"
 expect sft_refuses_existing 1 "$S" --base "$M" --data "$D" --out "$T/a" $COMMON
 grep_check sft_refuses_existing_msg "$T/err" "use --resume"
+
+# Activation recomputation changes nothing but memory and time.
+expect sft_recompute 0 "$S" --base "$M" --data "$D" --out "$T/r" $COMMON --epochs 3 --save-dtype f32 \
+    --threads 1 --recompute
+cmp -s "$T/a/model.safetensors" "$T/r/model.safetensors" && ok sft_recompute_same ||
+    fail sft_recompute_same "weights differ with --recompute"
 
 # The same run killed by SIGKILL after step 7 (last checkpoint: 6), then resumed.
 GR_SFT_TEST_KILL_AT_STEP=7 "$S" --base "$M" --data "$D" --out "$T/b" $COMMON --epochs 3 \
@@ -87,6 +94,14 @@ if python3 -c 'import torch, transformers' 2>/dev/null; then
         ok sft_loads_in_transformers
     else
         fail sft_loads_in_transformers "$(tail -n 3 "$T/py")"
+    fi
+    # the bf16 folder: our forward (--eval-only) and transformers on the same weights
+    expect sft_eval_only 0 "$S" --base "$T/f" --eval-data "$E" --eval-only
+    want=$(sed 's/.*"eval_loss":\([^,]*\),.*/\1/' "$T/out")
+    if python3 "$GR_ROOT/scripts/check-sft-checkpoint.py" "$T/f" "$E" "$want" 1e-4 >"$T/py" 2>&1; then
+        ok sft_bf16_loads_in_transformers
+    else
+        fail sft_bf16_loads_in_transformers "$(tail -n 3 "$T/py")"
     fi
 else
     echo "# skip sft_loads_in_transformers: torch/transformers not installed"

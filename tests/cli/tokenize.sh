@@ -13,6 +13,9 @@ expect tok_bad_cutoff 2 $G -t "$L3" --cutoff 12x
 expect tok_zero_cutoff 2 $G -t "$L3" --cutoff 0
 expect tok_no_tokenizer 2 $G /dev/null
 expect tok_bad_template 2 $G -t "$L3" --template alpaca /dev/null
+expect tok_raw_system 2 $G -t "$L3" --template raw --system hi /dev/null
+expect tok_text_cutoff 2 $G -t "$L3" --text --cutoff 10 /dev/null
+expect tok_count_alone 2 $G -t "$L3" --count /dev/null
 expect tok_missing_tokenizer 1 $G -t /nonexistent/tok.json /dev/null
 grep_check tok_missing_tokenizer_msg "$T/err" '^gr-tokenize: /nonexistent/tok.json'
 
@@ -110,7 +113,7 @@ grep_check tok_chatml_template "$T/out" '"template":"chatml"'
 [ "$(jq -c '.ids[:1] + .ids[-1:]' "$T/out" | head -1)" = '[1,2]' ] && ok tok_chatml_ends || fail tok_chatml_ends "$(head -c 200 "$T/out")"
 
 # the GGUF source, when the test model is cached
-GG=${GR_TEST_GGUF:-$(ls "$HOME"/.cache/guardreasoner-c/*SmolLM2*.gguf "$HOME"/.cache/guardreasoner-c/*/*SmolLM2*.gguf 2>/dev/null | head -1)}
+GG=${GR_TEST_GGUF:-$(ls "$HOME"/.cache/guardreasoner-c/SmolLM2-135M-Instruct.Q4_1.gguf "$HOME"/.cache/guardreasoner-c/*SmolLM2*.gguf "$HOME"/.cache/guardreasoner-c/*/*SmolLM2*.gguf 2>/dev/null | head -1)}
 if [ -n "$GG" ] && [ -f "$GG" ]; then
     $G -q -t "$SM" "$T/a.jsonl" > "$T/j"
     expect tok_gguf 0 $G -t "$GG" "$T/a.jsonl"

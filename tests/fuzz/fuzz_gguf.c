@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (kv->type == GGUF_T_ARRAY) {
             for (uint64_t j = 0; j < kv->arr_n; j++) {
                 if (kv->arr_type == GGUF_T_STRING) sum += (unsigned)kv->arr_str[j].len;
-                else sum += (unsigned)gguf_arr_int(kv, j) + (unsigned)gguf_arr_float(kv, j);
+                else sum += (unsigned)gguf_arr_int(kv, j) + (gguf_arr_float(kv, j) > 0);
             }
         }
     }

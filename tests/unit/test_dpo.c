@@ -87,7 +87,7 @@ static int load_pairs(jv J, int vocab, gr_pdata *d, gr_err *err) {
     return rc;
 }
 
-static void run(const char *test_name_, const char *name, int weighted, int threads) {
+static void run(const char *test_name_, const char *name, int weighted, int threads, int recompute) {
     char path[512], what[512];
     gr_err err;
     snprintf(path, sizeof path, "testdata/models/%s", name);
@@ -109,6 +109,7 @@ static void run(const char *test_name_, const char *name, int weighted, int thre
     o.beta = num(J, "beta");
     o.ftx = num(J, "ftx");
     o.use_weights = weighted;
+    o.recompute = recompute;
     o.grad_accum = n; /* one step over all pairs */
     o.epochs = 1;
     o.lr = 0;
@@ -184,10 +185,11 @@ static void run(const char *test_name_, const char *name, int weighted, int thre
     gr_model_free(gm);
 }
 
-TEST(dpo_weighted_gqa_tied) { run(test_name_, "tiny-gqa-tied", 1, 2); }
-TEST(dpo_plain_gqa_tied_and_trl) { run(test_name_, "tiny-gqa-tied", 0, 1); }
-TEST(dpo_weighted_mha_untied) { run(test_name_, "tiny-mha-untied", 1, 1); }
-TEST(dpo_plain_mha_untied_and_trl) { run(test_name_, "tiny-mha-untied", 0, 2); }
+TEST(dpo_weighted_gqa_tied) { run(test_name_, "tiny-gqa-tied", 1, 2, 0); }
+TEST(dpo_weighted_gqa_tied_recompute) { run(test_name_, "tiny-gqa-tied", 1, 1, 1); }
+TEST(dpo_plain_gqa_tied_and_trl) { run(test_name_, "tiny-gqa-tied", 0, 1, 0); }
+TEST(dpo_weighted_mha_untied) { run(test_name_, "tiny-mha-untied", 1, 1, 0); }
+TEST(dpo_plain_mha_untied_and_trl) { run(test_name_, "tiny-mha-untied", 0, 2, 1); }
 
 TEST(dpo_pair_terms_extremes) {
     gr_dpo_terms t;
@@ -245,7 +247,7 @@ TEST(backward_from_kept_forward) {
     const int *ids[2] = {s0, s1};
     int len[2] = {7, 4}, np[2] = {3, 1};
     gr_tbatch b = {2, ids, len, np};
-    gr_tact *a = gr_tact_new();
+    gr_tact *a = gr_tact_new(0);
     double nll1, nll2;
     int64_t nt;
     gr_train_zero_grad(m);
@@ -270,6 +272,7 @@ TEST(backward_from_kept_forward) {
 int main(void) {
     RUN(backward_from_kept_forward);
     RUN(dpo_weighted_gqa_tied);
+    RUN(dpo_weighted_gqa_tied_recompute);
     RUN(dpo_plain_gqa_tied_and_trl);
     RUN(dpo_weighted_mha_untied);
     RUN(dpo_plain_mha_untied_and_trl);

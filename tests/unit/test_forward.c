@@ -217,10 +217,85 @@ TEST(config_fields) {
     gr_model_free(m);
 }
 
+/* The same weights as GGUF files written the llama.cpp way (permuted q/k,
+ * rope_freqs for llama3): same logits as transformers on the HF folder. */
+TEST(gguf_copies_match_transformers) {
+    const char *names[] = {"tiny-gqa-tied", "tiny-llama3-bf16"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        const char *root = getenv("GR_ROOT");
+        snprintf(path, sizeof path, "%s/testdata/gguf/%s.gguf", root ? root : ".", names[i]);
+        gr_err err;
+        gr_model *m = gr_model_load(path, &err);
+        CHECK_MSG(m, "%s", err.msg);
+        CHECK(m->is_gguf);
+        jv ref = load_ref(names[i]);
+        jv prompts = jv_object_get(jv_copy(ref), jv_string("prompts"));
+        int np = jv_array_length(jv_copy(prompts)), V = m->cfg.vocab_size;
+        gr_backend *be = gr_backend_cpu(2);
+        gr_ctx *c = gr_ctx_new(m, be);
+        for (int p = 0; p < np; p++) {
+            int n;
+            int *ids = ids_of(jv_array_get(jv_copy(prompts), p), &n);
+            gr_kv *kv = gr_kv_new(m, NULL);
+            float *out = malloc(sizeof(float) * (size_t)n * V);
+            const int *tk = ids;
+            CHECK(gr_forward(c, &kv, &tk, &n, 1, out, 1, &err) == 0);
+            double rel = max_rel(out, jv_array_get(jv_object_get(jv_copy(ref), jv_string("logits")), p), n, V);
+            CHECK_MSG(rel <= 1e-4, "%s.gguf prompt %d: relative error %g", names[i], p, rel);
+            free(out);
+            free(ids);
+            gr_kv_free(kv);
+        }
+        jv_free(prompts);
+        jv_free(ref);
+        gr_ctx_free(c);
+        gr_backend_free(be);
+        gr_model_free(m);
+    }
+}
+
+/* keep_hidden: the residual stream at every layer equals transformers'
+ * output_hidden_states (prompt 0), also when the prompt is split in chunks. */
+TEST(hidden_states_match_transformers) {
+    for (int i = 0; i < N_MODELS - 1; i++) {
+        gr_err err;
+        gr_model *m = gr_model_load(path_of(MODELS[i], NULL), &err);
+        CHECK_MSG(m, "%s", err.msg);
+        jv ref = load_ref(MODELS[i]);
+        int n, L = m->cfg.n_layers, D = m->cfg.dim;
+        int *ids = ids_of(jv_array_get(jv_object_get(jv_copy(ref), jv_string("prompts")), 0), &n);
+        jv hidden = jv_object_get(jv_copy(ref), jv_string("hidden"));
+        CHECK(jv_array_length(jv_copy(hidden)) == L + 1);
+        gr_backend *be = gr_backend_cpu(2);
+        gr_ctx *c = gr_ctx_new(m, be);
+        c->chunk = 5;
+        float *h = malloc(sizeof(float) * (size_t)(L + 1) * n * D);
+        c->keep_hidden = h;
+        gr_kv *kv = gr_kv_new(m, NULL);
+        const int *tk = ids;
+        CHECK(gr_forward(c, &kv, &tk, &n, 1, NULL, 0, &err) == 0);
+        for (int l = 0; l <= L; l++) {
+            double rel = max_rel(h + (size_t)l * n * D, jv_array_get(jv_copy(hidden), l), n, D);
+            CHECK_MSG(rel <= 1e-4, "%s hidden state %d: relative error %g", MODELS[i], l, rel);
+        }
+        free(h);
+        free(ids);
+        jv_free(hidden);
+        jv_free(ref);
+        gr_kv_free(kv);
+        gr_ctx_free(c);
+        gr_backend_free(be);
+        gr_model_free(m);
+    }
+}
+
 int main(void) {
     (void)test_shared_dir;
     RUN(config_fields);
     RUN(matches_transformers_1_thread);
     RUN(matches_transformers_2_threads);
+    RUN(gguf_copies_match_transformers);
+    RUN(hidden_states_match_transformers);
     return TEST_EXIT();
 }

@@ -53,8 +53,8 @@ TEST(matmul_every_weight_type) {
     gr_err err;
     gguf_file *g = open_fixture(&err);
     CHECK_MSG(g, "%s", err.msg);
-    const int types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0};
-    const char *names[] = {"F32", "F16", "BF16", "Q8_0"};
+    const int types[] = {GGML_F32, GGML_F16, GGML_BF16, GGML_Q8_0, GGML_Q4_0, GGML_Q4_1};
+    const char *names[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"};
     float x[3 * 512], y[3 * 2];
     unsigned s = 7;
     for (int i = 0; i < 3 * 512; i++) {
@@ -63,21 +63,23 @@ TEST(matmul_every_weight_type) {
     }
     for (int th = 1; th <= 2; th++) {
         gr_backend *be = gr_backend_cpu(th);
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 6; k++) {
             const gguf_tensor *t = gguf_find_tensor(g, names[k]);
             char en[64];
             snprintf(en, sizeof en, "%s.expected", names[k]);
             const float *w = gguf_find_tensor(g, en)->data;
             /* F32/F16/BF16 data in this file is aligned (GGUF aligns to 32) */
             gr_tensor wt = {types[k], 2, 512, (size_t)(t->nbytes / 2), t->data};
-            be->matmul(be, y, x, 3, &wt);
-            for (int n = 0; n < 3; n++)
+            for (int nt = 1; nt <= 3; nt++) { /* 1-2 tokens take the fused decode kernel */
+            be->matmul(be, y, x, nt, &wt);
+            for (int n = 0; n < nt; n++)
                 for (int r = 0; r < 2; r++) {
                     double ref = 0;
                     for (int c = 0; c < 512; c++) ref += (double)x[n * 512 + c] * w[r * 512 + c];
                     CHECK_MSG(fabs(y[n * 2 + r] - ref) <= 1e-4 * fmax(1, fabs(ref)),
                               "%s threads %d: %g vs %g", names[k], th, y[n * 2 + r], ref);
                 }
+            }
         }
         gr_backend_free(be);
     }

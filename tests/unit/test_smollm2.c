@@ -141,6 +141,47 @@ TEST(smollm2_gguf_matches_transformers) {
     gr_model_free(m);
 }
 
+/* The folder scripts/convert-smollm2-hf.py writes (transformers' conversion of
+ * the same GGUF, float32): same logits as the GGUF at every position. Skipped
+ * when absent (CI has no torch to write it). */
+TEST(smollm2_hf_folder_matches_gguf) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s/SmolLM2-135M-Instruct-hf", (int)(strrchr(model_path, '/') - model_path), model_path);
+    char cfgp[4200];
+    snprintf(cfgp, sizeof cfgp, "%s/config.json", dir);
+    FILE *f = fopen(cfgp, "r");
+    if (!f) {
+        printf("# skip smollm2_hf_folder_matches_gguf: no %s (scripts/convert-smollm2-hf.py)\n", dir);
+        return;
+    }
+    fclose(f);
+    gr_err err;
+    gr_model *g = gr_model_load(model_path, &err), *h = gr_model_load(dir, &err);
+    CHECK_MSG(g && h, "%s", err.msg);
+    CHECK(h->tok_emb.type == GR_F32 && !h->is_gguf);
+    gr_backend *be = gr_backend_cpu(0);
+    gr_ctx *cg = gr_ctx_new(g, be), *ch = gr_ctx_new(h, be);
+    int ids[24], n = 24, V = g->cfg.vocab_size;
+    for (int i = 0; i < n; i++) ids[i] = 1 + (i * 977) % (V - 1);
+    float *lg = malloc(sizeof(float) * (size_t)n * V), *lh = malloc(sizeof(float) * (size_t)n * V);
+    gr_kv *kg = gr_kv_new(g, NULL), *kh = gr_kv_new(h, NULL);
+    const int *tk = ids;
+    CHECK(gr_forward(cg, &kg, &tk, &n, 1, lg, 1, &err) == 0);
+    CHECK(gr_forward(ch, &kh, &tk, &n, 1, lh, 1, &err) == 0);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)n * V; i++) {
+        double rel = fabs(lg[i] - lh[i]) / fmax(1, fabs(lh[i]));
+        if (rel > worst) worst = rel;
+    }
+    printf("# smollm2 HF folder vs GGUF: worst relative logit difference %.3g\n", worst);
+    CHECK_MSG(worst <= 1e-4, "relative difference %g", worst);
+    free(lg); free(lh);
+    gr_kv_free(kg); gr_kv_free(kh);
+    gr_ctx_free(cg); gr_ctx_free(ch);
+    gr_backend_free(be);
+    gr_model_free(g); gr_model_free(h);
+}
+
 int main(void) {
     (void)test_shared_dir;
     int r = fetch();
@@ -154,5 +195,6 @@ int main(void) {
     }
     (void)skip;
     RUN(smollm2_gguf_matches_transformers);
+    RUN(smollm2_hf_folder_matches_gguf);
     return TEST_EXIT();
 }

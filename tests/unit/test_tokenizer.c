@@ -265,6 +265,44 @@ TEST(scanners_match_oniguruma) {
     }
 }
 
+/* Added tokens of every flavour against tokenizers (testdata/tokenizer/tiny). */
+TEST(added_tokens_match_tokenizers) {
+    gr_tokenizer *t = load("testdata/tokenizer/tiny/tokenizer.json");
+    CHECK(t != NULL);
+    gr_err err = {{0}};
+    gr_reader *r = gr_reader_open(tf_path("testdata/tokenizer/tiny/cases.jsonl"), NULL, &err);
+    CHECK_MSG(r != NULL, "%s", err.msg);
+    jv rec;
+    int n = 0, bad = 0;
+    while (gr_reader_next(r, &rec, &err) == 1) {
+        jv text = jv_object_get(jv_copy(rec), jv_string("text"));
+        const char *s = jv_string_value(text);
+        size_t len = (size_t)jv_string_length_bytes(jv_copy(text));
+        for (int sp = 0; sp < 2; sp++) {
+            gr_ids want = {0}, got = {0};
+            jv a = jv_object_get(jv_copy(rec), jv_string(sp ? "special" : "plain"));
+            tf_jv_ids(a, &want);
+            jv_free(a);
+            if (sp) gr_tokenizer_encode_special(t, s, len, &got, &err);
+            else gr_tokenizer_encode(t, s, len, &got, &err);
+            size_t at;
+            if (!tf_ids_eq(&got, &want, &at)) {
+                printf("# tiny %s \"%s\": differs at %zu\n", sp ? "special" : "plain", s, at);
+                bad++;
+            }
+            gr_ids_free(&want);
+            gr_ids_free(&got);
+        }
+        jv_free(text);
+        jv_free(rec);
+        n++;
+    }
+    gr_reader_close(r);
+    gr_tokenizer_free(t);
+    CHECK_MSG(bad == 0, "%d mismatches", bad);
+    CHECK(n >= 20);
+}
+
 TEST(load_errors) {
     gr_err err = {{0}};
     CHECK(gr_tokenizer_load("/nonexistent/tokenizer.json", &err) == NULL);
@@ -297,6 +335,7 @@ int main(void) {
     RUN(streaming_decoder);
     RUN(invalid_utf8_round_trips);
     RUN(scanners_match_oniguruma);
+    RUN(added_tokens_match_tokenizers);
     RUN(load_errors);
     gr_tokenizer_free(l3);
     gr_tokenizer_free(sm);

@@ -11,6 +11,7 @@
 #include "test.h"
 #include "tok_fixture.h"
 #include "gr_io.h"
+#include "gr_utf8.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CORPUS_STRIDE 23 /* sanitizer builds check every 23rd text: same code, less time */
@@ -280,10 +281,79 @@ TEST(corpus_smollm2) {
     corpus_check(test_name_, "testdata/tokenizer/corpus-smollm2.tsv", t, n, 3);
 }
 
+/* Every code point, as scripts/make-tokenizer-fixtures.py's unicode_texts. */
+static void unicode_text(size_t first_cp_index, gr_buf *b, uint32_t *next_cp) {
+    uint32_t cp = *next_cp;
+    (void)first_cp_index;
+    b->len = 0;
+    for (int k = 0; k < 64 && cp < 0x110000; k++) {
+        char u[4];
+        int l = gr_utf8_encode(cp, u);
+        gr_buf_putc(b, 'x');
+        gr_buf_append(b, u, (size_t)l);
+        gr_buf_append(b, "y 1", 3);
+        gr_buf_append(b, u, (size_t)l);
+        gr_buf_append(b, "2 ", 2);
+        gr_buf_append(b, u, (size_t)l);
+        gr_buf_putc(b, '\n');
+        cp++;
+        if (cp == 0xD800) cp = 0xE000;
+    }
+    *next_cp = cp;
+}
+
+TEST(all_of_unicode) {
+    FILE *f = fopen(tf_path("testdata/tokenizer/unicode.tsv"), "r");
+    CHECK(f != NULL);
+    char line[256];
+    uint32_t cp = 0;
+    gr_buf text = {0};
+    gr_ids a = {0}, b = {0}, c = {0}, d = {0};
+    gr_err err = {{0}};
+    int lines = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        unsigned long na, nb;
+        unsigned long long ha, hb;
+        if (sscanf(line, "%lu %llx %lu %llx", &na, &ha, &nb, &hb) != 4) continue;
+        a.n = b.n = c.n = d.n = 0;
+        for (int k = 0; k < 16 && cp < 0x110000; k++) {
+            unicode_text(0, &text, &cp);
+            /* the class tables are shared by every source: one per model is enough;
+             * the other sources take turns */
+            if (lines % CORPUS_STRIDE) continue;
+            gr_tokenizer_encode(tk_l3_json, text.data, text.len, &a, &err);
+            gr_tokenizer_encode(tk_sm_json, text.data, text.len, &b, &err);
+            if (lines % 8 == 0 && tk_l3_tt) gr_tokenizer_encode(tk_l3_tt, text.data, text.len, &c, &err);
+            if (lines % 8 == 4) gr_tokenizer_encode(tk_sm_vgguf, text.data, text.len, &d, &err);
+        }
+        if (lines % CORPUS_STRIDE == 0) {
+            if (a.n != na || tf_ids_hash(a.v, a.n) != ha) { printf("# llama3-json: block %d differs\n", lines); bad++; }
+            if (b.n != nb || tf_ids_hash(b.v, b.n) != hb) { printf("# smollm2-json: block %d differs\n", lines); bad++; }
+            if (lines % 8 == 0 && tk_l3_tt && (c.n != na || tf_ids_hash(c.v, c.n) != ha)) {
+                printf("# llama3-tiktoken: block %d differs\n", lines);
+                bad++;
+            }
+            if (lines % 8 == 4 && (d.n != nb || tf_ids_hash(d.v, d.n) != hb)) {
+                printf("# smollm2-vocab-gguf: block %d differs\n", lines);
+                bad++;
+            }
+        }
+        lines++;
+        if (bad > 10) break;
+    }
+    fclose(f);
+    gr_buf_free(&text);
+    gr_ids_free(&a); gr_ids_free(&b); gr_ids_free(&c); gr_ids_free(&d);
+    CHECK_MSG(bad == 0, "%d blocks differ", bad);
+    CHECK_MSG(cp == 0x110000 && lines == 1086, "covered up to U+%04X in %d lines", (unsigned)cp, lines);
+}
+
 int main(void) {
     RUN(load_sources);
     if (!tk_l3_json || !tk_sm_json) return 1;
     RUN(adversarial);
+    RUN(all_of_unicode);
     RUN(corpus_llama3);
     RUN(corpus_smollm2);
     gr_tokenizer_free(tk_l3_tt);

@@ -76,9 +76,10 @@ static __attribute__((unused)) const char *tf_smollm2_gguf(void) {
     const char *e = getenv("GR_TEST_GGUF");
     if (e && tf_exists(e)) return e;
     const char *home = getenv("HOME");
-    const char *pats[2] = {"%s/.cache/guardreasoner-c/*SmolLM2*.gguf",
+    const char *pats[3] = {"%s/.cache/guardreasoner-c/SmolLM2-135M-Instruct.Q4_1.gguf",
+                           "%s/.cache/guardreasoner-c/*SmolLM2*.gguf",
                            "%s/.cache/guardreasoner-c/*/*SmolLM2*.gguf"};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         char pat[4096];
         snprintf(pat, sizeof pat, pats[k], home ? home : "");
         glob_t g;

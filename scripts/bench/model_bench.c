@@ -1,0 +1,134 @@
+/* Model benchmark (built and run by scripts/bench-model, not a test):
+ *   copy     STREAM-like memory copy rate (GB/s, read + write bytes)
+ *   prefill  tokens/s for one prompt of P tokens
+ *   decode   tokens/s at batch 1 (N new tokens after a short prompt)
+ *   batch    records/s for R records of the benchmark form, T new tokens each,
+ *            --batch B, shared guard prefix reused
+ * Usage: model_bench MODEL THREADS P N R T B */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "forward.h"
+#include "generate.h"
+#include "guard_prompt.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double copy_rate(void) {
+    size_t n = (size_t)256 << 20;
+    char *a = malloc(n), *b = malloc(n);
+    memset(a, 1, n);
+    memset(b, 2, n);
+    double best = 0;
+    for (int r = 0; r < 5; r++) {
+        double t = now();
+        memcpy(b, a, n);
+        t = now() - t;
+        double gbs = 2.0 * (double)n / t / 1e9;
+        if (gbs > best) best = gbs;
+        a[r] = (char)r;
+    }
+    free(a);
+    free(b);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 8) {
+        fprintf(stderr, "usage: model_bench MODEL THREADS P N R T B\n");
+        return 2;
+    }
+    int threads = atoi(argv[2]), P = atoi(argv[3]), N = atoi(argv[4]), R = atoi(argv[5]),
+        T = atoi(argv[6]), B = atoi(argv[7]);
+    gr_err err;
+    double cr = copy_rate();
+    printf("copy_GBps %.2f\n", cr);
+    double t = now();
+    gr_model *m = gr_model_load(argv[1], &err);
+    if (!m) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("load_s %.2f\n", now() - t);
+    /* bytes of weights read per decoded token: every matrix once */
+    double wbytes = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const gr_layer *L = &m->layers[l];
+        const gr_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) wbytes += (double)ts[i]->rows * (double)ts[i]->row_bytes;
+    }
+    wbytes += (double)m->lm_head.rows * (double)m->lm_head.row_bytes;
+    printf("weight_MB_per_token %.1f\n", wbytes / 1e6);
+    gr_backend *be = gr_backend_cpu(threads);
+    gr_ctx *c = gr_ctx_new(m, be);
+    int V = m->cfg.vocab_size;
+    float *logits = malloc(sizeof(float) * (size_t)V * (size_t)(B > 1 ? B : 1));
+    int *prompt = malloc(sizeof(int) * (size_t)P);
+    for (int i = 0; i < P; i++) prompt[i] = 100 + (i * 37) % (V - 200);
+    /* prefill */
+    gr_kv *kv = gr_kv_new(m, NULL);
+    const int *pp = prompt;
+    t = now();
+    gr_forward(c, &kv, &pp, &P, 1, logits, 0, &err);
+    double tp = now() - t;
+    printf("prefill_tok_s %.1f\n", P / tp);
+    gr_kv_free(kv);
+    /* decode at batch 1 after 8 prompt tokens */
+    kv = gr_kv_new(m, NULL);
+    int eight = 8;
+    gr_forward(c, &kv, &pp, &eight, 1, logits, 0, &err);
+    t = now();
+    int tok = 5, one = 1;
+    for (int i = 0; i < N; i++) {
+        const int *tp1 = &tok;
+        gr_forward(c, &kv, &tp1, &one, 1, logits, 0, &err);
+        tok = 100 + i % 50;
+    }
+    double td = now() - t;
+    printf("decode_tok_s %.2f\n", N / td);
+    printf("decode_roofline_fraction %.3f\n", (N / td) * wbytes / (cr * 1e9));
+    gr_kv_free(kv);
+    /* batch moderation: R records sharing the guard instruction, T new tokens each
+     * (no stop: every record generates exactly T) */
+    if (R > 0) {
+        int ni = 0;
+        int *ids[4096];
+        gr_gen_req *reqs = calloc((size_t)R, sizeof *reqs);
+        int plen = 0;
+        int *pref = malloc(sizeof(int) * 200);
+        for (int i = 0; i < 120; i++) pref[plen++] = 200 + (i * 7) % 1000; /* ~ the instruction */
+        for (int r = 0; r < R; r++) {
+            int n = plen + 40 + (r * 13) % 60;
+            ids[ni] = malloc(sizeof(int) * (size_t)n);
+            memcpy(ids[ni], pref, sizeof(int) * (size_t)plen);
+            for (int i = plen; i < n; i++) ids[ni][i] = 300 + (i * 31 + r * 17) % 5000;
+            reqs[r].prompt = ids[ni++];
+            reqs[r].n_prompt = n;
+            reqs[r].stream = (uint64_t)r;
+        }
+        m->cfg.n_eos = 0;
+        gr_gen_opts o = {.sampler = {0, 1, 0}, .max_tokens = T, .max_batch = B,
+                         .prefix = pref, .n_prefix = plen};
+        t = now();
+        if (gr_generate(c, reqs, R, &o, NULL, NULL, &err)) fprintf(stderr, "%s\n", err.msg);
+        double tb = now() - t;
+        printf("batch_records_s %.3f\nbatch_gen_tok_s %.1f\n", R / tb, (double)R * T / tb);
+        for (int r = 0; r < R; r++) {
+            gr_gen_req_free(&reqs[r]);
+            free(ids[r]);
+        }
+        free(reqs);
+        free(pref);
+    }
+    free(prompt);
+    free(logits);
+    gr_ctx_free(c);
+    gr_backend_free(be);
+    gr_model_free(m);
+    return 0;
+}
