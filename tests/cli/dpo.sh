@@ -86,6 +86,14 @@ grep_check dpo_resume_other_pairs_msg "$T/err" "dpo_reference.bin"
 expect dpo_run_tokens 0 "$D" --base "$M" --pairs "$T/pairs.tok.jsonl" --out "$T/c" $COMMON --threads 2
 cmp -s "$T/a/model.safetensors" "$T/c/model.safetensors" && ok dpo_raw_equals_tokenized ||
     fail dpo_raw_equals_tokenized "final weights differ"
+# a micro-batch of 2 pairs = 2 accumulated micro-batches of 1 (the same pairs per step)
+expect dpo_run_mb2 0 "$D" --base "$M" --pairs "$T/pairs.jsonl" --out "$T/e" $COMMON --threads 2 --micro-batch 2 --grad-accum 1
+cmp -s "$T/a/model.safetensors" "$T/e/model.safetensors" && ok dpo_micro_batch_equals_accumulation ||
+    fail dpo_micro_batch_equals_accumulation "final weights differ"
+# --recompute: the same weights
+expect dpo_run_recompute 0 "$D" --base "$M" --pairs "$T/pairs.jsonl" --out "$T/f" $COMMON --threads 2 --recompute
+cmp -s "$T/a/model.safetensors" "$T/f/model.safetensors" && ok dpo_recompute_same ||
+    fail dpo_recompute_same "final weights differ"
 # --no-weights trains another model
 expect dpo_run_plain 0 "$D" --base "$M" --pairs "$T/pairs.jsonl" --out "$T/d" $COMMON --threads 2 --no-weights
 cmp -s "$T/a/model.safetensors" "$T/d/model.safetensors" && fail dpo_no_weights_differs "same weights" ||
