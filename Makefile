@@ -41,7 +41,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
 ASAN_UNITS   := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 
-.PHONY: all test unit cli asan fuzz bench install clean deps
+.PHONY: all test unit cli asan fuzz bench install clean deps test-integration
 .SECONDARY:
 
 all: $(BINS)
@@ -67,6 +67,10 @@ build/tests/%: tests/unit/%.c tests/unit/test.h build/libgr.a
 
 test: all $(UNITS)
 	@tests/run.sh $(UNITS) -- $(sort $(wildcard tests/cli/*.sh))
+
+# slow tests against real servers (tests/integration/*.sh), not part of `make test`
+test-integration: all
+	@tests/run.sh -- $(sort $(wildcard tests/integration/*.sh))
 
 # --- sanitizers -------------------------------------------------------------
 build-asan/%.o: %.c $(wildcard lib/*.h)

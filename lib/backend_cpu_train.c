@@ -14,7 +14,7 @@
 #endif
 
 /* ---- GEMM ---------------------------------------------------------------- */
-enum { MR = 6, NR = 16, KB = 512, MB = 96, NB = 128 };
+enum { MR = 6, NR = 16, KB = 512, MB = 192, NB = 128 };
 
 /* C[MR][NR] (ldc) = (load ? C : 0) + A[MR][k] (lda) · B[k][NR] (ldb) */
 static void micro_6x16(int k, const float *A, int lda, const float *B, int ldb, float *C,

@@ -164,6 +164,10 @@ static int gguf_config(gr_model *m, const gguf_file *g, gr_err *err) {
         gguf_cfg_int(g, "llama.block_count", 1, &c->n_layers, m->path, err) ||
         gguf_cfg_int(g, "llama.attention.head_count", 1, &c->n_heads, m->path, err))
         return -1;
+    /* every layer has 9 tensors: a larger count is a lie (and would size allocations) */
+    if ((uint64_t)c->n_layers * 9 > g->n_tensors)
+        return gr_errf(err, "%s: llama.block_count %d but only %llu tensors", m->path, c->n_layers,
+                       (unsigned long long)g->n_tensors);
     c->n_kv_heads = c->n_heads;
     c->head_dim = c->n_heads ? c->dim / c->n_heads : 0;
     c->max_pos = 2048;

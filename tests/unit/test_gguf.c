@@ -3,6 +3,7 @@
 #include <stdlib.h> /* before test.h, which uses getenv */
 #include "test.h"
 #include "gguf.h"
+#include <unistd.h>
 
 static char *fixture(const char *rel) {
     static char buf[4096];
@@ -223,10 +224,36 @@ TEST(hostile_headers) {
     CHECK(!f && strstr(err.msg, "/nonexistent/x.gguf"));
 }
 
+#include "model.h"
+/* Model loading from a GGUF that is not a complete llama model: clear errors. */
+TEST(model_load_errors) {
+    gr_err err;
+    gr_model *m = gr_model_load(fixture("testdata/gguf/meta.gguf"), &err);
+    CHECK(!m && strstr(err.msg, "llama.embedding_length"));
+    wbuf w;
+    w_head(&w, 3, 0, 6);
+    w_str(&w, "general.architecture"); w_u32(&w, GGUF_T_STRING); w_str(&w, "llama");
+    w_str(&w, "llama.embedding_length"); w_u32(&w, GGUF_T_UINT32); w_u32(&w, 64);
+    w_str(&w, "llama.feed_forward_length"); w_u32(&w, GGUF_T_UINT32); w_u32(&w, 64);
+    w_str(&w, "llama.block_count"); w_u32(&w, GGUF_T_UINT32); w_u32(&w, 1u << 30);
+    w_str(&w, "llama.attention.head_count"); w_u32(&w, GGUF_T_UINT32); w_u32(&w, 4);
+    w_str(&w, "general.alignment"); w_u32(&w, GGUF_T_UINT32); w_u32(&w, 32);
+    w_pad(&w, 0);
+    char path[] = "/tmp/gr-test-gguf-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, w.b, w.n) == (ssize_t)w.n);
+    close(fd);
+    m = gr_model_load(path, &err);
+    unlink(path);
+    CHECK_MSG(!m && strstr(err.msg, "block_count"), "%s", err.msg);
+}
+
 int main(void) {
     (void)test_shared_dir;
     RUN(reads_python_written_file);
     RUN(every_truncation_is_an_error);
     RUN(hostile_headers);
+    RUN(model_load_errors);
     return TEST_EXIT();
 }
