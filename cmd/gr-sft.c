@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 #include "gr_cli.h"
 #include "gr_io.h"
+#include "train_run.h"
 #include "train_sft.h"
 #include <errno.h>
 #include <getopt.h>
@@ -85,54 +86,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int mkdir_p(const char *dir) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
-            *s = '/';
-        }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
-/* On resume: keep the log lines of steps <= step (a killed run may have logged
- * steps after its last checkpoint, and a torn last line); returns the elapsed
- * seconds of the last kept step line. */
-static double log_cut(const char *path, uint64_t step) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    gr_buf keep = {0};
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    double elapsed = 0;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        if (line[n - 1] != '\n') break; /* torn tail */
-        jv v = jv_parse_sized(line, (int)n);
-        if (jv_get_kind(v) == JV_KIND_OBJECT) {
-            jv s = jv_object_get(jv_copy(v), jv_string("step"));
-            if (jv_get_kind(s) == JV_KIND_NUMBER && jv_number_value(s) <= (double)step) {
-                gr_buf_append(&keep, line, (size_t)n);
-                jv e = jv_object_get(jv_copy(v), jv_string("elapsed_s"));
-                if (jv_get_kind(e) == JV_KIND_NUMBER) elapsed = jv_number_value(e);
-                jv_free(e);
-            }
-            jv_free(s);
-        }
-        jv_free(v);
-    }
-    free(line);
-    fclose(f);
-    gr_err err;
-    if (gr_write_file_atomic(path, keep.data ? keep.data : "", keep.len, &err))
-        gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    gr_buf_free(&keep);
-    return elapsed;
 }
 
 static void log_line(gr_writer *w, const char *s) {
@@ -265,7 +218,7 @@ int main(int argc, char **argv) {
     if (have && !resume)
         gr_die(GR_EXIT_FAIL, "%s already holds checkpoints (newest %s): use --resume or another --out",
                out, ckpt);
-    if (mkdir_p(out) != 0) gr_die(GR_EXIT_FAIL, "%s: %s", out, strerror(errno));
+    if (gr_mkdir_p(out, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
 
     gr_model *gm = gr_model_load(base, &err);
     if (!gm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
@@ -305,7 +258,8 @@ int main(int argc, char **argv) {
         s.opt.t = (int64_t)st.adam_t;
         s.step = (int64_t)st.step;
         gr_state_free(&st);
-        if (log_path) elapsed0 = log_cut(log_path, have);
+        if (log_path && gr_train_log_cut(log_path, have, &elapsed0, &err))
+            gr_die(GR_EXIT_FAIL, "%s", err.msg);
         if (!quiet) gr_msg("resuming from %s (step %llu of %lld)", ckpt, (unsigned long long)have, (long long)last);
     } else if (resume && !quiet) {
         gr_msg("no checkpoint in %s: starting from step 0", out);

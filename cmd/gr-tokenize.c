@@ -147,7 +147,13 @@ static void run_job(const opts *o, job *j) {
         return;
     }
     gr_ids p = {0}, r1 = {0}, r2 = {0};
-    if (gr_template_prompt(o->tok, o->tmpl, o->system, j->instruction, j->input, &p, &err) < 0) {
+    if (j->kind == 1) { /* a pair: the shared pairwise encoding, cut as LLaMA-Factory cuts */
+        if (gr_template_pair(o->tok, o->tmpl, o->system, j->instruction, j->input, j->chosen,
+                             j->rejected, o->cutoff, &p, &r1, &r2, &j->truncated, &err) < 0) {
+            snprintf(j->err, sizeof j->err, "%s", err.msg);
+            return;
+        }
+    } else if (gr_template_prompt(o->tok, o->tmpl, o->system, j->instruction, j->input, &p, &err) < 0) {
         snprintf(j->err, sizeof j->err, "%s", err.msg);
         return;
     }
@@ -168,13 +174,8 @@ static void run_job(const opts *o, job *j) {
         gr_buf_printf(b, ",\"n_prompt\":%zu,\"template\":\"%s\"%s}", S, tname,
                       j->truncated ? ",\"truncated\":true" : "");
     } else {
-        gr_template_response(o->tok, o->tmpl, j->chosen, &r1, &err);
-        gr_template_response(o->tok, o->tmpl, j->rejected, &r2, &err);
-        size_t S, T, longest = r1.n > r2.n ? r1.n : r2.n;
-        gr_infer_seqlen(p.n, longest, o->cutoff, &S, &T);
-        j->truncated = S < p.n || T < longest;
         if (j->truncated && o->drop_long) { j->dropped = 1; goto out; }
-        size_t tc = T < r1.n ? T : r1.n, tr = T < r2.n ? T : r2.n;
+        size_t S = p.n, tc = r1.n, tr = r2.n;
         gr_buf_printf(b, "{\"id\":%s,\"prompt_ids\":", j->id_json);
         put_ids(b, p.v, S);
         gr_buf_append(b, ",\"chosen_ids\":", 14);

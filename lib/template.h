@@ -56,4 +56,14 @@ int32_t gr_template_eot(const gr_tokenizer *t, gr_template_kind kind);
  * gives the same T - 1 as the reference. */
 void gr_infer_seqlen(size_t source_len, size_t target_len, size_t cutoff,
                      size_t *source_keep, size_t *target_keep);
+
+/* A preference pair as LLaMA-Factory's pairwise processor encodes it: the prompt,
+ * c = enc(chosen) + [eot], r = enc(rejected) + [eot]; (S', T') =
+ * gr_infer_seqlen(|prompt|, max(|c|, |r|), cutoff), and the prompt is cut to S',
+ * each response to T' (leading ids kept). *truncated = 1 when anything was cut.
+ * prompt, c and r are appended to. -1 as gr_template_prompt. */
+int gr_template_pair(const gr_tokenizer *t, gr_template_kind kind, const char *system,
+                     const char *instruction, const char *input, const char *chosen,
+                     const char *rejected, size_t cutoff, gr_ids *prompt, gr_ids *c, gr_ids *r,
+                     int *truncated, gr_err *err);
 #endif

@@ -136,11 +136,13 @@ struct gr_tact {
     float *dh, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dact; /* backward scratch */
     float *xt, *dxt;       /* (targets, D) */
     int *tok, *pos, *start, *trow, *ttok;
+    int last_n, last_nt, last_nseq;  /* the forward these activations hold (-1: none) */
 };
 
 gr_tact *gr_tact_new(int recompute) {
     gr_tact *a = gr_xcalloc(1, sizeof(gr_tact));
     a->recompute = recompute;
+    a->last_n = -1;
     return a;
 }
 
@@ -248,6 +250,50 @@ static void layer_forward(gr_train_model *m, gr_tact *a, int l, int n, int n_seq
 }
 
 /* ---- forward / backward ------------------------------------------------------ */
+/* The backward pass from a->dxt (d loss / d final-norm output of the target rows,
+ * written by xent) down to the embeddings, through the kept activations. */
+static void backward_rest(gr_train_model *m, gr_tact *a, int n_seq, int n, int nt) {
+    const gr_model_config *c = &m->cfg;
+    const gr_train_ops *o = m->ops;
+    gr_backend *be = m->be;
+    int D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, Q = H * hd,
+        K = Hkv * hd, F = c->hidden_dim;
+    /* d(final norm input) */
+    size_t ND = (size_t)n * D;
+    memset(a->dxn, 0, sizeof(float) * ND);
+    for (int t = 0; t < nt; t++)
+        memcpy(a->dxn + (size_t)a->trow[t] * D, a->dxt + (size_t)t * D, sizeof(float) * (size_t)D);
+    memset(a->dh, 0, sizeof(float) * ND);
+    o->rmsnorm_bwd(be, a->dh, m->g.final_norm, a->dxn, a->hL, m->w.final_norm, a->rstdf, n, D);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (a->recompute) layer_forward(m, a, l, n, n_seq, 0);
+        tlayer_act *A = &a->L[l];
+        const gr_tlayer *W = &m->w.layers[l];
+        gr_tlayer *G = &m->g.layers[l];
+        /* h' = a + act·Wdᵀ: dh flows to a unchanged */
+        memset(a->dact, 0, sizeof(float) * (size_t)n * F);
+        o->matmul_bwd(be, a->dact, G->w_down, a->dh, A->act, W->w_down, n, F, D);
+        o->swiglu_bwd(be, a->dgate, a->dup, a->dact, A->gate, A->up, (int64_t)n * F);
+        memset(a->dxn, 0, sizeof(float) * ND);
+        o->matmul_bwd(be, a->dxn, G->w_gate, a->dgate, A->xn2, W->w_gate, n, D, F);
+        o->matmul_bwd(be, a->dxn, G->w_up, a->dup, A->xn2, W->w_up, n, D, F);
+        o->rmsnorm_bwd(be, a->dh, G->ffn_norm, a->dxn, A->a, W->ffn_norm, A->rstd2, n, D);
+        /* a = h + att·Woᵀ */
+        memset(a->datt, 0, sizeof(float) * (size_t)n * Q);
+        o->matmul_bwd(be, a->datt, G->wo, a->dh, A->att, W->wo, n, Q, D);
+        o->attention_bwd(be, a->dq, a->dk, a->dv, a->datt, A->att, A->lse, A->q, A->k, A->v,
+                         a->start, n_seq, H, Hkv, hd);
+        o->rope(be, a->dq, a->pos, n, H, hd, m->rope_inv, 1);
+        o->rope(be, a->dk, a->pos, n, Hkv, hd, m->rope_inv, 1);
+        memset(a->dxn, 0, sizeof(float) * ND);
+        o->matmul_bwd(be, a->dxn, G->wq, a->dq, A->xn1, W->wq, n, D, Q);
+        o->matmul_bwd(be, a->dxn, G->wk, a->dk, A->xn1, W->wk, n, D, K);
+        o->matmul_bwd(be, a->dxn, G->wv, a->dv, A->xn1, W->wv, n, D, K);
+        o->rmsnorm_bwd(be, a->dh, G->attn_norm, a->dxn, A->h, W->attn_norm, A->rstd1, n, D);
+    }
+    o->embedding_bwd(be, m->g.emb, a->dh, a->tok, n, D);
+}
+
 int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int backward,
                         float scale, double *nll, int64_t *n_targets, gr_err *err) {
     const gr_model_config *c = &m->cfg;
@@ -268,8 +314,7 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
     if (total > (1 << 28)) return gr_errf(err, "train: micro-batch too large");
     int n = (int)total;
     tact_reserve(a, c, n, b->n_seq);
-    int D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, Q = H * hd,
-        K = Hkv * hd, F = c->hidden_dim, V = c->vocab_size;
+    int D = c->dim, V = c->vocab_size;
     int nt = 0;
     a->start[0] = 0;
     for (int s = 0, r = 0; s < b->n_seq; s++) {
@@ -286,6 +331,7 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
     }
     *n_targets = nt;
     *nll = 0;
+    a->last_n = -1;
     if (n == 0) return 0;
 
     o->embedding_fwd(be, a->L[0].h, m->w.emb, a->tok, n, D);
@@ -295,41 +341,27 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
         memcpy(a->xt + (size_t)t * D, a->xnf + (size_t)a->trow[t] * D, sizeof(float) * (size_t)D);
     *nll = o->xent(be, backward ? a->dxt : NULL, backward ? m->g.lm_head : NULL, a->xt,
                    m->w.lm_head, a->ttok, nt, D, V, scale);
+    a->last_n = n;
+    a->last_nt = nt;
+    a->last_nseq = b->n_seq;
     if (!backward) return 0;
+    a->last_n = -1; /* the backward pass used the activations up */
 
-    /* d(final norm input) */
-    size_t ND = (size_t)n * D;
-    memset(a->dxn, 0, sizeof(float) * ND);
-    for (int t = 0; t < nt; t++)
-        memcpy(a->dxn + (size_t)a->trow[t] * D, a->dxt + (size_t)t * D, sizeof(float) * (size_t)D);
-    memset(a->dh, 0, sizeof(float) * ND);
-    o->rmsnorm_bwd(be, a->dh, m->g.final_norm, a->dxn, a->hL, m->w.final_norm, a->rstdf, n, D);
-    for (int l = c->n_layers - 1; l >= 0; l--) {
-        if (a->recompute) layer_forward(m, a, l, n, b->n_seq, 0);
-        tlayer_act *A = &a->L[l];
-        const gr_tlayer *W = &m->w.layers[l];
-        gr_tlayer *G = &m->g.layers[l];
-        /* h' = a + act·Wdᵀ: dh flows to a unchanged */
-        memset(a->dact, 0, sizeof(float) * (size_t)n * F);
-        o->matmul_bwd(be, a->dact, G->w_down, a->dh, A->act, W->w_down, n, F, D);
-        o->swiglu_bwd(be, a->dgate, a->dup, a->dact, A->gate, A->up, (int64_t)n * F);
-        memset(a->dxn, 0, sizeof(float) * ND);
-        o->matmul_bwd(be, a->dxn, G->w_gate, a->dgate, A->xn2, W->w_gate, n, D, F);
-        o->matmul_bwd(be, a->dxn, G->w_up, a->dup, A->xn2, W->w_up, n, D, F);
-        o->rmsnorm_bwd(be, a->dh, G->ffn_norm, a->dxn, A->a, W->ffn_norm, A->rstd2, n, D);
-        /* a = h + att·Woᵀ */
-        memset(a->datt, 0, sizeof(float) * (size_t)n * Q);
-        o->matmul_bwd(be, a->datt, G->wo, a->dh, A->att, W->wo, n, Q, D);
-        o->attention_bwd(be, a->dq, a->dk, a->dv, a->datt, A->att, A->lse, A->q, A->k, A->v,
-                         a->start, b->n_seq, H, Hkv, hd);
-        o->rope(be, a->dq, a->pos, n, H, hd, m->rope_inv, 1);
-        o->rope(be, a->dk, a->pos, n, Hkv, hd, m->rope_inv, 1);
-        memset(a->dxn, 0, sizeof(float) * ND);
-        o->matmul_bwd(be, a->dxn, G->wq, a->dq, A->xn1, W->wq, n, D, Q);
-        o->matmul_bwd(be, a->dxn, G->wk, a->dk, A->xn1, W->wk, n, D, K);
-        o->matmul_bwd(be, a->dxn, G->wv, a->dv, A->xn1, W->wv, n, D, K);
-        o->rmsnorm_bwd(be, a->dh, G->attn_norm, a->dxn, A->h, W->attn_norm, A->rstd1, n, D);
-    }
-    o->embedding_bwd(be, m->g.emb, a->dh, a->tok, n, D);
+    backward_rest(m, a, b->n_seq, n, nt);
+    return 0;
+}
+
+int gr_train_backward_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, float scale,
+                            gr_err *err) {
+    int64_t total = 0;
+    for (int s = 0; s < b->n_seq; s++) total += b->len[s];
+    if (a->last_n < 0 || a->last_n != total || a->last_nseq != b->n_seq)
+        return gr_errf(err, "train: no kept forward pass of this batch to run backward from");
+    const gr_model_config *c = &m->cfg;
+    int n = a->last_n, nt = a->last_nt;
+    m->ops->xent(m->be, a->dxt, m->g.lm_head, a->xt, m->w.lm_head, a->ttok, nt, c->dim,
+                 c->vocab_size, scale);
+    a->last_n = -1;
+    backward_rest(m, a, b->n_seq, n, nt);
     return 0;
 }

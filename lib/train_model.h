@@ -80,4 +80,12 @@ int64_t gr_tact_bytes_per_token(const gr_model_config *c, int recompute);
  * *n_targets = their count. */
 int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int backward,
                         float scale, double *nll, int64_t *n_targets, gr_err *err);
+
+/* The backward pass of the forward-only pass (backward = 0) that a holds, of the
+ * same batch b, without recomputing it: adds scale · ∂(Σ NLL)/∂θ into m->grads,
+ * as gr_train_step_micro with backward would have. Lets a caller choose the
+ * scale after seeing the loss (DPO). The activations are used up: -1 when a
+ * holds no such forward pass (none, another batch, or already used). */
+int gr_train_backward_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, float scale,
+                            gr_err *err);
 #endif

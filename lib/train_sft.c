@@ -1,4 +1,5 @@
 #include "train_sft.h"
+#include "train_plan.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,10 +17,11 @@ int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft
     s->o = *o;
     s->m = m;
     s->data = data;
-    s->M = (data->n + o->micro_batch - 1) / o->micro_batch;
-    s->steps_per_epoch = (s->M + o->grad_accum - 1) / o->grad_accum;
-    int64_t full = s->M / o->grad_accum;
-    s->T = (int64_t)o->epochs * (full > 1 ? full : 1);
+    gr_train_plan plan;
+    gr_train_plan_init(&plan, data->n, o->micro_batch, o->grad_accum, o->epochs);
+    s->M = plan.M;
+    s->steps_per_epoch = plan.steps_per_epoch;
+    s->T = plan.T;
     s->act = gr_tact_new(o->recompute);
     gr_adamw_init(&s->opt, m->n_params);
     s->opt.weight_decay = (float)o->weight_decay;
@@ -42,8 +44,10 @@ int64_t gr_sft_last_step(const gr_sft *s) {
 /* Micro-batch u (0..M-1) of the current epoch order. */
 static gr_tbatch micro(const gr_sft *s, int64_t u, const int **ids, int *len, int *np) {
     const gr_tdata *d = s->data;
-    int64_t a = u * s->o.micro_batch, b = a + s->o.micro_batch;
-    if (b > d->n) b = d->n;
+    gr_train_plan plan;
+    gr_train_plan_init(&plan, d->n, s->o.micro_batch, s->o.grad_accum, s->o.epochs);
+    int64_t a, b;
+    gr_train_plan_micro(&plan, u, &a, &b);
     int k = 0;
     for (int64_t i = a; i < b; i++, k++) {
         int e = s->perm[i];
@@ -57,13 +61,14 @@ static gr_tbatch micro(const gr_sft *s, int64_t u, const int **ids, int *len, in
 int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
     int64_t k = s->step;
     if (k >= s->T) return gr_errf(err, "sft: all %lld steps are done", (long long)s->T);
-    int64_t epoch = k / s->steps_per_epoch, in_epoch = k % s->steps_per_epoch;
+    gr_train_plan plan;
+    gr_train_plan_init(&plan, s->data->n, s->o.micro_batch, s->o.grad_accum, s->o.epochs);
+    int64_t epoch, u0, u1;
+    gr_train_plan_step(&plan, k, &epoch, &u0, &u1);
     if (s->perm_epoch != epoch) {
         gr_tdata_shuffle(s->o.seed, epoch, s->data->n, s->perm);
         s->perm_epoch = epoch;
     }
-    int64_t u0 = in_epoch * s->o.grad_accum, u1 = u0 + s->o.grad_accum;
-    if (u1 > s->M) u1 = s->M;
     int B = s->o.micro_batch;
     const int **ids = gr_xmalloc(sizeof(int *) * (size_t)B);
     int *len = gr_xmalloc(sizeof(int) * (size_t)B), *np = gr_xmalloc(sizeof(int) * (size_t)B);
