@@ -103,23 +103,10 @@ int main(int argc, char **argv) {
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;
-    gr_writer_opts wo = {0};
-    if (resume) {
-        size_t cut;
-        if (gr_jsonl_cut_torn_tail(out_path, &cut, &err)) gr_die(1, "%s", err.msg);
-        if (cut && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, cut);
-        wo.append = 1;
-    }
-    gr_writer *w = gr_writer_open(out_path, &wo, &err);
-    if (!w) gr_die(1, "%s", err.msg);
-    gr_run_stats st;
-    if (gr_run(&o, files, n_files, resume ? out_path : NULL, w, warn_cb, NULL, &st, &err)) {
-        gr_msg("%s", err.msg);
-        if (resume) gr_writer_commit(w, &err); /* keep what was written: --resume continues */
-        else gr_writer_abort(w);
-        return 1;
-    }
-    if (gr_writer_commit(w, &err)) gr_die(1, "%s", err.msg);
+    gr_run_stats st = {0};
+    int rc = gr_run_to_path(&o, files, n_files, out_path, resume, warn_cb, NULL, &st, &err);
+    if (st.cut_bytes && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, st.cut_bytes);
+    if (rc) gr_die(1, "%s", err.msg);
     if (!quiet)
         gr_msg("%ld records: %ld samples written, %ld already done, %ld records skipped as bad, "
                "%ld samples without an answer, %ld cut at --max-tokens; %ld prompt + %ld generated tokens in %.1f s "

@@ -337,3 +337,24 @@ out:
     st->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     return rc;
 }
+
+int gr_run_to_path(const gr_run_opts *o, char *const *files, int n_files, const char *out_path,
+                   int resume, gr_run_warn warn, void *ud, gr_run_stats *st, gr_err *err) {
+    gr_writer_opts wo = {0};
+    size_t cut = 0;
+    if (resume) {
+        if (gr_jsonl_cut_torn_tail(out_path, &cut, err)) return -1;
+        wo.append = 1;
+    }
+    gr_writer *w = gr_writer_open(out_path, &wo, err);
+    if (!w) return -1;
+    if (gr_run(o, files, n_files, resume ? out_path : NULL, w, warn, ud, st, err)) {
+        gr_err ignored;
+        if (resume) gr_writer_commit(w, &ignored); /* keep what was written: --resume continues */
+        else gr_writer_abort(w);
+        st->cut_bytes = cut;
+        return -1;
+    }
+    st->cut_bytes = cut;
+    return gr_writer_commit(w, err);
+}

@@ -37,6 +37,7 @@ typedef struct gr_run_stats {
     long records, written, skipped_bad, skipped_done, unparsed, truncated;
     long prompt_tokens, generated_tokens;
     double seconds;
+    size_t cut_bytes;            /* torn last line cut from the output on resume */
 } gr_run_stats;
 
 /* Called with "FILE:LINE: what" for each record skipped as bad. */
@@ -46,4 +47,10 @@ typedef void (*gr_run_warn)(void *ud, const char *msg);
  * pairs) are skipped; NULL for none. */
 int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *done_path,
            gr_writer *w, gr_run_warn warn, void *ud, gr_run_stats *st, gr_err *err);
+
+/* gr_run with its output: out_path (NULL or "-": stdout) is written atomically;
+ * with resume it is appended to after cutting a torn last line, skipping what it
+ * already holds, and a failed run keeps what it wrote so that --resume goes on. */
+int gr_run_to_path(const gr_run_opts *o, char *const *files, int n_files, const char *out_path,
+                   int resume, gr_run_warn warn, void *ud, gr_run_stats *st, gr_err *err);
 #endif
