@@ -242,22 +242,11 @@ int main(int argc, char **argv) {
 
     double elapsed0 = 0;
     if (resume && have) {
-        char p[4200];
-        snprintf(p, sizeof p, "%s/trainer_state.bin", ckpt);
-        gr_train_state st;
-        if (gr_state_read(p, &st, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-        if (st.n_params != tm->n_params || st.seed != o.seed || st.n_examples != (uint64_t)td.n ||
-            st.micro_batch != (uint64_t)o.micro_batch || st.grad_accum != (uint64_t)o.grad_accum ||
-            st.epochs != (uint64_t)o.epochs || st.T != (uint64_t)s.T || st.lr != o.lr)
-            gr_die(GR_EXIT_FAIL,
-                   "%s: made with other settings (model size, seed, data size, batch, "
-                   "accumulation, epochs or lr differ); resume with the same ones", p);
-        memcpy(tm->params, st.params, sizeof(float) * (size_t)st.n_params);
-        memcpy(s.opt.m, st.m, sizeof(float) * (size_t)st.n_params);
-        memcpy(s.opt.v, st.v, sizeof(float) * (size_t)st.n_params);
-        s.opt.t = (int64_t)st.adam_t;
-        s.step = (int64_t)st.step;
-        gr_state_free(&st);
+        gr_train_state want = {.n_params = tm->n_params, .seed = o.seed, .n_examples = (uint64_t)td.n,
+                               .micro_batch = (uint64_t)o.micro_batch, .grad_accum = (uint64_t)o.grad_accum,
+                               .epochs = (uint64_t)o.epochs, .T = (uint64_t)s.T, .lr = o.lr};
+        if (gr_train_state_restore(ckpt, &want, "data size", tm, &s.opt, &s.step, &err))
+            gr_die(GR_EXIT_FAIL, "%s", err.msg);
         if (log_path && gr_train_log_cut(log_path, have, &elapsed0, &err))
             gr_die(GR_EXIT_FAIL, "%s", err.msg);
         if (!quiet) gr_msg("resuming from %s (step %llu of %lld)", ckpt, (unsigned long long)have, (long long)last);
@@ -265,14 +254,7 @@ int main(int argc, char **argv) {
         gr_msg("no checkpoint in %s: starting from step 0", out);
     }
     gr_writer *lw = NULL;
-    if (log_path) {
-        if (!resume || !have) { /* a fresh start: an old log would mislead */
-            if (gr_write_file_atomic(log_path, "", 0, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-        }
-        gr_writer_opts wo = {.append = 1};
-        lw = gr_writer_open(log_path, &wo, &err);
-        if (!lw) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    }
+    if (log_path && !(lw = gr_train_log_open(log_path, !(resume && have), &err))) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     const char *kill_env = getenv("GR_SFT_TEST_KILL_AT_STEP"); /* for the resume test */
     long kill_at = kill_env ? strtol(kill_env, NULL, 10) : -1;
 

@@ -48,3 +48,31 @@ int gr_train_log_cut(const char *path, uint64_t step, double *elapsed, gr_err *e
     gr_buf_free(&keep);
     return rc;
 }
+
+int gr_train_state_restore(const char *ckpt, const gr_train_state *want, const char *what,
+                           gr_train_model *m, gr_adamw *opt, int64_t *step, gr_err *err) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/trainer_state.bin", ckpt);
+    gr_train_state st;
+    if (gr_state_read(p, &st, err)) return -1;
+    if (st.n_params != want->n_params || st.seed != want->seed || st.n_examples != want->n_examples ||
+        st.micro_batch != want->micro_batch || st.grad_accum != want->grad_accum || st.epochs != want->epochs ||
+        st.T != want->T || st.lr != want->lr) {
+        gr_state_free(&st);
+        return gr_errf(err, "%s: made with other settings (model size, seed, %s, batch, accumulation, epochs "
+                       "or lr differ); resume with the same ones", p, what);
+    }
+    memcpy(m->params, st.params, sizeof(float) * (size_t)st.n_params);
+    memcpy(opt->m, st.m, sizeof(float) * (size_t)st.n_params);
+    memcpy(opt->v, st.v, sizeof(float) * (size_t)st.n_params);
+    opt->t = (int64_t)st.adam_t;
+    *step = (int64_t)st.step;
+    gr_state_free(&st);
+    return 0;
+}
+
+gr_writer *gr_train_log_open(const char *path, int fresh, gr_err *err) {
+    if (fresh && gr_write_file_atomic(path, "", 0, err)) return NULL;
+    gr_writer_opts wo = {.append = 1};
+    return gr_writer_open(path, &wo, err);
+}

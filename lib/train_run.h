@@ -2,7 +2,10 @@
 #ifndef GR_TRAIN_RUN_H
 #define GR_TRAIN_RUN_H
 #include <stdint.h>
+#include "checkpoint.h"
 #include "gr_common.h"
+#include "gr_io.h"
+#include "train_optim.h"
 
 /* mkdir -p: dir and its missing parents. */
 int gr_mkdir_p(const char *dir, gr_err *err);
@@ -12,4 +15,15 @@ int gr_mkdir_p(const char *dir, gr_err *err);
  * and a torn last line). *elapsed = the elapsed_s of the last kept line (0 if
  * none). A missing file is no error. */
 int gr_train_log_cut(const char *path, uint64_t step, double *elapsed, gr_err *err);
+
+/* On --resume: reads CKPT/trainer_state.bin, checks that it was made with the
+ * settings of `want` (n_params, seed, n_examples, micro_batch, grad_accum,
+ * epochs, T, lr; `what` names the examples in the message, e.g. "data size"),
+ * and restores the master weights, AdamW's moments and step count, and *step. */
+int gr_train_state_restore(const char *ckpt, const gr_train_state *want, const char *what,
+                           gr_train_model *m, gr_adamw *opt, int64_t *step, gr_err *err);
+
+/* Opens the JSONL step log for appending; a fresh run (not a resume from a
+ * checkpoint) empties it first, since an old log would mislead. */
+gr_writer *gr_train_log_open(const char *path, int fresh, gr_err *err);
 #endif
