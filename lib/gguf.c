@@ -1,6 +1,7 @@
 /* GGUF parser: see gguf.h. A cursor walks the header; every read checks the
  * bytes left first, so no input can make it read past the end. */
 #include "gguf.h"
+#include "gr_mmap.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -331,34 +332,15 @@ gguf_file *gguf_open_mem(const void *data, size_t size, const char *name, gr_err
 }
 
 gguf_file *gguf_open(const char *path, gr_err *err) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        gr_errf(err, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        gr_errf(err, "%s: not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = NULL;
-    if (size > 0) {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            gr_errf(err, "%s: mmap: %s", path, strerror(errno));
-            close(fd);
-            return NULL;
-        }
-    }
-    close(fd);
-    gguf_file *f = gguf_open_mem(map ? map : "", size, path, err);
+    size_t size;
+    void *map = gr_mmap_file(path, &size, err);
+    if (!map) return NULL;
+    gguf_file *f = gguf_open_mem(map, size, path, err);
     if (!f) {
-        if (map) munmap(map, size);
+        gr_munmap_file(map, size);
         return NULL;
     }
-    f->map_ = map;
+    f->map_ = size ? map : NULL;
     return f;
 }
 
@@ -375,7 +357,7 @@ void gguf_close(gguf_file *f) {
         }
         free(f->arena_);
     }
-    if (f->map_) munmap(f->map_, f->size);
+    gr_munmap_file(f->map_, f->size);
     free(f);
 }
 

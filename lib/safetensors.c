@@ -1,5 +1,6 @@
 /* safetensors reader: see safetensors.h. */
 #include "safetensors.h"
+#include "gr_mmap.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jv.h>
@@ -182,34 +183,15 @@ st_file *st_open_mem(const void *data, size_t size, const char *name, gr_err *er
 }
 
 st_file *st_open(const char *path, gr_err *err) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        gr_errf(err, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        gr_errf(err, "%s: not a regular file", path);
-        return NULL;
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = NULL;
-    if (size) {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            close(fd);
-            gr_errf(err, "%s: mmap: %s", path, strerror(errno));
-            return NULL;
-        }
-    }
-    close(fd);
-    st_file *f = st_open_mem(map ? map : "", size, path, err);
+    size_t size;
+    void *map = gr_mmap_file(path, &size, err);
+    if (!map) return NULL;
+    st_file *f = st_open_mem(map, size, path, err);
     if (!f) {
-        if (map) munmap(map, size);
+        gr_munmap_file(map, size);
         return NULL;
     }
-    f->map_ = map;
+    f->map_ = size ? map : NULL;
     return f;
 }
 
@@ -217,7 +199,7 @@ void st_close(st_file *f) {
     if (!f) return;
     for (int i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
-    if (f->map_) munmap(f->map_, f->size);
+    gr_munmap_file(f->map_, f->size);
     free(f->path);
     free(f);
 }
