@@ -1,6 +1,7 @@
 /* The CPU backend: a persistent pthread pool, AVX2/FMA kernels where the
  * compiler targets them (-march=native) and portable C otherwise. */
 #include "backend.h"
+#include "cpu_q8.h"
 #include "forward.h"
 #include "quant.h"
 #include <math.h>
@@ -341,10 +342,65 @@ typedef struct cpu_impl {
     pool p;
     float *scratch;
     size_t scratch_cap;
+    int8_t *xq;        /* quantized activations for the integer path */
+    float *xd;
+    int32_t *xs;
+    size_t xq_cap;     /* elements of xq */
 } cpu_impl;
+
+/* The integer path: rows [r0, r1) of w against every quantized token row. The
+ * same dot for every (row, token), so results do not depend on the batch. */
+typedef struct q8_job {
+    float *y;
+    const cpu_impl *ci;
+    int n;
+    const gr_tensor *w;
+    int64_t rows_per_task;
+} q8_job;
+
+static void q8_task(void *ctx, int task) {
+    q8_job *j = ctx;
+    const gr_tensor *w = j->w;
+    int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task, cols = w->cols;
+    if (r1 > w->rows) r1 = w->rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        for (int t = 0; t < j->n; t++)
+            j->y[(size_t)t * (size_t)w->rows + (size_t)r] =
+                gr_q8_dot(w->type, row, j->ci->xq + (size_t)t * (size_t)cols,
+                          j->ci->xd + (size_t)t * (size_t)(cols / 32),
+                          j->ci->xs + (size_t)t * (size_t)(cols / 32), cols);
+    }
+}
+
+static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    cpu_impl *ci = b->impl;
+    size_t need = (size_t)n * (size_t)w->cols;
+    if (need > ci->xq_cap) {
+        free(ci->xq);
+        free(ci->xd);
+        free(ci->xs);
+        ci->xq = gr_xmalloc(need);
+        ci->xd = gr_xmalloc(need / 32 * sizeof(float));
+        ci->xs = gr_xmalloc(need / 32 * sizeof(int32_t));
+        ci->xq_cap = need;
+    }
+    for (int t = 0; t < n; t++) {
+        size_t o = (size_t)t * (size_t)w->cols;
+        gr_q8_quantize(x + o, w->cols, ci->xq + o, ci->xd + o / 32, ci->xs + o / 32);
+    }
+    int64_t per = 8;
+    while (w->rows / per > 512) per *= 2;
+    q8_job j = {y, ci, n, w, per};
+    gr_cpu_parallel(b, q8_task, &j, (int)((w->rows + per - 1) / per));
+}
 
 static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     cpu_impl *ci = b->impl;
+    if (!b->exact && gr_q8_supported(w->type, w->cols)) {
+        q8_matmul(b, y, x, n, w);
+        return;
+    }
     /* Enough tasks to balance, few enough to keep each weight row's reuse over the n tokens. */
     int64_t per = 16;
     while (w->rows / per > 1024) per *= 2;
@@ -492,6 +548,9 @@ static void cpu_free(gr_backend *b) {
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
     free(ci->scratch);
+    free(ci->xq);
+    free(ci->xd);
+    free(ci->xs);
     free(ci);
     free(b);
 }
