@@ -363,13 +363,34 @@ static void q8_task(void *ctx, int task) {
     const gr_tensor *w = j->w;
     int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task, cols = w->cols;
     if (r1 > w->rows) r1 = w->rows;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        for (int t = 0; t < j->n; t++)
-            j->y[(size_t)t * (size_t)w->rows + (size_t)r] =
-                gr_q8_dot(w->type, row, j->ci->xq + (size_t)t * (size_t)cols,
-                          j->ci->xd + (size_t)t * (size_t)(cols / 32),
-                          j->ci->xs + (size_t)t * (size_t)(cols / 32), cols);
+    /* 16 weight rows (~10 KB in Q8_0 at 576 columns) stay in L1 while every token
+     * row passes over them: each activation row is read once per 16 rows */
+    for (int64_t rb = r0; rb < r1; rb += 16) {
+        int64_t re = rb + 16 < r1 ? rb + 16 : r1;
+        int t = 0;
+        for (; t + 4 <= j->n; t += 4) {
+            const int8_t *q[4];
+            const float *d[4];
+            const int32_t *s[4];
+            for (int u = 0; u < 4; u++) {
+                q[u] = j->ci->xq + (size_t)(t + u) * (size_t)cols;
+                d[u] = j->ci->xd + (size_t)(t + u) * (size_t)(cols / 32);
+                s[u] = j->ci->xs + (size_t)(t + u) * (size_t)(cols / 32);
+            }
+            for (int64_t r = rb; r < re; r++) {
+                float o[4];
+                gr_q8_dot4(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols, o);
+                for (int u = 0; u < 4; u++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[u];
+            }
+        }
+        for (; t < j->n; t++) {
+            const int8_t *q = j->ci->xq + (size_t)t * (size_t)cols;
+            const float *d = j->ci->xd + (size_t)t * (size_t)(cols / 32);
+            const int32_t *s = j->ci->xs + (size_t)t * (size_t)(cols / 32);
+            float *y = j->y + (size_t)t * (size_t)w->rows;
+            for (int64_t r = rb; r < re; r++)
+                y[r] = gr_q8_dot(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols);
+        }
     }
 }
 

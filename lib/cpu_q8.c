@@ -20,10 +20,41 @@ void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *
     for (int64_t b = 0; b < cols / 32; b++) {
         const float *xb = x + 32 * b;
         float amax = 0;
-        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        int i = 0;
+#if defined(__AVX2__)
+        /* the same values as the scalar loop: max and nearest-even rounding are exact */
+        const __m256 sign = _mm256_set1_ps(-0.0f);
+        __m256 m = _mm256_setzero_ps();
+        for (; i < 32; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        amax = _mm_cvtss_f32(h);
+#endif
+        for (; i < 32; i++) {
+            float a = fabsf(xb[i]);
+            if (a > amax) amax = a;
+        }
         float db = amax / 127.0f, id = db > 0 ? 1.0f / db : 0.0f;
         int32_t sum = 0;
-        for (int i = 0; i < 32; i++) {
+        i = 0;
+#if defined(__AVX2__)
+        const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+        __m256i acc = _mm256_setzero_si256();
+        for (; i < 32; i += 8) {
+            __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xb + i), vid),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256i qi = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+            acc = _mm256_add_epi32(acc, qi);
+            int32_t t[8];
+            _mm256_storeu_si256((__m256i *)t, qi);
+            for (int k = 0; k < 8; k++) q[32 * b + i + k] = (int8_t)t[k];
+        }
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, acc);
+        for (int k = 0; k < 8; k++) sum += t[k];
+#endif
+        for (; i < 32; i++) {
             /* |xb*id| <= 127 up to rounding of id: clamp so a q never wraps */
             float v = nearbyintf(xb[i] * id);
             int qi = v > 127 ? 127 : v < -127 ? -127 : (int)v;
@@ -79,7 +110,7 @@ static inline __m256i dot_u8s8(__m256i u, __m256i v) {
 
 float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
                 int64_t cols) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+    __m256 acc0 = _mm256_setzero_ps();
     float off = 0;
     int64_t nb = cols / 32, b = 0;
     if (type == GR_Q8_0) {
@@ -89,8 +120,7 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
             __m256i xq = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
             __m256i p = dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
             __m256 sc = _mm256_set1_ps(hf(w) * d[b]);
-            if (b & 1) acc1 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc1);
-            else acc0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc0);
+            acc0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc0);
         }
     } else {
         int q41 = type == GR_Q4_1;
@@ -104,16 +134,62 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
             __m256i p = dot_u8s8(nib, xq);
             float dw = hf(w);
             __m256 sc = _mm256_set1_ps(dw * d[b]);
-            if (b & 1) acc1 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc1);
-            else acc0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc0);
+            acc0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc0);
             off += q41 ? hf(w + 2) * d[b] * (float)s[b] : -8.0f * dw * d[b] * (float)s[b];
         }
     }
-    return hsum(_mm256_add_ps(acc0, acc1)) + off;
+    return hsum(acc0) + off;
+}
+
+/* Four token rows at once (prefill, batched decode): each weight block is loaded
+ * and unpacked once. Per token the operations and their order are gr_q8_dot's,
+ * so a (row, token) result does not depend on how tokens were grouped. */
+void gr_q8_dot4(int type, const uint8_t *w, const int8_t *const q[4], const float *const d[4],
+                const int32_t *const s[4], int64_t cols, float out[4]) {
+    __m256 a0[4];
+    float off[4] = {0, 0, 0, 0};
+    for (int t = 0; t < 4; t++) a0[t] = _mm256_setzero_ps();
+    int64_t nb = cols / 32;
+    if (type == GR_Q8_0) {
+        for (int64_t b = 0; b < nb; b++, w += 34) {
+            __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
+            __m256i ax = _mm256_sign_epi8(wq, wq);
+            float dw = hf(w);
+            for (int t = 0; t < 4; t++) {
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(q[t] + 32 * b));
+                __m256i p = dot_u8s8(ax, _mm256_sign_epi8(xq, wq));
+                __m256 sc = _mm256_set1_ps(dw * d[t][b]);
+                a0[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), a0[t]);
+            }
+        }
+    } else {
+        int q41 = type == GR_Q4_1;
+        size_t bs = q41 ? 20 : 18;
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        for (int64_t b = 0; b < nb; b++, w += bs) {
+            __m128i raw = _mm_loadu_si128((const __m128i *)(w + (q41 ? 4 : 2)));
+            __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(raw, m4)),
+                                                  _mm_and_si128(_mm_srli_epi16(raw, 4), m4), 1);
+            float dw = hf(w), mw = q41 ? hf(w + 2) : 0;
+            for (int t = 0; t < 4; t++) {
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(q[t] + 32 * b));
+                __m256i p = dot_u8s8(nib, xq);
+                __m256 sc = _mm256_set1_ps(dw * d[t][b]);
+                a0[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), a0[t]);
+                off[t] += q41 ? mw * d[t][b] * (float)s[t][b] : -8.0f * dw * d[t][b] * (float)s[t][b];
+            }
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = hsum(a0[t]) + off[t];
 }
 #else
 float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
                 int64_t cols) {
     return gr_q8_dot_scalar(type, w, q, d, s, cols);
+}
+
+void gr_q8_dot4(int type, const uint8_t *w, const int8_t *const q[4], const float *const d[4],
+                const int32_t *const s[4], int64_t cols, float out[4]) {
+    for (int t = 0; t < 4; t++) out[t] = gr_q8_dot_scalar(type, w, q[t], d[t], s[t], cols);
 }
 #endif
