@@ -2,6 +2,7 @@
  * compiler targets them (-march=native) and portable C otherwise. */
 #include "backend.h"
 #include "cpu_q8.h"
+#include "cpu_gemm.h"
 #include "forward.h"
 #include "quant.h"
 #include <math.h>
@@ -416,10 +417,48 @@ static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_t
     gr_cpu_parallel(b, q8_task, &j, (int)((w->rows + per - 1) / per));
 }
 
+/* Prefill and batched decode (3+ tokens): the blocked GEMM of cpu_gemm.c. A task
+ * takes a contiguous run of 16-row blocks and owns one scratch slot. */
+typedef struct gemm_job {
+    float *y;
+    const float *x;
+    int n, tasks;
+    const gr_tensor *w;
+    int64_t nblocks, slot;
+    float *scratch;
+} gemm_job;
+
+static void gemm_task(void *ctx, int task) {
+    gemm_job *j = ctx;
+    int64_t b0 = j->nblocks * task / j->tasks, b1 = j->nblocks * (task + 1) / j->tasks;
+    for (int64_t bk = b0; bk < b1; bk++)
+        gr_gemm_block(j->y, j->x, j->n, j->w, bk * GR_GEMM_NR, row_f32, j->scratch + (size_t)task * (size_t)j->slot);
+}
+
+static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    cpu_impl *ci = b->impl;
+    int64_t nblocks = (w->rows + GR_GEMM_NR - 1) / GR_GEMM_NR;
+    int tasks = 4 * b->n_threads;
+    if (tasks > nblocks) tasks = (int)nblocks;
+    int64_t slot = gr_gemm_scratch(w->cols);
+    size_t need = (size_t)tasks * (size_t)slot;
+    if (need > ci->scratch_cap) {
+        free(ci->scratch);
+        ci->scratch = gr_xmalloc(need * sizeof(float));
+        ci->scratch_cap = need;
+    }
+    gemm_job j = {y, x, n, tasks, w, nblocks, slot, ci->scratch};
+    gr_cpu_parallel(b, gemm_task, &j, tasks);
+}
+
 static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     cpu_impl *ci = b->impl;
     if (!b->exact && gr_q8_supported(w->type, w->cols)) {
         q8_matmul(b, y, x, n, w);
+        return;
+    }
+    if (n >= 3) {
+        gemm_matmul(b, y, x, n, w);
         return;
     }
     /* Enough tasks to balance, few enough to keep each weight row's reuse over the n tokens. */
