@@ -369,19 +369,19 @@ static void q8_task(void *ctx, int task) {
     for (int64_t rb = r0; rb < r1; rb += 16) {
         int64_t re = rb + 16 < r1 ? rb + 16 : r1;
         int t = 0;
-        for (; t + 4 <= j->n; t += 4) {
-            const int8_t *q[4];
-            const float *d[4];
-            const int32_t *s[4];
-            for (int u = 0; u < 4; u++) {
+        for (; t + 8 <= j->n; t += 8) {
+            const int8_t *q[8];
+            const float *d[8];
+            const int32_t *s[8];
+            for (int u = 0; u < 8; u++) {
                 q[u] = j->ci->xq + (size_t)(t + u) * (size_t)cols;
                 d[u] = j->ci->xd + (size_t)(t + u) * (size_t)(cols / 32);
                 s[u] = j->ci->xs + (size_t)(t + u) * (size_t)(cols / 32);
             }
             for (int64_t r = rb; r < re; r++) {
-                float o[4];
-                gr_q8_dot4(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols, o);
-                for (int u = 0; u < 4; u++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[u];
+                float o[8];
+                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols, o);
+                for (int u = 0; u < 8; u++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[u];
             }
         }
         for (; t < j->n; t++) {

@@ -141,21 +141,24 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
     return hsum(acc0) + off;
 }
 
-/* Four token rows at once (prefill, batched decode): each weight block is loaded
+/* Eight token rows at once (prefill, batched decode): each weight block is loaded
  * and unpacked once. Per token the operations and their order are gr_q8_dot's,
  * so a (row, token) result does not depend on how tokens were grouped. */
-void gr_q8_dot4(int type, const uint8_t *w, const int8_t *const q[4], const float *const d[4],
-                const int32_t *const s[4], int64_t cols, float out[4]) {
-    __m256 a0[4];
-    float off[4] = {0, 0, 0, 0};
-    for (int t = 0; t < 4; t++) a0[t] = _mm256_setzero_ps();
+void gr_q8_dot8(int type, const uint8_t *w, const int8_t *const q[8], const float *const d[8],
+                const int32_t *const s[8], int64_t cols, float out[8]) {
+    __m256 a0[8];
+    float off[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) a0[t] = _mm256_setzero_ps();
     int64_t nb = cols / 32;
     if (type == GR_Q8_0) {
         for (int64_t b = 0; b < nb; b++, w += 34) {
             __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
             __m256i ax = _mm256_sign_epi8(wq, wq);
             float dw = hf(w);
-            for (int t = 0; t < 4; t++) {
+            /* unrolled: the eight accumulators must stay in registers */
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
                 __m256i xq = _mm256_loadu_si256((const __m256i *)(q[t] + 32 * b));
                 __m256i p = dot_u8s8(ax, _mm256_sign_epi8(xq, wq));
                 __m256 sc = _mm256_set1_ps(dw * d[t][b]);
@@ -171,7 +174,9 @@ void gr_q8_dot4(int type, const uint8_t *w, const int8_t *const q[4], const floa
             __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(raw, m4)),
                                                   _mm_and_si128(_mm_srli_epi16(raw, 4), m4), 1);
             float dw = hf(w), mw = q41 ? hf(w + 2) : 0;
-            for (int t = 0; t < 4; t++) {
+            /* unrolled: the eight accumulators must stay in registers */
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
                 __m256i xq = _mm256_loadu_si256((const __m256i *)(q[t] + 32 * b));
                 __m256i p = dot_u8s8(nib, xq);
                 __m256 sc = _mm256_set1_ps(dw * d[t][b]);
@@ -180,7 +185,8 @@ void gr_q8_dot4(int type, const uint8_t *w, const int8_t *const q[4], const floa
             }
         }
     }
-    for (int t = 0; t < 4; t++) out[t] = hsum(a0[t]) + off[t];
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) out[t] = hsum(a0[t]) + off[t];
 }
 #else
 float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
@@ -188,8 +194,8 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
     return gr_q8_dot_scalar(type, w, q, d, s, cols);
 }
 
-void gr_q8_dot4(int type, const uint8_t *w, const int8_t *const q[4], const float *const d[4],
-                const int32_t *const s[4], int64_t cols, float out[4]) {
-    for (int t = 0; t < 4; t++) out[t] = gr_q8_dot_scalar(type, w, q[t], d[t], s[t], cols);
+void gr_q8_dot8(int type, const uint8_t *w, const int8_t *const q[8], const float *const d[8],
+                const int32_t *const s[8], int64_t cols, float out[8]) {
+    for (int t = 0; t < 8; t++) out[t] = gr_q8_dot_scalar(type, w, q[t], d[t], s[t], cols);
 }
 #endif

@@ -18,9 +18,9 @@ void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *
 /* Σ_i w[i] x[i] for one weight row `wrow` of `type` against a quantized row. */
 float gr_q8_dot(int type, const uint8_t *wrow, const int8_t *q, const float *d, const int32_t *s,
                 int64_t cols);
-/* gr_q8_dot for four activation rows; out[t] is bit-identical to gr_q8_dot with row t. */
-void gr_q8_dot4(int type, const uint8_t *wrow, const int8_t *const q[4], const float *const d[4],
-                const int32_t *const s[4], int64_t cols, float out[4]);
+/* gr_q8_dot for eight activation rows; out[t] is bit-identical to gr_q8_dot with row t. */
+void gr_q8_dot8(int type, const uint8_t *wrow, const int8_t *const q[8], const float *const d[8],
+                const int32_t *const s[8], int64_t cols, float out[8]);
 /* The portable version of gr_q8_dot (what NATIVE=0 builds run); the SIMD one is checked against it. */
 float gr_q8_dot_scalar(int type, const uint8_t *wrow, const int8_t *q, const float *d,
                        const int32_t *s, int64_t cols);

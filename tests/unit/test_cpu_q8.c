@@ -119,7 +119,7 @@ TEST(q8_supported_types) {
 }
 
 /* Through the backend: each token's outputs are bit-identical whether it is
- * multiplied alone or in a batch of 11 (the 4-token kernel and the 1-token one
+ * multiplied alone or in a batch of 11 (the 8-token kernel and the 1-token one
  * do the same operations in the same order), so sampling does not depend on
  * --batch; 1 and 2 threads. */
 TEST(q8_matmul_batch_invariant) {
