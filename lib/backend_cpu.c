@@ -78,6 +78,20 @@ void gr_cpu_parallel(gr_backend *b, void (*fn)(void *, int), void *ctx, int n) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* Small jobs run on the calling thread: waking the workers costs tens of
+ * microseconds on a loaded machine, more than a decode-step matmul of a small
+ * model takes (SmolLM2's 576x1536 at batch 1: ~50 us). `work` is in multiply-adds;
+ * the tasks are the same either way, so results do not change. */
+enum { PAR_MIN_WORK = 1 << 22 };
+
+static void run_tasks(gr_backend *b, void (*fn)(void *, int), void *ctx, int n, double work) {
+    if (work < PAR_MIN_WORK) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    gr_cpu_parallel(b, fn, ctx, n);
+}
+
 /* ---- kernels ------------------------------------------------------------- */
 
 static float dot_f32(const float *a, const float *b, int64_t n) {
@@ -414,7 +428,7 @@ static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_t
     int64_t per = 8;
     while (w->rows / per > 512) per *= 2;
     q8_job j = {y, ci, n, w, per};
-    gr_cpu_parallel(b, q8_task, &j, (int)((w->rows + per - 1) / per));
+    run_tasks(b, q8_task, &j, (int)((w->rows + per - 1) / per), (double)n * (double)w->rows * (double)w->cols);
 }
 
 /* Prefill and batched decode (3+ tokens): the blocked GEMM of cpu_gemm.c. A task
@@ -448,7 +462,7 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
         ci->scratch_cap = need;
     }
     gemm_job j = {y, x, n, tasks, w, nblocks, slot, ci->scratch};
-    gr_cpu_parallel(b, gemm_task, &j, tasks);
+    run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
 static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
@@ -472,7 +486,7 @@ static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_
         ci->scratch_cap = need;
     }
     mm_job j = {y, x, n, w, per, ci->scratch};
-    gr_cpu_parallel(b, mm_task, &j, tasks);
+    run_tasks(b, mm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
 static void cpu_embedding(gr_backend *b, float *out, const gr_tensor *emb, const int *tokens, int n) {
@@ -582,7 +596,7 @@ static void cpu_attention(gr_backend *b, float *out, const float *q, const gr_at
         ci->scratch_cap = need;
     }
     att_job j = {out, q, ab, layer, n_heads, n_kv_heads, hd, ci->scratch, max_len};
-    gr_cpu_parallel(b, att_task, &j, tasks);
+    run_tasks(b, att_task, &j, tasks, 2.0 * (double)tasks * (double)max_len * (double)hd);
 }
 
 static void cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n) {
