@@ -431,7 +431,7 @@ static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_t
     run_tasks(b, q8_task, &j, (int)((w->rows + per - 1) / per), (double)n * (double)w->rows * (double)w->cols);
 }
 
-/* Prefill and batched decode (3+ tokens): the blocked GEMM of cpu_gemm.c. A task
+/* Prefill (48+ tokens): the blocked GEMM of cpu_gemm.c. A task
  * takes a contiguous run of 16-row blocks and owns one scratch slot. */
 typedef struct gemm_job {
     float *y;
@@ -471,7 +471,9 @@ static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_
         q8_matmul(b, y, x, n, w);
         return;
     }
-    if (n >= 3) {
+    /* packing 16 rows costs about as much as 16 tokens of work: below ~48 tokens
+     * (batched decode) the unpacked 4x3 kernel below is faster */
+    if (n >= 48) {
         gemm_matmul(b, y, x, n, w);
         return;
     }
