@@ -21,6 +21,8 @@ static const char usage_text[] =
     "  --batch N             sequences decoding together (default 16)\n"
     "  --max-tokens N        most generated tokens per record (default 2048)\n"
     "  --threads N           CPU threads (default: all cores)\n"
+    "  --exact               keep activations f32 with quantized weights (slower; matches\n"
+    "                        transformers on the dequantized weights to ~1e-6)\n"
     "  --device NAME         cpu (the only backend in this build)\n"
     "  --temperature T       default 0 (greedy, as the reference evaluation)\n"
     "  --top-p P, --top-k K  sampling filters (with --temperature > 0)\n"
@@ -39,7 +41,7 @@ static const char usage_text[] =
     "      -o verdicts.jsonl --resume\n";
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
-       OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_VERSION };
+       OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -56,7 +58,7 @@ int main(int argc, char **argv) {
         {"top-k", required_argument, 0, OPT_TOPK}, {"seed", required_argument, 0, OPT_SEED},
         {"logprobs", no_argument, 0, OPT_LOGPROBS}, {"model-name", required_argument, 0, OPT_NAME},
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
-        {"device", required_argument, 0, OPT_DEVICE}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
+        {"device", required_argument, 0, OPT_DEVICE}, {"exact", no_argument, 0, OPT_EXACT}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_CLASSIFY, .model_path = getenv("GR_MODEL"), .batch = 16,
@@ -86,6 +88,7 @@ int main(int argc, char **argv) {
             ro.map = optarg;
             break;
         case OPT_STRICT: o.strict = 1; break;
+        case OPT_EXACT: o.exact = 1; break;
         case OPT_DEVICE:
             if (strcmp(optarg, "cpu") != 0)
                 gr_usage_error("--device %s: this build has only the cpu backend", optarg);

@@ -25,6 +25,8 @@ static const char usage_text[] =
     "  --batch N             sequences decoding together (default 16)\n"
     "  --max-tokens N        most generated tokens per sample (default 2048)\n"
     "  --threads N           CPU threads (default: all cores)\n"
+    "  --exact               keep activations f32 with quantized weights (slower; matches\n"
+    "                        transformers on the dequantized weights to ~1e-6)\n"
     "  --device NAME         cpu (the only backend in this build)\n"
     "  --model-name NAME     the `model` field (default: the model's file name)\n"
     "  --map PROGRAM         jq program applied to every input record\n"
@@ -38,7 +40,7 @@ static const char usage_text[] =
     "  gr-sample -m R-SFT-1B/ -k 4 train.jsonl -o samples.jsonl --resume\n";
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
-       OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_VERSION };
+       OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -55,7 +57,7 @@ int main(int argc, char **argv) {
         {"top-k", required_argument, 0, OPT_TOPK}, {"seed", required_argument, 0, OPT_SEED},
         {"model-name", required_argument, 0, OPT_NAME},
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
-        {"device", required_argument, 0, OPT_DEVICE}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
+        {"device", required_argument, 0, OPT_DEVICE}, {"exact", no_argument, 0, OPT_EXACT}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_SAMPLE, .model_path = getenv("GR_MODEL"), .batch = 16,
@@ -85,6 +87,7 @@ int main(int argc, char **argv) {
             ro.map = optarg;
             break;
         case OPT_STRICT: o.strict = 1; break;
+        case OPT_EXACT: o.exact = 1; break;
         case OPT_DEVICE:
             if (strcmp(optarg, "cpu") != 0)
                 gr_usage_error("--device %s: this build has only the cpu backend", optarg);

@@ -26,6 +26,12 @@ typedef struct gr_backend gr_backend;
 struct gr_backend {
     const char *name;
     int n_threads;
+    /* 0 (the default): matmuls with Q8_0/Q4_0/Q4_1 weights quantize the activation
+     * rows to 8-bit blocks and use integer dot products, as llama.cpp does (lib/cpu_q8.h;
+     * logits move by ~1e-3 relative). 1: they dequantize the weights and keep f32
+     * activations, matching an f32 reference on the dequantized weights to ~1e-6
+     * (the parity tests against transformers use it). */
+    int exact;
     void *impl;
     /* out (n, dim) = rows tokens[i] of emb */
     void (*embedding)(gr_backend *b, float *out, const gr_tensor *emb, const int *tokens, int n);

@@ -1,6 +1,8 @@
 /* The CPU backend: a persistent pthread pool, AVX2/FMA kernels where the
  * compiler targets them (-march=native) and portable C otherwise. */
 #include "backend.h"
+#include "cpu_q8.h"
+#include "cpu_gemm.h"
 #include "forward.h"
 #include "quant.h"
 #include <math.h>
@@ -74,6 +76,20 @@ void gr_cpu_parallel(gr_backend *b, void (*fn)(void *, int), void *ctx, int n) {
     pthread_mutex_lock(&p->mu);
     while (p->busy) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* Small jobs run on the calling thread: waking the workers costs tens of
+ * microseconds on a loaded machine, more than a decode-step matmul of a small
+ * model takes (SmolLM2's 576x1536 at batch 1: ~50 us). `work` is in multiply-adds;
+ * the tasks are the same either way, so results do not change. */
+enum { PAR_MIN_WORK = 1 << 22 };
+
+static void run_tasks(gr_backend *b, void (*fn)(void *, int), void *ctx, int n, double work) {
+    if (work < PAR_MIN_WORK) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    gr_cpu_parallel(b, fn, ctx, n);
 }
 
 /* ---- kernels ------------------------------------------------------------- */
@@ -341,10 +357,126 @@ typedef struct cpu_impl {
     pool p;
     float *scratch;
     size_t scratch_cap;
+    int8_t *xq;        /* quantized activations for the integer path */
+    float *xd;
+    int32_t *xs;
+    size_t xq_cap;     /* elements of xq */
 } cpu_impl;
+
+/* The integer path: rows [r0, r1) of w against every quantized token row. The
+ * same dot for every (row, token), so results do not depend on the batch. */
+typedef struct q8_job {
+    float *y;
+    const cpu_impl *ci;
+    int n;
+    const gr_tensor *w;
+    int64_t rows_per_task;
+} q8_job;
+
+static void q8_task(void *ctx, int task) {
+    q8_job *j = ctx;
+    const gr_tensor *w = j->w;
+    int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task, cols = w->cols;
+    if (r1 > w->rows) r1 = w->rows;
+    /* 16 weight rows (~10 KB in Q8_0 at 576 columns) stay in L1 while every token
+     * row passes over them: each activation row is read once per 16 rows */
+    for (int64_t rb = r0; rb < r1; rb += 16) {
+        int64_t re = rb + 16 < r1 ? rb + 16 : r1;
+        int t = 0;
+        for (; t + 8 <= j->n; t += 8) {
+            const int8_t *q[8];
+            const float *d[8];
+            const int32_t *s[8];
+            for (int u = 0; u < 8; u++) {
+                q[u] = j->ci->xq + (size_t)(t + u) * (size_t)cols;
+                d[u] = j->ci->xd + (size_t)(t + u) * (size_t)(cols / 32);
+                s[u] = j->ci->xs + (size_t)(t + u) * (size_t)(cols / 32);
+            }
+            for (int64_t r = rb; r < re; r++) {
+                float o[8];
+                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols, o);
+                for (int u = 0; u < 8; u++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[u];
+            }
+        }
+        for (; t < j->n; t++) {
+            const int8_t *q = j->ci->xq + (size_t)t * (size_t)cols;
+            const float *d = j->ci->xd + (size_t)t * (size_t)(cols / 32);
+            const int32_t *s = j->ci->xs + (size_t)t * (size_t)(cols / 32);
+            float *y = j->y + (size_t)t * (size_t)w->rows;
+            for (int64_t r = rb; r < re; r++)
+                y[r] = gr_q8_dot(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols);
+        }
+    }
+}
+
+static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    cpu_impl *ci = b->impl;
+    size_t need = (size_t)n * (size_t)w->cols;
+    if (need > ci->xq_cap) {
+        free(ci->xq);
+        free(ci->xd);
+        free(ci->xs);
+        ci->xq = gr_xmalloc(need);
+        ci->xd = gr_xmalloc(need / 32 * sizeof(float));
+        ci->xs = gr_xmalloc(need / 32 * sizeof(int32_t));
+        ci->xq_cap = need;
+    }
+    for (int t = 0; t < n; t++) {
+        size_t o = (size_t)t * (size_t)w->cols;
+        gr_q8_quantize(x + o, w->cols, ci->xq + o, ci->xd + o / 32, ci->xs + o / 32);
+    }
+    int64_t per = 8;
+    while (w->rows / per > 512) per *= 2;
+    q8_job j = {y, ci, n, w, per};
+    run_tasks(b, q8_task, &j, (int)((w->rows + per - 1) / per), (double)n * (double)w->rows * (double)w->cols);
+}
+
+/* Prefill (48+ tokens): the blocked GEMM of cpu_gemm.c. A task
+ * takes a contiguous run of 16-row blocks and owns one scratch slot. */
+typedef struct gemm_job {
+    float *y;
+    const float *x;
+    int n, tasks;
+    const gr_tensor *w;
+    int64_t nblocks, slot;
+    float *scratch;
+} gemm_job;
+
+static void gemm_task(void *ctx, int task) {
+    gemm_job *j = ctx;
+    int64_t b0 = j->nblocks * task / j->tasks, b1 = j->nblocks * (task + 1) / j->tasks;
+    for (int64_t bk = b0; bk < b1; bk++)
+        gr_gemm_block(j->y, j->x, j->n, j->w, bk * GR_GEMM_NR, row_f32, j->scratch + (size_t)task * (size_t)j->slot);
+}
+
+static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    cpu_impl *ci = b->impl;
+    int64_t nblocks = (w->rows + GR_GEMM_NR - 1) / GR_GEMM_NR;
+    int tasks = 4 * b->n_threads;
+    if (tasks > nblocks) tasks = (int)nblocks;
+    int64_t slot = gr_gemm_scratch(w->cols);
+    size_t need = (size_t)tasks * (size_t)slot;
+    if (need > ci->scratch_cap) {
+        free(ci->scratch);
+        ci->scratch = gr_xmalloc(need * sizeof(float));
+        ci->scratch_cap = need;
+    }
+    gemm_job j = {y, x, n, tasks, w, nblocks, slot, ci->scratch};
+    run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
+}
 
 static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     cpu_impl *ci = b->impl;
+    if (!b->exact && gr_q8_supported(w->type, w->cols)) {
+        q8_matmul(b, y, x, n, w);
+        return;
+    }
+    /* packing 16 rows costs about as much as 16 tokens of work: below ~48 tokens
+     * (batched decode) the unpacked 4x3 kernel below is faster */
+    if (n >= 48) {
+        gemm_matmul(b, y, x, n, w);
+        return;
+    }
     /* Enough tasks to balance, few enough to keep each weight row's reuse over the n tokens. */
     int64_t per = 16;
     while (w->rows / per > 1024) per *= 2;
@@ -356,7 +488,7 @@ static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_
         ci->scratch_cap = need;
     }
     mm_job j = {y, x, n, w, per, ci->scratch};
-    gr_cpu_parallel(b, mm_task, &j, tasks);
+    run_tasks(b, mm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
 static void cpu_embedding(gr_backend *b, float *out, const gr_tensor *emb, const int *tokens, int n) {
@@ -466,7 +598,7 @@ static void cpu_attention(gr_backend *b, float *out, const float *q, const gr_at
         ci->scratch_cap = need;
     }
     att_job j = {out, q, ab, layer, n_heads, n_kv_heads, hd, ci->scratch, max_len};
-    gr_cpu_parallel(b, att_task, &j, tasks);
+    run_tasks(b, att_task, &j, tasks, 2.0 * (double)tasks * (double)max_len * (double)hd);
 }
 
 static void cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n) {
@@ -492,6 +624,9 @@ static void cpu_free(gr_backend *b) {
     pthread_cond_destroy(&p->go);
     pthread_cond_destroy(&p->done);
     free(ci->scratch);
+    free(ci->xq);
+    free(ci->xd);
+    free(ci->xs);
     free(ci);
     free(b);
 }

@@ -244,6 +244,7 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
         if (R.stop[i] >= R.m->cfg.vocab_size) R.stop[i--] = R.stop[--R.n_stop];
     R.model_name = gr_xstrdup(o->model_name ? o->model_name : base_name(o->model_path));
     R.be = gr_backend_cpu(o->threads);
+    R.be->exact = o->exact;
     R.ctx = gr_ctx_new(R.m, R.be);
     int window = o->batch * 4 < 64 ? 64 : o->batch * 4;
     int k_per = o->mode == GR_RUN_SAMPLE ? o->k : 1;

@@ -22,6 +22,7 @@ typedef struct gr_run_opts {
     gr_template_kind tmpl;
     const char *system;          /* system turn for llama3/chatml, or NULL */
     int threads;                 /* 0: all cores */
+    int exact;                   /* f32 activations for quantized weights (gr_backend.exact) */
     int batch;                   /* sequences decoding together */
     int max_tokens;
     gr_sampler sampler;

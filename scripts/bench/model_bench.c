@@ -4,6 +4,7 @@
  *   decode   tokens/s at batch 1 (N new tokens after a short prompt)
  *   batch    records/s for R records of the benchmark form, T new tokens each,
  *            --batch B, shared guard prefix reused
+ * BENCH_EXACT=1 runs the backend in exact mode (f32 activations for quantized weights).
  * Usage: model_bench MODEL THREADS P N R T B */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,9 @@ int main(int argc, char **argv) {
     wbytes += (double)m->lm_head.rows * (double)m->lm_head.row_bytes;
     printf("weight_MB_per_token %.1f\n", wbytes / 1e6);
     gr_backend *be = gr_backend_cpu(threads);
+    /* BENCH_EXACT=1: f32 activations for quantized weights (the pre-integer path) */
+    const char *ex = getenv("BENCH_EXACT");
+    be->exact = ex && strcmp(ex, "1") == 0;
     gr_ctx *c = gr_ctx_new(m, be);
     int V = m->cfg.vocab_size;
     float *logits = malloc(sizeof(float) * (size_t)V * (size_t)(B > 1 ? B : 1));

@@ -52,6 +52,12 @@ jq -e 'has("reasoning") and has("pred") and has("scores") and has("parse_ok") an
 jq -e 'select(.id == 7) | .output == "unharmful"' "$T/v1.jsonl" >/dev/null \
     && ok classify_passes_fields_through || fail classify_passes_fields_through "$(tail -n1 "$T/v1.jsonl" | head -c 200)"
 
+# --exact: f32 activations for the quantized weights; batch invariance holds there too
+expect classify_exact 0 "$C" -m "$MODEL" --exact --max-tokens 6 --batch 3 --threads 2 "$T/in.jsonl" -o "$T/e1.jsonl"
+expect classify_exact_batch1 0 "$C" -m "$MODEL" --exact --max-tokens 6 --batch 1 --threads 1 "$T/in.jsonl" -o "$T/e2.jsonl"
+[ "$(wc -l < "$T/e1.jsonl")" -eq 3 ] && cmp -s "$T/e1.jsonl" "$T/e2.jsonl" && ok classify_exact_batch_invariant \
+    || fail classify_exact_batch_invariant "$(wc -l < "$T/e1.jsonl") lines, or batch 3 and 1 differ"
+
 expect classify_batch1 0 "$C" -m "$MODEL" --max-tokens 6 --batch 1 --threads 1 "$T/in.jsonl" -o "$T/v2.jsonl"
 cmp -s "$T/v1.jsonl" "$T/v2.jsonl" && ok classify_batch_invariant || fail classify_batch_invariant "batch 3 and 1 differ"
 

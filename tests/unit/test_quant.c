@@ -61,23 +61,45 @@ TEST(matmul_every_weight_type) {
         s = s * 1103515245u + 12345u;
         x[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
     }
+    /* exact = 1: f32 activations, within 1e-4 relative of the double reference.
+     * exact = 0: the quantized types take the integer path (lib/cpu_q8.h), whose
+     * activation rounding moves each x[c] by at most d_b/2 (d_b = max|x| over the
+     * block of 32 / 127): allowed error Σ_b d_b/2 · Σ_{c∈b} |w[c]|, plus 1e-5 · Σ|w x|
+     * for float summation. */
+    for (int exact = 1; exact >= 0; exact--)
     for (int th = 1; th <= 2; th++) {
         gr_backend *be = gr_backend_cpu(th);
+        be->exact = exact;
         for (int k = 0; k < 6; k++) {
             const gguf_tensor *t = gguf_find_tensor(g, names[k]);
             char en[64];
             snprintf(en, sizeof en, "%s.expected", names[k]);
             const float *w = gguf_find_tensor(g, en)->data;
+            int quant = types[k] == GGML_Q8_0 || types[k] == GGML_Q4_0 || types[k] == GGML_Q4_1;
             /* F32/F16/BF16 data in this file is aligned (GGUF aligns to 32) */
             gr_tensor wt = {types[k], 2, 512, (size_t)(t->nbytes / 2), t->data};
             for (int nt = 1; nt <= 3; nt++) { /* 1-2 tokens take the fused decode kernel */
             be->matmul(be, y, x, nt, &wt);
             for (int n = 0; n < nt; n++)
                 for (int r = 0; r < 2; r++) {
-                    double ref = 0;
-                    for (int c = 0; c < 512; c++) ref += (double)x[n * 512 + c] * w[r * 512 + c];
-                    CHECK_MSG(fabs(y[n * 2 + r] - ref) <= 1e-4 * fmax(1, fabs(ref)),
-                              "%s threads %d: %g vs %g", names[k], th, y[n * 2 + r], ref);
+                    double ref = 0, bound = 0, mag = 0;
+                    for (int c = 0; c < 512; c++) {
+                        ref += (double)x[n * 512 + c] * w[r * 512 + c];
+                        mag += fabs((double)x[n * 512 + c] * w[r * 512 + c]);
+                    }
+                    for (int b0 = 0; b0 < 512; b0 += 32) {
+                        double amax = 0, wa = 0;
+                        for (int c = b0; c < b0 + 32; c++) {
+                            amax = fmax(amax, fabs(x[n * 512 + c]));
+                            wa += fabs(w[r * 512 + c]);
+                        }
+                        bound += amax / 127 / 2 * wa;
+                    }
+                    double tol = exact || !quant ? 1e-4 * fmax(1, fabs(ref)) : bound + 1e-5 * mag;
+                    CHECK_MSG(fabs(y[n * 2 + r] - ref) <= tol, "%s threads %d exact %d: %g vs %g (tol %g)",
+                              names[k], th, exact, y[n * 2 + r], ref, tol);
+                    /* the integer path really runs: it differs from exact f32 */
+                    if (!exact && quant && n == 0 && r == 0) CHECK(fabs(y[0] - ref) > 1e-7);
                 }
             }
         }

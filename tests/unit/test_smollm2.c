@@ -71,6 +71,7 @@ TEST(smollm2_gguf_matches_transformers) {
     jv ref = load_ref();
     CHECK(jv_get_kind(ref) == JV_KIND_OBJECT);
     gr_backend *be = gr_backend_cpu(0);
+    be->exact = 1; /* f32 activations: the 1e-4 parity; the integer path is tested below */
     gr_ctx *c = gr_ctx_new(m, be);
     int V = m->cfg.vocab_size;
     jv prompts = jv_object_get(jv_copy(ref), jv_string("prompts"));
@@ -160,6 +161,7 @@ TEST(smollm2_hf_folder_matches_gguf) {
     CHECK_MSG(g && h, "%s", err.msg);
     CHECK(h->tok_emb.type == GR_F32 && !h->is_gguf);
     gr_backend *be = gr_backend_cpu(0);
+    be->exact = 1;
     gr_ctx *cg = gr_ctx_new(g, be), *ch = gr_ctx_new(h, be);
     int ids[24], n = 24, V = g->cfg.vocab_size;
     for (int i = 0; i < n; i++) ids[i] = 1 + (i * 977) % (V - 1);
@@ -182,6 +184,89 @@ TEST(smollm2_hf_folder_matches_gguf) {
     gr_model_free(g); gr_model_free(h);
 }
 
+/* The default integer path (8-bit activations, lib/cpu_q8.h) as llama.cpp runs
+ * this model: the activation rounding moves logits by ~1e-2 relative (measured on
+ * these prompts: 0.03-0.05, see the printed figures), so the 1e-4 parity above cannot hold;
+ * what must hold is the model's behaviour: the same argmax as transformers at
+ * nearly every prompt position, top-32 logits within 0.1·max(1,|l|), and the
+ * same first greedy token (the continuations then diverge after 5-64 tokens,
+ * as llama.cpp's own do from transformers'). */
+TEST(smollm2_integer_path_close_to_transformers) {
+    gr_err err;
+    gr_model *m = gr_model_load(model_path, &err);
+    CHECK_MSG(m, "%s", err.msg);
+    jv ref = load_ref();
+    gr_backend *be = gr_backend_cpu(0);
+    CHECK(be->exact == 0);
+    gr_ctx *c = gr_ctx_new(m, be);
+    int V = m->cfg.vocab_size;
+    jv prompts = jv_object_get(jv_copy(ref), jv_string("prompts"));
+    int np = jv_array_length(jv_copy(prompts)), agree = 0, total = 0;
+    double worst = 0;
+    int *ids[4], n[4];
+    gr_kv *kv[4];
+    float *last = malloc(sizeof(float) * 4 * (size_t)V);
+    for (int p = 0; p < np; p++) {
+        ids[p] = ids_of(jv_array_get(jv_copy(prompts), p), &n[p]);
+        kv[p] = gr_kv_new(m, NULL);
+        float *out = malloc(sizeof(float) * (size_t)n[p] * V);
+        const int *tk = ids[p];
+        CHECK_MSG(gr_forward(c, &kv[p], &tk, &n[p], 1, out, 1, &err) == 0, "%s", err.msg);
+        int na;
+        int *want = ids_of(jv_array_get(jv_object_get(jv_copy(ref), jv_string("argmax")), p), &na);
+        for (int i = 0; i < n[p]; i++, total++) agree += argmax(out + (size_t)i * V, V) == want[i];
+        free(want);
+        jv top = jv_array_get(jv_object_get(jv_copy(ref), jv_string("top")), p);
+        for (int k = 0; k < 32; k++) {
+            jv e = jv_array_get(jv_copy(top), k);
+            jv a = jv_array_get(jv_copy(e), 0), b = jv_array_get(e, 1);
+            int id = (int)jv_number_value(a);
+            double want_l = jv_number_value(b), got = out[(size_t)(n[p] - 1) * V + id];
+            jv_free(a);
+            jv_free(b);
+            worst = fmax(worst, fabs(got - want_l) / fmax(1, fabs(want_l)));
+        }
+        jv_free(top);
+        memcpy(last + (size_t)p * V, out + (size_t)(n[p] - 1) * V, sizeof(float) * V);
+        free(out);
+    }
+    jv greedy = jv_object_get(jv_copy(ref), jv_string("greedy"));
+    int *want[4], nw[4], same[4] = {0}, diverged[4] = {0}, cur[4];
+    for (int p = 0; p < np; p++) want[p] = ids_of(jv_array_get(jv_copy(greedy), p), &nw[p]);
+    for (int step = 0; step < 64; step++) {
+        const int *tk[4];
+        int ones[4] = {1, 1, 1, 1};
+        for (int p = 0; p < np; p++) {
+            cur[p] = argmax(last + (size_t)p * V, V);
+            if (cur[p] != want[p][step]) diverged[p] = 1;
+            if (!diverged[p]) same[p]++;
+            tk[p] = &cur[p];
+        }
+        CHECK(gr_forward(c, kv, tk, ones, np, last, 0, &err) == 0);
+    }
+    printf("# smollm2 integer path: worst relative top-32 logit error %.3g, argmax agreement %d/%d, "
+           "greedy tokens identical before divergence %d %d %d %d of 64\n", worst, agree, total,
+           same[0], same[1], same[2], same[3]);
+    /* measured 0.032 (AVX2) and 0.052 (NATIVE=0: other summation orders, the same
+     * rounding amplified differently over 30 layers); a wrong kernel gives errors of
+     * order 1 and loses the argmax */
+    CHECK_MSG(worst <= 0.1, "relative logit error %g", worst);
+    CHECK_MSG(agree * 100 >= total * 90, "argmax agreement %d/%d", agree, total);
+    for (int p = 0; p < np; p++) CHECK_MSG(same[p] >= 1, "prompt %d: first greedy token differs", p);
+    for (int p = 0; p < np; p++) {
+        free(want[p]);
+        free(ids[p]);
+        gr_kv_free(kv[p]);
+    }
+    free(last);
+    jv_free(greedy);
+    jv_free(prompts);
+    jv_free(ref);
+    gr_ctx_free(c);
+    gr_backend_free(be);
+    gr_model_free(m);
+}
+
 int main(void) {
     (void)test_shared_dir;
     int r = fetch();
@@ -196,5 +281,6 @@ int main(void) {
     (void)skip;
     RUN(smollm2_gguf_matches_transformers);
     RUN(smollm2_hf_folder_matches_gguf);
+    RUN(smollm2_integer_path_close_to_transformers);
     return TEST_EXIT();
 }

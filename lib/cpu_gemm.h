@@ -1,0 +1,17 @@
+/* A cache-blocked GEMM for prefill and batched decode on the CPU: y (n, rows) =
+ * x (n, cols) · wᵀ for weights any type whose rows convert to f32 (F32, F16,
+ * BF16, and the quantized types in exact mode). */
+#ifndef GR_CPU_GEMM_H
+#define GR_CPU_GEMM_H
+#include "model.h"
+
+/* Converts weight row r of w to floats: returns buf, or the row itself for F32. */
+typedef const float *(*gr_row_fn)(const gr_tensor *w, int64_t r, float *buf);
+
+/* Floats of scratch gr_gemm_block needs (one per concurrent caller). */
+int64_t gr_gemm_scratch(int64_t cols);
+/* Columns r0 .. r0+GR_GEMM_NR-1 (clipped to w->rows) of y, all n tokens. */
+#define GR_GEMM_NR 16
+void gr_gemm_block(float *y, const float *x, int n, const gr_tensor *w, int64_t r0, gr_row_fn row,
+                   float *scratch);
+#endif

@@ -1,0 +1,201 @@
+/* Integer weight × 8-bit activation dot products (see cpu_q8.h). Weight blocks:
+ *   Q8_0 (34 bytes): f16 d, int8 q[32]                 w = d*q
+ *   Q4_0 (18): f16 d, u8 q[16]; lo nibbles are w[0..15], hi w[16..31]; w = d*(nib-8)
+ *   Q4_1 (20): f16 d, f16 m, u8 q[16], same order;      w = d*nib + m
+ * so a block's contribution is dw*dx*Σ q_w q_x (Q8_0), dw*dx*(Σ nib q_x - 8 s)
+ * (Q4_0) and dw*dx*Σ nib q_x + m*dx*s (Q4_1), with the integer sums exact. */
+#include "cpu_q8.h"
+#include "model.h"
+#include "quant.h"
+#include <math.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+int gr_q8_supported(int type, int64_t cols) {
+    return (type == GR_Q8_0 || type == GR_Q4_0 || type == GR_Q4_1) && cols > 0 && cols % 32 == 0;
+}
+
+void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s) {
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0;
+        int i = 0;
+#if defined(__AVX2__)
+        /* the same values as the scalar loop: max and nearest-even rounding are exact */
+        const __m256 sign = _mm256_set1_ps(-0.0f);
+        __m256 m = _mm256_setzero_ps();
+        for (; i < 32; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + i)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        amax = _mm_cvtss_f32(h);
+#endif
+        for (; i < 32; i++) {
+            float a = fabsf(xb[i]);
+            if (a > amax) amax = a;
+        }
+        float db = amax / 127.0f, id = db > 0 ? 1.0f / db : 0.0f;
+        int32_t sum = 0;
+        i = 0;
+#if defined(__AVX2__)
+        const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+        __m256i acc = _mm256_setzero_si256();
+        for (; i < 32; i += 8) {
+            __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xb + i), vid),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            __m256i qi = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+            acc = _mm256_add_epi32(acc, qi);
+            int32_t t[8];
+            _mm256_storeu_si256((__m256i *)t, qi);
+            for (int k = 0; k < 8; k++) q[32 * b + i + k] = (int8_t)t[k];
+        }
+        int32_t t[8];
+        _mm256_storeu_si256((__m256i *)t, acc);
+        for (int k = 0; k < 8; k++) sum += t[k];
+#endif
+        for (; i < 32; i++) {
+            /* |xb*id| <= 127 up to rounding of id: clamp so a q never wraps */
+            float v = nearbyintf(xb[i] * id);
+            int qi = v > 127 ? 127 : v < -127 ? -127 : (int)v;
+            q[32 * b + i] = (int8_t)qi;
+            sum += qi;
+        }
+        d[b] = db;
+        s[b] = sum;
+    }
+}
+
+static inline float f16_at(const uint8_t *p) { return gr_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+float gr_q8_dot_scalar(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
+                       int64_t cols) {
+    float acc = 0;
+    for (int64_t b = 0; b < cols / 32; b++, q += 32) {
+        int32_t sumi = 0;
+        if (type == GR_Q8_0) {
+            for (int i = 0; i < 32; i++) sumi += (int8_t)w[2 + i] * q[i];
+            acc += f16_at(w) * d[b] * (float)sumi;
+            w += 34;
+        } else {
+            int q41 = type == GR_Q4_1;
+            const uint8_t *nb = w + (q41 ? 4 : 2);
+            for (int i = 0; i < 16; i++) sumi += (nb[i] & 0xF) * q[i] + (nb[i] >> 4) * q[i + 16];
+            float dw = f16_at(w);
+            if (q41)
+                acc += dw * d[b] * (float)sumi + f16_at(w + 2) * d[b] * (float)s[b];
+            else
+                acc += dw * d[b] * (float)(sumi - 8 * s[b]);
+            w += q41 ? 20 : 18;
+        }
+    }
+    return acc;
+}
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+static inline float hf(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
+
+static float hsum(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* 8 int32 partial sums of Σ u[i]*v[i], u unsigned bytes (<= 128), v signed
+ * (|v| <= 127): pairs stay within int16 (2*128*127 < 32767). */
+static inline __m256i dot_u8s8(__m256i u, __m256i v) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), _mm256_set1_epi16(1));
+}
+
+float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
+                int64_t cols) {
+    __m256 acc0 = _mm256_setzero_ps();
+    float off = 0;
+    int64_t nb = cols / 32, b = 0;
+    if (type == GR_Q8_0) {
+        /* signed × signed through maddubs: |w| as the unsigned side, x carrying w's sign */
+        for (; b < nb; b++, w += 34) {
+            __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
+            __m256i xq = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
+            __m256i p = dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+            __m256 sc = _mm256_set1_ps(hf(w) * d[b]);
+            acc0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc0);
+        }
+    } else {
+        int q41 = type == GR_Q4_1;
+        size_t bs = q41 ? 20 : 18;
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        for (; b < nb; b++, w += bs) {
+            __m128i raw = _mm_loadu_si128((const __m128i *)(w + (q41 ? 4 : 2)));
+            __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(raw, m4)),
+                                                  _mm_and_si128(_mm_srli_epi16(raw, 4), m4), 1);
+            __m256i xq = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
+            __m256i p = dot_u8s8(nib, xq);
+            float dw = hf(w);
+            __m256 sc = _mm256_set1_ps(dw * d[b]);
+            acc0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), acc0);
+            off += q41 ? hf(w + 2) * d[b] * (float)s[b] : -8.0f * dw * d[b] * (float)s[b];
+        }
+    }
+    return hsum(acc0) + off;
+}
+
+/* Eight token rows at once (prefill, batched decode): each weight block is loaded
+ * and unpacked once. Per token the operations and their order are gr_q8_dot's,
+ * so a (row, token) result does not depend on how tokens were grouped. */
+void gr_q8_dot8(int type, const uint8_t *w, const int8_t *const q[8], const float *const d[8],
+                const int32_t *const s[8], int64_t cols, float out[8]) {
+    __m256 a0[8];
+    float off[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) a0[t] = _mm256_setzero_ps();
+    int64_t nb = cols / 32;
+    if (type == GR_Q8_0) {
+        for (int64_t b = 0; b < nb; b++, w += 34) {
+            __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
+            __m256i ax = _mm256_sign_epi8(wq, wq);
+            float dw = hf(w);
+            /* unrolled: the eight accumulators must stay in registers */
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(q[t] + 32 * b));
+                __m256i p = dot_u8s8(ax, _mm256_sign_epi8(xq, wq));
+                __m256 sc = _mm256_set1_ps(dw * d[t][b]);
+                a0[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), a0[t]);
+            }
+        }
+    } else {
+        int q41 = type == GR_Q4_1;
+        size_t bs = q41 ? 20 : 18;
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        for (int64_t b = 0; b < nb; b++, w += bs) {
+            __m128i raw = _mm_loadu_si128((const __m128i *)(w + (q41 ? 4 : 2)));
+            __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(raw, m4)),
+                                                  _mm_and_si128(_mm_srli_epi16(raw, 4), m4), 1);
+            float dw = hf(w), mw = q41 ? hf(w + 2) : 0;
+            /* unrolled: the eight accumulators must stay in registers */
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(q[t] + 32 * b));
+                __m256i p = dot_u8s8(nib, xq);
+                __m256 sc = _mm256_set1_ps(dw * d[t][b]);
+                a0[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), a0[t]);
+                off[t] += q41 ? mw * d[t][b] * (float)s[t][b] : -8.0f * dw * d[t][b] * (float)s[t][b];
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) out[t] = hsum(a0[t]) + off[t];
+}
+#else
+float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
+                int64_t cols) {
+    return gr_q8_dot_scalar(type, w, q, d, s, cols);
+}
+
+void gr_q8_dot8(int type, const uint8_t *w, const int8_t *const q[8], const float *const d[8],
+                const int32_t *const s[8], int64_t cols, float out[8]) {
+    for (int t = 0; t < 8; t++) out[t] = gr_q8_dot_scalar(type, w, q[t], d[t], s[t], cols);
+}
+#endif

@@ -1,0 +1,27 @@
+/* Integer dot products between ggml-quantized weight rows (Q8_0, Q4_0, Q4_1)
+ * and activation rows quantized once per matmul to 8-bit blocks of 32, as
+ * llama.cpp does (its Q8_0/Q8_1 activations): the weights are never widened to
+ * floats, so decode reads only the quantized weight stream.
+ *
+ * Activation block b of a row x: d[b] = max|x| / 127, q[i] = round(x[i] / d[b])
+ * (nearest, ties to even), s[b] = Σ q[i] (for the offset of Q4_0/Q4_1).
+ * Error: each x[i] moves by at most d[b]/2, so |dot - exact| <= Σ_b d[b]/2 · Σ_i∈b |w[i]|
+ * plus float rounding (tests/unit/test_cpu_q8.c checks that bound). */
+#ifndef GR_CPU_Q8_H
+#define GR_CPU_Q8_H
+#include <stdint.h>
+
+/* Whether rows of ggml type `type` with `cols` columns have an integer path. */
+int gr_q8_supported(int type, int64_t cols);
+/* x (cols, a multiple of 32) -> q (cols), d and s (cols/32). */
+void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s);
+/* Σ_i w[i] x[i] for one weight row `wrow` of `type` against a quantized row. */
+float gr_q8_dot(int type, const uint8_t *wrow, const int8_t *q, const float *d, const int32_t *s,
+                int64_t cols);
+/* gr_q8_dot for eight activation rows; out[t] is bit-identical to gr_q8_dot with row t. */
+void gr_q8_dot8(int type, const uint8_t *wrow, const int8_t *const q[8], const float *const d[8],
+                const int32_t *const s[8], int64_t cols, float out[8]);
+/* The portable version of gr_q8_dot (what NATIVE=0 builds run); the SIMD one is checked against it. */
+float gr_q8_dot_scalar(int type, const uint8_t *wrow, const int8_t *q, const float *d,
+                       const int32_t *s, int64_t cols);
+#endif
