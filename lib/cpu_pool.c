@@ -1,0 +1,138 @@
+/* See cpu_pool.h. The generation counter publishes a job; a worker that has
+ * been idle for longer than SPIN_NS sleeps on a condition variable and is
+ * counted in `sleepers`, so the caller takes the mutex only when someone is
+ * asleep. The Dekker-style pair (caller: store gen, load sleepers; worker:
+ * sleepers++, load gen, all sequentially consistent) guarantees a sleeper
+ * never misses a job. */
+#include "cpu_pool.h"
+#include "gr_common.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* How long an idle worker polls for the next job before it sleeps: longer than
+ * the serial stretches between the matmuls of a decode step, short enough that
+ * an idle pool gives its core back at once for practical purposes. */
+enum { SPIN_NS = 200000 };
+
+struct gr_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t go;
+    pthread_t *th;
+    int n_th;
+    unsigned gen;      /* atomic: bumped once per job */
+    int sleepers;      /* atomic: workers blocked on `go` */
+    int quit;
+    void (*fn)(void *, int);
+    void *ctx;
+    int n;
+    int next;          /* atomic: next task to claim */
+    int pending;       /* atomic: workers not finished with the current job */
+};
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void work(gr_pool *p) {
+    for (;;) {
+        int i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+        if (i >= p->n) break;
+        p->fn(p->ctx, i);
+    }
+}
+
+static void *worker_main(void *arg) {
+    gr_pool *p = arg;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
+        if (g == seen) {
+            int64_t t0 = now_ns();
+            for (int k = 1;; k++) {
+                cpu_relax();
+                g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE);
+                if (g != seen) break;
+                if ((k & 63) == 0 && now_ns() - t0 > SPIN_NS) break;
+            }
+        }
+        if (g == seen) {
+            pthread_mutex_lock(&p->mu);
+            __atomic_fetch_add(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+            while ((g = __atomic_load_n(&p->gen, __ATOMIC_SEQ_CST)) == seen)
+                pthread_cond_wait(&p->go, &p->mu);
+            __atomic_fetch_sub(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+            pthread_mutex_unlock(&p->mu);
+        }
+        seen = g;
+        if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE)) break;
+        work(p);
+        __atomic_fetch_sub(&p->pending, 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+/* Publishes the current fn/ctx/n (or quit) as a new generation. */
+static void publish(gr_pool *p) {
+    __atomic_fetch_add(&p->gen, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->go);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+gr_pool *gr_pool_new(int n_workers) {
+    gr_pool *p = gr_xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    p->th = gr_xcalloc((size_t)(n_workers > 0 ? n_workers : 1), sizeof *p->th);
+    for (int i = 0; i < n_workers; i++) {
+        if (pthread_create(&p->th[i], NULL, worker_main, p) != 0) break;
+        p->n_th++;
+    }
+    return p;
+}
+
+void gr_pool_free(gr_pool *p) {
+    if (!p) return;
+    __atomic_store_n(&p->quit, 1, __ATOMIC_RELEASE);
+    publish(p);
+    for (int i = 0; i < p->n_th; i++) pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    free(p->th);
+    free(p);
+}
+
+int gr_pool_workers(const gr_pool *p) { return p->n_th; }
+
+void gr_pool_run(gr_pool *p, void (*fn)(void *, int), void *ctx, int n) {
+    if (n <= 0) return;
+    if (p->n_th == 0 || n == 1) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    __atomic_store_n(&p->next, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->pending, p->n_th, __ATOMIC_RELAXED);
+    publish(p);
+    work(p);
+    /* The workers' last tasks: poll, and yield the core now and then in case
+     * the worker we wait for is waiting for it (an oversubscribed machine). */
+    for (int k = 1; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; k++) {
+        cpu_relax();
+        if ((k & 1023) == 0) sched_yield();
+    }
+}
