@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark variants of the test model: SmolLM2-135M-Instruct re-encoded from its
-Q4_1 GGUF as F16 and Q8_0 GGUFs (the weights llama.cpp and gr are compared on).
+Q4_1 GGUF as F16, BF16 and Q8_0 GGUFs (the weights llama.cpp and gr are compared on).
 The Q4_1 values are dequantized exactly and stored again, so every variant is
 the same model up to the target format's rounding. Norms stay F32.
 
@@ -14,7 +14,7 @@ src, out_dir = sys.argv[1], sys.argv[2]
 r = gguf.GGUFReader(src)
 base = os.path.basename(src).replace(".Q4_1.gguf", "")
 T = gguf.GGMLQuantizationType
-for name, qt in (("F16", T.F16), ("Q8_0", T.Q8_0)):
+for name, qt, ftype in (("F16", T.F16, 1), ("BF16", T.BF16, 32), ("Q8_0", T.Q8_0, 7)):
     path = os.path.join(out_dir, f"{base}.{name}.gguf")
     if os.path.exists(path):
         print(path)
@@ -26,7 +26,7 @@ for name, qt in (("F16", T.F16), ("Q8_0", T.Q8_0)):
             continue
         vt = f.types[0]
         if key == "general.file_type":
-            w.add_key_value(key, 1 if qt == T.F16 else 7, vt)
+            w.add_key_value(key, ftype, vt)
             continue
         sub = f.types[-1] if vt == gguf.GGUFValueType.ARRAY else None
         w.add_key_value(key, f.contents(), vt, sub)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include "forward.h"
 #include "generate.h"
 #include "guard_prompt.h"
@@ -47,8 +48,6 @@ int main(int argc, char **argv) {
     int threads = atoi(argv[2]), P = atoi(argv[3]), N = atoi(argv[4]), R = atoi(argv[5]),
         T = atoi(argv[6]), B = atoi(argv[7]);
     gr_err err;
-    double cr = copy_rate();
-    printf("copy_GBps %.2f\n", cr);
     double t = now();
     gr_model *m = gr_model_load(argv[1], &err);
     if (!m) {
@@ -65,6 +64,8 @@ int main(int argc, char **argv) {
     }
     wbytes += (double)m->lm_head.rows * (double)m->lm_head.row_bytes;
     printf("weight_MB_per_token %.1f\n", wbytes / 1e6);
+    /* all weights: the token embedding too when the head is not tied to it */
+    double wall = wbytes + (m->lm_head.data == m->tok_emb.data ? 0 : (double)m->tok_emb.rows * (double)m->tok_emb.row_bytes);
     gr_backend *be = gr_backend_cpu(threads);
     /* BENCH_EXACT=1: f32 activations for quantized weights (the pre-integer path) */
     const char *ex = getenv("BENCH_EXACT");
@@ -95,7 +96,6 @@ int main(int argc, char **argv) {
     }
     double td = now() - t;
     printf("decode_tok_s %.2f\n", N / td);
-    printf("decode_roofline_fraction %.3f\n", (N / td) * wbytes / (cr * 1e9));
     gr_kv_free(kv);
     /* batch moderation: R records sharing the guard instruction, T new tokens each
      * (no stop: every record generates exactly T) */
@@ -122,6 +122,20 @@ int main(int argc, char **argv) {
         if (gr_generate(c, reqs, R, &o, NULL, NULL, &err)) fprintf(stderr, "%s\n", err.msg);
         double tb = now() - t;
         printf("batch_records_s %.3f\nbatch_gen_tok_s %.1f\n", R / tb, (double)R * T / tb);
+        /* Peak memory against what it must hold: every weight (mapped, all of it
+         * read) and the KV cache of the largest batch in flight (shared prefix once). */
+        double kvpt = 2.0 * m->cfg.n_layers * m->cfg.n_kv_heads * m->cfg.head_dim * sizeof(float);
+        double kvb = plen * kvpt, best = 0;
+        for (int r0 = 0; r0 < R; r0 += B) {
+            double s = 0;
+            for (int r = r0; r < R && r < r0 + B; r++) s += (reqs[r].n_prompt - plen + T) * kvpt;
+            if (s > best) best = s;
+        }
+        kvb += best;
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("weights_MB %.1f\nkv_MB %.1f\npeak_rss_MB %.1f\nrss_over_needed %.3f\n", wall / 1e6,
+               kvb / 1e6, ru.ru_maxrss / 1e3, ru.ru_maxrss * 1e3 / (wall + kvb));
         for (int r = 0; r < R; r++) {
             gr_gen_req_free(&reqs[r]);
             free(ids[r]);
@@ -129,6 +143,10 @@ int main(int argc, char **argv) {
         free(reqs);
         free(pref);
     }
+    /* after the rest, so its buffers do not count in the peak memory above */
+    double cr = copy_rate();
+    printf("copy_GBps %.2f\n", cr);
+    printf("decode_roofline_fraction %.3f\n", (N / td) * wbytes / (cr * 1e9));
     free(prompt);
     free(logits);
     gr_ctx_free(c);
