@@ -221,12 +221,17 @@ static inline __attribute__((always_inline)) void load32t(int type, const uint8_
         for (int i = 0; i < 4; i++)
             v[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (k + 8 * i))));
         break;
-    case GR_BF16:
-        for (int i = 0; i < 4; i++) {
-            __m128i h = _mm_loadu_si128((const __m128i *)(row + 2 * (k + 8 * i)));
-            v[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    case GR_BF16: {
+        /* Interleaving with zeros widens 16 values in two instructions, in the
+         * order [0-3 8-11] [4-7 12-15]: x comes permuted the same way (bf16_perm). */
+        const __m256i z = _mm256_setzero_si256();
+        for (int i = 0; i < 2; i++) {
+            __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (k + 16 * i)));
+            v[2 * i] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, h));
+            v[2 * i + 1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, h));
         }
         break;
+    }
     case GR_Q8_0: {
         const uint8_t *p = row + (k / 32) * 34;
         __m256 d = _mm256_set1_ps(h2f(p));
@@ -324,6 +329,8 @@ struct cpu_impl {
     float *xd;
     int32_t *xs;
     size_t xq_cap;     /* elements of xq */
+    float *xperm;      /* activations in BF16 decode order */
+    size_t xperm_cap;
 };
 
 static gr_pool *pool_of(gr_backend *b) { return ((cpu_impl *)b->impl)->pool; }
@@ -431,6 +438,26 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
     run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+/* x with the middle two quarters of every 16 values swapped: the order in which
+ * load32t widens BF16 weights. */
+static const float *bf16_perm(cpu_impl *ci, const float *x, int n, int64_t cols) {
+    size_t need = (size_t)n * (size_t)cols;
+    if (need > ci->xperm_cap) {
+        free(ci->xperm);
+        ci->xperm = gr_xmalloc(need * sizeof(float));
+        ci->xperm_cap = need;
+    }
+    for (size_t i = 0; i < need; i += 16) {
+        memcpy(ci->xperm + i, x + i, 16);
+        memcpy(ci->xperm + i + 4, x + i + 8, 16);
+        memcpy(ci->xperm + i + 8, x + i + 4, 16);
+        memcpy(ci->xperm + i + 12, x + i + 12, 16);
+    }
+    return ci->xperm;
+}
+#endif
+
 static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     cpu_impl *ci = b->impl;
     if (!b->exact && gr_q8_supported(w->type, w->cols)) {
@@ -454,6 +481,9 @@ static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_
         ci->scratch = gr_xmalloc(need * sizeof(float));
         ci->scratch_cap = need;
     }
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    if (n <= 2 && w->type == GR_BF16 && w->cols % 32 == 0) x = bf16_perm(ci, x, n, w->cols);
+#endif
     mm_job j = {y, x, n, w, per, ci->scratch};
     run_tasks(b, mm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
@@ -585,6 +615,7 @@ static void cpu_free(gr_backend *b) {
     free(ci->xq);
     free(ci->xd);
     free(ci->xs);
+    free(ci->xperm);
     free(ci);
     free(b);
 }

@@ -1,6 +1,6 @@
 /* The f32 matmul paths: the blocked GEMM behind prefill (48+ tokens per matmul,
  * lib/cpu_gemm.c) and the 4x3 kernel below it against a double-precision reference: every tile shape
- * (token counts around the 6-token microkernel, row counts around the 16-row
+ * (1-2 tokens: the decode kernels; token counts around the 6-token microkernel, row counts around the 16-row
  * blocks, columns around the 256-column K blocks), F32/F16/BF16 weights, 1 and 2
  * threads. Tolerance: 1e-5 · Σ|w x| (f32 accumulation over at most ~1000 terms). */
 #include "test.h"
@@ -13,8 +13,8 @@ static unsigned next(void) { return rng = rng * 1103515245u + 12345u; }
 static float unit(void) { return (float)((next() >> 8) & 0xffff) / 65536.0f - 0.5f; }
 
 TEST(gemm_matches_double_reference) {
-    const int shapes[][2] = {{37, 300}, {16, 256}, {48, 576}, {5, 1000}, {33, 40}};
-    const int ns[] = {3, 7, 13, 40, 48, 49, 53, 54, 61};
+    const int shapes[][2] = {{37, 300}, {16, 256}, {48, 576}, {5, 1000}, {33, 40}, {1203, 64}};
+    const int ns[] = {1, 2, 3, 7, 13, 40, 48, 49, 53, 54, 61};
     const int types[] = {GR_F32, GR_F16, GR_BF16};
     for (int th = 1; th <= 2; th++) {
         gr_backend *be = gr_backend_cpu(th);
