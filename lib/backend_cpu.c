@@ -330,6 +330,8 @@ struct cpu_impl {
     int32_t *xs;
     size_t xq_cap;     /* elements of xq */
     float *xperm;      /* activations in BF16 decode order */
+    float *xpack;      /* activations packed for the prefill GEMM */
+    size_t xpack_cap;
     size_t xperm_cap;
 };
 
@@ -434,7 +436,14 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
         ci->scratch = gr_xmalloc(need * sizeof(float));
         ci->scratch_cap = need;
     }
-    gemm_job j = {y, x, n, tasks, w, nblocks, slot, ci->scratch};
+    size_t xn = (size_t)gr_gemm_xpack_size(n, w->cols);
+    if (xn > ci->xpack_cap) {
+        free(ci->xpack);
+        ci->xpack = gr_xmalloc(xn * sizeof(float));
+        ci->xpack_cap = xn;
+    }
+    gr_gemm_pack_x(ci->xpack, x, n, w->cols);
+    gemm_job j = {y, ci->xpack, n, tasks, w, nblocks, slot, ci->scratch};
     run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
@@ -616,6 +625,7 @@ static void cpu_free(gr_backend *b) {
     free(ci->xd);
     free(ci->xs);
     free(ci->xperm);
+    free(ci->xpack);
     free(ci);
     free(b);
 }

@@ -3,7 +3,8 @@
  * of 256 (16 KB of packed weights: they stay in L1 while every token passes); the microkernel keeps a 6 tokens × 16 rows tile of y in twelve
  * AVX registers, and per k broadcasts one x value of each of the 6 tokens
  * against two vectors of packed weights: 12 FMAs for 2 vector loads and 6
- * broadcasts, with x streamed sequentially from each token row. */
+ * broadcasts. x is packed once per matmul into 6-token tiles ([k][6]), so the
+ * broadcasts read one sequential stream instead of six strided ones. */
 #include "cpu_gemm.h"
 #include <string.h>
 #ifdef __AVX2__
@@ -14,45 +15,55 @@ enum { KC = 256, MR = 6 };
 
 int64_t gr_gemm_scratch(int64_t cols) { return (int64_t)GR_GEMM_NR * cols + cols; }
 
-/* y[t][0..16) (+)= Σ_k x[t][k] wp[k][0..16) for t < mr, k < kc */
-static inline __attribute__((always_inline)) void kernel(int mr, const float *const *xt,
-                                                          const float *wp, int kc, float *y,
-                                                          int64_t ldy, int first, int nr) {
+/* y[t][0..16) (+)= Σ_k xp[k][t] wp[k][0..16) for k < kc, stored for t < mr:
+ * xp is a packed tile of 6 tokens (zero rows past the last token). */
+static inline __attribute__((always_inline)) void kernel(int mr, const float *xp, const float *wp,
+                                                          int kc, float *y, int64_t ldy, int first,
+                                                          int nr) {
 #if defined(__AVX2__) && defined(__FMA__)
-    /* the t loops must unroll for the tile to live in registers */
-    __m256 c[MR][2];
-#pragma GCC unroll 6
-    for (int t = 0; t < mr; t++) c[t][0] = c[t][1] = _mm256_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_loadu_ps(wp + 16 * k), b1 = _mm256_loadu_ps(wp + 16 * k + 8);
-#pragma GCC unroll 6
-        for (int t = 0; t < mr; t++) {
-            __m256 a = _mm256_broadcast_ss(xt[t] + k);
-            c[t][0] = _mm256_fmadd_ps(a, b0, c[t][0]);
-            c[t][1] = _mm256_fmadd_ps(a, b1, c[t][1]);
-        }
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int k = 0; k < kc; k++, xp += MR) {
+        __m256 b0 = _mm256_loadu_ps(wp + 16 * k), b1 = _mm256_loadu_ps(wp + 16 * k + 8), a;
+#define FM(u, x0, x1)                                                                     \
+    a = _mm256_broadcast_ss(xp + u);                                                      \
+    x0 = _mm256_fmadd_ps(a, b0, x0);                                                      \
+    x1 = _mm256_fmadd_ps(a, b1, x1);
+        FM(0, c00, c01) FM(1, c10, c11) FM(2, c20, c21) FM(3, c30, c31) FM(4, c40, c41) FM(5, c50, c51)
+#undef FM
     }
-#pragma GCC unroll 6
-    for (int t = 0; t < mr; t++) {
-        float o[16];
-        _mm256_storeu_ps(o, c[t][0]);
-        _mm256_storeu_ps(o + 8, c[t][1]);
-        float *yt = y + (int64_t)t * ldy;
-        for (int r = 0; r < nr; r++) yt[r] = first ? o[r] : yt[r] + o[r];
-    }
+    float o[MR][16];
+    _mm256_storeu_ps(o[0], c00); _mm256_storeu_ps(o[0] + 8, c01);
+    _mm256_storeu_ps(o[1], c10); _mm256_storeu_ps(o[1] + 8, c11);
+    _mm256_storeu_ps(o[2], c20); _mm256_storeu_ps(o[2] + 8, c21);
+    _mm256_storeu_ps(o[3], c30); _mm256_storeu_ps(o[3] + 8, c31);
+    _mm256_storeu_ps(o[4], c40); _mm256_storeu_ps(o[4] + 8, c41);
+    _mm256_storeu_ps(o[5], c50); _mm256_storeu_ps(o[5] + 8, c51);
 #else
-    float c[MR][16] = {{0}};
+    float o[MR][16] = {{0}};
     for (int k = 0; k < kc; k++)
-        for (int t = 0; t < mr; t++)
-            for (int r = 0; r < 16; r++) c[t][r] += xt[t][k] * wp[16 * k + r];
+        for (int t = 0; t < MR; t++)
+            for (int r = 0; r < 16; r++) o[t][r] += xp[MR * k + t] * wp[16 * k + r];
+#endif
     for (int t = 0; t < mr; t++) {
         float *yt = y + (int64_t)t * ldy;
-        for (int r = 0; r < nr; r++) yt[r] = first ? c[t][r] : yt[r] + c[t][r];
+        for (int r = 0; r < nr; r++) yt[r] = first ? o[t][r] : yt[r] + o[t][r];
     }
-#endif
 }
 
-void gr_gemm_block(float *y, const float *x, int n, const gr_tensor *w, int64_t r0, gr_row_fn row,
+int64_t gr_gemm_xpack_size(int n, int64_t cols) { return (int64_t)((n + MR - 1) / MR) * MR * cols; }
+
+void gr_gemm_pack_x(float *xp, const float *x, int n, int64_t cols) {
+    for (int t0 = 0; t0 < n; t0 += MR) {
+        float *tile = xp + (int64_t)t0 * cols;
+        for (int u = 0; u < MR; u++) {
+            const float *xr = t0 + u < n ? x + (int64_t)(t0 + u) * cols : NULL;
+            for (int64_t k = 0; k < cols; k++) tile[MR * k + u] = xr ? xr[k] : 0.0f;
+        }
+    }
+}
+
+void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t r0, gr_row_fn row,
                    float *scratch) {
     int64_t cols = w->cols, rows = w->rows;
     int nr = rows - r0 < GR_GEMM_NR ? (int)(rows - r0) : GR_GEMM_NR;
@@ -70,23 +81,10 @@ void gr_gemm_block(float *y, const float *x, int n, const gr_tensor *w, int64_t 
     for (int64_t k0 = 0; k0 < cols; k0 += KC) {
         int kc = cols - k0 < KC ? (int)(cols - k0) : KC;
         const float *wk = wp + 16 * k0;
-        int t = 0;
-        for (; t + MR <= n; t += MR) {
-            const float *xt[MR];
-            for (int u = 0; u < MR; u++) xt[u] = x + (int64_t)(t + u) * cols + k0;
-            kernel(MR, xt, wk, kc, y + (int64_t)t * rows + r0, rows, k0 == 0, nr);
-        }
-        if (t < n) {
-            const float *xt[MR];
-            int mr = n - t;
-            for (int u = 0; u < mr; u++) xt[u] = x + (int64_t)(t + u) * cols + k0;
-            switch (mr) {
-            case 1: kernel(1, xt, wk, kc, y + (int64_t)t * rows + r0, rows, k0 == 0, nr); break;
-            case 2: kernel(2, xt, wk, kc, y + (int64_t)t * rows + r0, rows, k0 == 0, nr); break;
-            case 3: kernel(3, xt, wk, kc, y + (int64_t)t * rows + r0, rows, k0 == 0, nr); break;
-            case 4: kernel(4, xt, wk, kc, y + (int64_t)t * rows + r0, rows, k0 == 0, nr); break;
-            default: kernel(5, xt, wk, kc, y + (int64_t)t * rows + r0, rows, k0 == 0, nr); break;
-            }
+        for (int t = 0; t < n; t += MR) {
+            int mr = n - t < MR ? n - t : MR;
+            kernel(mr, xp + (int64_t)t * cols + MR * k0, wk, kc, y + (int64_t)t * rows + r0, rows,
+                   k0 == 0, nr);
         }
     }
 }

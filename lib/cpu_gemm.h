@@ -10,8 +10,13 @@ typedef const float *(*gr_row_fn)(const gr_tensor *w, int64_t r, float *buf);
 
 /* Floats of scratch gr_gemm_block needs (one per concurrent caller). */
 int64_t gr_gemm_scratch(int64_t cols);
-/* Columns r0 .. r0+GR_GEMM_NR-1 (clipped to w->rows) of y, all n tokens. */
+/* x (n, cols) packed in tiles of 6 tokens, k-major within a tile (zero rows
+ * past n): what gr_gemm_block reads. gr_gemm_xpack_size floats. */
+int64_t gr_gemm_xpack_size(int n, int64_t cols);
+void gr_gemm_pack_x(float *xp, const float *x, int n, int64_t cols);
+/* Columns r0 .. r0+GR_GEMM_NR-1 (clipped to w->rows) of y, all n tokens, from
+ * packed x. */
 #define GR_GEMM_NR 16
-void gr_gemm_block(float *y, const float *x, int n, const gr_tensor *w, int64_t r0, gr_row_fn row,
+void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t r0, gr_row_fn row,
                    float *scratch);
 #endif
