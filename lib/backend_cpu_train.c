@@ -13,109 +13,221 @@
 #include <immintrin.h>
 #endif
 
-/* ---- GEMM ---------------------------------------------------------------- */
-enum { MR = 6, NR = 16, KB = 512, MB = 192, NB = 128 };
+/* ---- GEMM ----------------------------------------------------------------
+ * BLIS-style: C is split into tasks of (≤ MC rows) x (≤ NC columns); a task runs
+ * over k in blocks of (about) KC: it packs its A block (mc x kc) into MR-row
+ * panels stored k-major ([k][MR], L2-resident), then for each NR-column strip
+ * packs the B micro-panel ([k][NR], 16 KB: stays in L1) and runs the 6x16
+ * micro-kernel down the rows. A and B may each be given transposed; packing
+ * absorbs it (no transposed copies).
+ *
+ * Determinism: the k blocks depend only on K (never on the thread count or the
+ * task split), every element of C is summed within a block in k order, from
+ * zero, and the block's sum is then added to C; edge tiles take the same path
+ * through zero-padded panels and a scratch tile, so each element is computed
+ * the same way wherever it lies and whichever thread runs its task. */
+enum { MR = 6, NR = 16, KC = 256, MC = 192, NC = 512 };
+#if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
+#define GEMM_AVX 1
+#else
+#define GEMM_AVX 0
+#endif
 
-/* C[MR][NR] (ldc) = (load ? C : 0) + A[MR][k] (lda) · B[k][NR] (ldb) */
-static void micro_6x16(int k, const float *A, int lda, const float *B, int ldb, float *C,
-                       int ldc, int load) {
-#if defined(__AVX2__) && defined(__FMA__)
+/* per thread: the packed A block and B micro-panel (+ slack for the overlapping
+ * 8-float stores of 6-float rows in pack_a) */
+static _Thread_local _Alignas(64) float apack[MC * KC + 16];
+static _Thread_local _Alignas(64) float bpack[KC * NR];
+
+/* C[MR][NR] (ldc) = (load ? C : 0) + Σ_p a[p][0..MR) ⊗ b[p][0..NR), a and b packed */
+static void micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
+#if GEMM_AVX
     /* Twelve named accumulators: an array would live on the stack at -O2. */
-    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-#define LD(r, x0, x1)                                                                     \
-    x0 = load ? _mm256_loadu_ps(C + (size_t)(r) * ldc) : _mm256_setzero_ps();             \
-    x1 = load ? _mm256_loadu_ps(C + (size_t)(r) * ldc + 8) : _mm256_setzero_ps();
-    LD(0, c00, c01) LD(1, c10, c11) LD(2, c20, c21) LD(3, c30, c31) LD(4, c40, c41) LD(5, c50, c51)
-#undef LD
-    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda,
-                *a4 = A + 4 * (size_t)lda, *a5 = A + 5 * (size_t)lda;
-    for (int p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(B + (size_t)p * ldb);
-        __m256 b1 = _mm256_loadu_ps(B + (size_t)p * ldb + 8);
-        __m256 a;
-#define FM(ar, x0, x1)                                                                    \
-    a = _mm256_broadcast_ss(ar + p);                                                      \
-    x0 = _mm256_fmadd_ps(a, b0, x0);                                                      \
-    x1 = _mm256_fmadd_ps(a, b1, x1);
-        FM(a0, c00, c01) FM(a1, c10, c11) FM(a2, c20, c21) FM(a3, c30, c31) FM(a4, c40, c41)
-        FM(a5, c50, c51)
-#undef FM
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int r = 0; r < MR; r++) { /* C is added at the end: fetch it meanwhile */
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
     }
+    /* The k loop in assembly: GCC's scheduling of the intrinsics spills and
+     * re-loads B from memory (-O2), well below the FMA ports' rate. */
+#define BC(u, r, t, c0, c1)                                                               \
+    "vbroadcastss " #u "*24+" #r "*4(%[a]), %%" t "\n\t"                                  \
+    "vfmadd231ps %%ymm12, %%" t ", %[" c0 "]\n\t"                                         \
+    "vfmadd231ps %%ymm13, %%" t ", %[" c1 "]\n\t"
+#define STEP(u)                                                                           \
+    "vmovaps " #u "*64(%[b]), %%ymm12\n\t"                                                \
+    "vmovaps " #u "*64+32(%[b]), %%ymm13\n\t"                                             \
+    BC(u, 0, "ymm14", "c00", "c01") BC(u, 1, "ymm15", "c10", "c11")                       \
+    BC(u, 2, "ymm14", "c20", "c21") BC(u, 3, "ymm15", "c30", "c31")                       \
+    BC(u, 4, "ymm14", "c40", "c41") BC(u, 5, "ymm15", "c50", "c51")
+    long n = kc;
+    __asm__("mov %[n], %%rcx\n\t"
+            "shr $2, %%rcx\n\t"
+            "jz 2f\n\t"
+            ".p2align 4\n"
+            "1:\n\t"
+            "prefetcht0 384(%[a])\n\t"
+            STEP(0) STEP(1) STEP(2) STEP(3)
+            "add $96, %[a]\n\t"
+            "add $256, %[b]\n\t"
+            "dec %%rcx\n\t"
+            "jnz 1b\n"
+            "2:\n\t"
+            "mov %[n], %%rdx\n\t"
+            "and $3, %%rdx\n\t"
+            "jz 4f\n"
+            "3:\n\t"
+            STEP(0)
+            "add $24, %[a]\n\t"
+            "add $64, %[b]\n\t"
+            "dec %%rdx\n\t"
+            "jnz 3b\n"
+            "4:\n"
+            : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
+              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
+              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),
+              [a] "+r"(a), [b] "+r"(b)
+            : [n] "r"(n)
+            : "rcx", "rdx", "ymm12", "ymm13", "ymm14", "ymm15", "cc", "memory");
+#undef STEP
+#undef BC
 #define ST(r, x0, x1)                                                                     \
+    if (load) {                                                                           \
+        x0 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc), x0);                   \
+        x1 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc + 8), x1);               \
+    }                                                                                     \
     _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
     _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
     ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51)
 #undef ST
 #else
-    float c[MR][NR];
+    float c[MR][NR] = {{0}};
+    for (int p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            for (int jx = 0; jx < NR; jx++) c[i][jx] += a[p * MR + i] * b[p * NR + jx];
     for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) c[i][j] = load ? C[(size_t)i * ldc + j] : 0.0f;
-    for (int p = 0; p < k; p++)
-        for (int i = 0; i < MR; i++) {
-            float a = A[(size_t)i * lda + p];
-            for (int j = 0; j < NR; j++) c[i][j] = fmaf(a, B[(size_t)p * ldb + j], c[i][j]);
-        }
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) C[(size_t)i * ldc + j] = c[i][j];
+        for (int jx = 0; jx < NR; jx++)
+            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
 #endif
 }
 
+#if GEMM_AVX
+/* in place: r[i] (8 rows of 8) -> r[p] = column p */
+static inline void tr8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
 typedef struct gemm_job {
-    int M, N, K, lda, ldb, ldc, acc, nbn;
+    int M, N, K, lda, ldb, ldc, acc;
+    int at;  /* A is given transposed: element (m, k) at A[k·lda + m] */
+    int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
+    int kc, nkb, mc, nc, nnb;
     const float *A, *B;
     float *C;
-    int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
 } gemm_job;
 
-/* One (MB x NB) block of C. Edge tiles go through zero-padded copies so every
- * element takes the same path (and summation order) through the micro-kernel. */
+/* A rows [i0, i1), k [k0, k0+kc) -> MR-row panels [p][MR], zero rows past i1 */
+static void pack_a(const gemm_job *j, int i0, int i1, int k0, int kc, float *dst) {
+    for (int ii = i0; ii < i1; ii += MR, dst += MR * kc) {
+        int mr = i1 - ii < MR ? i1 - ii : MR, p = 0;
+        if (j->at) {
+            const float *s = j->A + (size_t)k0 * j->lda + ii;
+#if GEMM_AVX
+            if (mr == MR) { /* 8-float stores overlap the next row (slack at the end) */
+                __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+                for (; p < kc; p++)
+                    _mm256_storeu_ps(dst + p * MR, _mm256_maskload_ps(s + (size_t)p * j->lda, m6));
+                continue;
+            }
+#endif
+            for (; p < kc; p++)
+                for (int r = 0; r < MR; r++) dst[p * MR + r] = r < mr ? s[(size_t)p * j->lda + r] : 0;
+        } else {
+            const float *s = j->A + (size_t)ii * j->lda + k0;
+#if GEMM_AVX
+            if (mr == MR)
+                for (; p + 8 <= kc; p += 8) {
+                    __m256 r[8];
+                    for (int q = 0; q < MR; q++) r[q] = _mm256_loadu_ps(s + (size_t)q * j->lda + p);
+                    r[6] = r[7] = _mm256_setzero_ps();
+                    tr8(r);
+                    for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * MR, r[q]);
+                }
+#endif
+            for (; p < kc; p++)
+                for (int r = 0; r < MR; r++) dst[p * MR + r] = r < mr ? s[(size_t)r * j->lda + p] : 0;
+        }
+    }
+}
+
+/* B columns [jj, jj+nr), k [k0, k0+kc) -> [p][NR], zero columns past nr */
+static void pack_b(const gemm_job *j, int jj, int nr, int k0, int kc, float *dst) {
+    int p = 0;
+    if (j->bt) {
+        const float *s = j->B + (size_t)jj * j->ldb + k0;
+#if GEMM_AVX
+        if (nr == NR)
+            for (; p + 8 <= kc; p += 8)
+                for (int h = 0; h < NR; h += 8) {
+                    __m256 r[8];
+                    for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(s + (size_t)(h + q) * j->ldb + p);
+                    tr8(r);
+                    for (int q = 0; q < 8; q++) _mm256_store_ps(dst + (p + q) * NR + h, r[q]);
+                }
+#endif
+        for (; p < kc; p++)
+            for (int q = 0; q < NR; q++) dst[p * NR + q] = q < nr ? s[(size_t)q * j->ldb + p] : 0;
+    } else {
+        const float *s = j->B + (size_t)k0 * j->ldb + jj;
+        if (nr == NR)
+            for (; p < kc; p++) memcpy(dst + p * NR, s + (size_t)p * j->ldb, sizeof(float) * NR);
+        for (; p < kc; p++)
+            for (int q = 0; q < NR; q++) dst[p * NR + q] = q < nr ? s[(size_t)p * j->ldb + q] : 0;
+    }
+}
+
+/* One (≤ mc) x (≤ nc) block of C over all of k. */
 static void gemm_task(void *ctx, int t) {
     const gemm_job *j = ctx;
-    int i0 = (t / j->nbn) * MB, j0 = (t % j->nbn) * NB;
-    int i1 = i0 + MB < j->M ? i0 + MB : j->M, j1 = j0 + NB < j->N ? j0 + NB : j->N;
-    float ta[MR * KB], tb[KB * NR], tc[MR * NR];
-    /* k blocks of equal size (at most KB): fewer passes over C */
-    int nkb = (j->K + KB - 1) / KB, kb = (j->K + nkb - 1) / nkb;
-    for (int k0 = 0; k0 < j->K; k0 += kb) {
-        int kk = j->K - k0 < kb ? j->K - k0 : kb;
-        int load = k0 > 0 || j->acc;
+    int i0 = (t / j->nnb) * j->mc, j0 = (t % j->nnb) * j->nc;
+    int i1 = i0 + j->mc < j->M ? i0 + j->mc : j->M, j1 = j0 + j->nc < j->N ? j0 + j->nc : j->N;
+    float *ap = apack, *bp = bpack;
+    _Alignas(32) float tc[MR * NR];
+    for (int kb = 0; kb < j->nkb; kb++) {
+        int k0 = kb * j->kc, kc = j->K - k0 < j->kc ? j->K - k0 : j->kc;
+        int load = kb > 0 || j->acc;
+        pack_a(j, i0, i1, k0, kc, ap);
         for (int jj = j0; jj < j1; jj += NR) {
             int nr = j1 - jj < NR ? j1 - jj : NR;
-            /* Pack the (kk x 16) panel of B: contiguous rows, whatever B's row
-             * stride (the LM head's is the vocabulary: one page per row). */
-            if (j->bt) {
-                for (int q = 0; q < NR; q++) {
-                    const float *src = j->B + (size_t)(jj + q) * j->ldb + k0;
-                    if (q < nr)
-                        for (int p = 0; p < kk; p++) tb[p * NR + q] = src[p];
-                    else
-                        for (int p = 0; p < kk; p++) tb[p * NR + q] = 0;
-                }
-            } else {
-                const float *Bs = j->B + (size_t)k0 * j->ldb + jj;
-                for (int p = 0; p < kk; p++) {
-                    if (nr == NR)
-                        memcpy(tb + p * NR, Bs + (size_t)p * j->ldb, sizeof(float) * NR);
-                    else
-                        for (int q = 0; q < NR; q++) tb[p * NR + q] = q < nr ? Bs[(size_t)p * j->ldb + q] : 0;
-                }
-            }
-            const float *B = tb;
-            int ldb = NR;
+            pack_b(j, jj, nr, k0, kc, bp);
             for (int ii = i0; ii < i1; ii += MR) {
                 int mr = i1 - ii < MR ? i1 - ii : MR;
-                const float *A = j->A + (size_t)ii * j->lda + k0;
+                const float *a = ap + (size_t)(ii - i0) * kc;
                 float *C = j->C + (size_t)ii * j->ldc + jj;
                 if (mr == MR && nr == NR) {
-                    micro_6x16(kk, A, j->lda, B, ldb, C, j->ldc, load);
+                    micro_6x16(kc, a, bp, C, j->ldc, load);
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
-                    for (int p = 0; p < kk; p++) ta[r * KB + p] = r < mr ? A[(size_t)r * j->lda + p] : 0;
-                for (int r = 0; r < MR; r++)
                     for (int q = 0; q < NR; q++)
                         tc[r * NR + q] = (load && r < mr && q < nr) ? C[(size_t)r * j->ldc + q] : 0;
-                micro_6x16(kk, ta, KB, B, ldb, tc, NR, 1);
+                micro_6x16(kc, a, bp, tc, NR, load);
                 for (int r = 0; r < mr; r++)
                     for (int q = 0; q < nr; q++) C[(size_t)r * j->ldc + q] = tc[r * NR + q];
             }
@@ -123,16 +235,30 @@ static void gemm_task(void *ctx, int t) {
     }
 }
 
-static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
-                     int ldb, int bt, float *C, int ldc, int accumulate) {
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, int at,
+                     const float *B, int ldb, int bt, float *C, int ldc, int accumulate) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate)
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
         return;
     }
-    gemm_job j = {M, N, K, lda, ldb, ldc, accumulate, (N + NB - 1) / NB, A, B, C, bt};
-    int nt = ((M + MB - 1) / MB) * j.nbn;
+    gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .acc = accumulate,
+                  .at = at, .bt = bt, .A = A, .B = B, .C = C};
+    /* k blocks of (nearly) equal size, a function of K alone */
+    j.nkb = cdiv(K, KC);
+    j.kc = (cdiv(K, j.nkb) + 7) / 8 * 8;
+    if (j.kc > KC) j.kc = KC;
+    j.nkb = cdiv(K, j.kc);
+    /* task blocks: any split gives the same results */
+    int nmb = cdiv(M, MC);
+    j.mc = cdiv(cdiv(M, nmb), MR) * MR;
+    j.nnb = cdiv(N, NC);
+    j.nc = cdiv(cdiv(N, j.nnb), NR) * NR;
+    j.nnb = cdiv(N, j.nc);
+    int nt = cdiv(M, j.mc) * j.nnb;
     if (b)
         gr_cpu_parallel(b, gemm_task, &j, nt);
     else /* serial, inside another op's task */
@@ -141,24 +267,18 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
 
 void gr_cpu_gemm(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
                  int ldb, float *C, int ldc, int accumulate) {
-    gemm_run(b, M, N, K, A, lda, B, ldb, 0, C, ldc, accumulate);
+    gemm_run(b, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, accumulate);
 }
 
 void gr_cpu_gemm_nt(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
                     int ldb, float *C, int ldc, int accumulate) {
-    gemm_run(b, M, N, K, A, lda, B, ldb, 1, C, ldc, accumulate);
+    gemm_run(b, M, N, K, A, lda, 0, B, ldb, 1, C, ldc, accumulate);
 }
 
-/* dst (cols, rows) = srcᵀ, src (rows, cols) */
-static void transpose(float *dst, const float *src, int rows, int cols) {
-    enum { TB = 32 };
-    for (int i0 = 0; i0 < rows; i0 += TB)
-        for (int j0 = 0; j0 < cols; j0 += TB) {
-            int i1 = i0 + TB < rows ? i0 + TB : rows, j1 = j0 + TB < cols ? j0 + TB : cols;
-            for (int i = i0; i < i1; i++)
-                for (int jx = j0; jx < j1; jx++)
-                    dst[(size_t)jx * rows + i] = src[(size_t)i * cols + jx];
-        }
+/* C (M, N) (+)= Aᵀ · B with A (K, M) */
+static void gemm_tn(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                    int ldb, float *C, int ldc, int accumulate) {
+    gemm_run(b, M, N, K, A, lda, 1, B, ldb, 0, C, ldc, accumulate);
 }
 
 static void cpu_matmul_fwd(gr_backend *b, float *y, const float *x, const float *w, int n, int in,
@@ -169,10 +289,7 @@ static void cpu_matmul_fwd(gr_backend *b, float *y, const float *x, const float 
 static void cpu_matmul_bwd(gr_backend *b, float *dx, float *dw, const float *dy, const float *x,
                            const float *w, int n, int in, int out) {
     if (dx) gr_cpu_gemm(b, n, in, out, dy, out, w, in, dx, in, 1);
-    float *dyt = gr_xmalloc(sizeof(float) * (size_t)n * (size_t)out);
-    transpose(dyt, dy, n, out);
-    gr_cpu_gemm(b, out, in, n, dyt, n, x, in, dw, in, 1);
-    free(dyt);
+    gemm_tn(b, out, in, n, dy, out, x, in, dw, in, 1);
 }
 
 /* ---- row ops --------------------------------------------------------------- */
@@ -276,13 +393,13 @@ enum { QB = 64 };
 
 static void gemm_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                         float *C, int ldc, int accumulate) {
-    gemm_run(NULL, M, N, K, A, lda, B, ldb, 0, C, ldc, accumulate);
+    gemm_run(NULL, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, accumulate);
 }
 
 /* C = A · Bᵀ with B (N, K) rows of stride ldb */
 static void gemm_serial_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                            float *C, int ldc, int accumulate) {
-    gemm_run(NULL, M, N, K, A, lda, B, ldb, 1, C, ldc, accumulate);
+    gemm_run(NULL, M, N, K, A, lda, 0, B, ldb, 1, C, ldc, accumulate);
 }
 
 typedef struct att_job {
@@ -354,7 +471,6 @@ static void att_bwd_task(void *ctx, int task) {
     float scale = 1.0f / sqrtf((float)hd);
     size_t bl = (size_t)QB * (size_t)len;
     float *P = gr_xmalloc(sizeof(float) * bl), *dP = gr_xmalloc(sizeof(float) * bl);
-    float *T = gr_xmalloc(sizeof(float) * bl);
     const float *Kh = j->k + (size_t)r0 * KD + (size_t)kh * hd;
     const float *Vh = j->v + (size_t)r0 * KD + (size_t)kh * hd;
     float *dKh = j->dk + (size_t)r0 * KD + (size_t)kh * hd;
@@ -383,14 +499,11 @@ static void att_bwd_task(void *ctx, int task) {
             }
             /* dQ = dS K;  dK += dSᵀ Q;  dV += Pᵀ dO */
             gemm_serial(m, hd, n, dP, n, Kh, KD, j->dq + qo, QD, 0);
-            transpose(T, dP, m, n);
-            gemm_serial(n, hd, m, T, m, j->q + qo, QD, dKh, KD, 1);
-            transpose(T, P, m, n);
-            gemm_serial(n, hd, m, T, m, j->dout + qo, QD, dVh, KD, 1);
+            gemm_run(NULL, n, hd, m, dP, n, 1, j->q + qo, QD, 0, dKh, KD, 1);
+            gemm_run(NULL, n, hd, m, P, n, 1, j->dout + qo, QD, 0, dVh, KD, 1);
         }
     free(P);
     free(dP);
-    free(T);
 }
 
 static void cpu_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, const float *dout,
@@ -547,7 +660,6 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
     enum { CH = 256 };
     int ch = n < CH ? (n ? n : 1) : CH;
     float *lg = gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab);
-    float *lgt = dh ? gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab) : NULL;
     double *nll = gr_xmalloc(sizeof(double) * (size_t)ch);
     double total = 0;
     for (int r0 = 0; r0 < n; r0 += ch) {
@@ -559,11 +671,9 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
         for (int r = 0; r < rn; r++) total += nll[r];
         if (!dh) continue;
         gr_cpu_gemm(b, rn, dim, vocab, lg, vocab, w, dim, dh + (size_t)r0 * dim, dim, 0);
-        transpose(lgt, lg, rn, vocab);
-        gr_cpu_gemm(b, vocab, dim, rn, lgt, rn, hr, dim, dw, dim, 1);
+        gemm_tn(b, vocab, dim, rn, lg, vocab, hr, dim, dw, dim, 1);
     }
     free(lg);
-    free(lgt);
     free(nll);
     return total;
 }
