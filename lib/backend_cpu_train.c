@@ -26,15 +26,16 @@
  * zero, and the block's sum is then added to C; edge tiles take the same path
  * through zero-padded panels and a scratch tile, so each element is computed
  * the same way wherever it lies and whichever thread runs its task. */
-enum { MR = 6, NR = 16, KC = 256, MC = 192, NC = 512 };
+enum { MR = 6, NR = 16, KC = 256, MC = 258, NC = 512 };
 #if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
 #define GEMM_AVX 1
 #else
 #define GEMM_AVX 0
 #endif
 
-/* per thread: the packed A block and B micro-panel (+ slack for the overlapping
- * 8-float stores of 6-float rows in pack_a) */
+/* per thread: the packed A block (≤ 258 x 256: 258 KB, half of L2; 258 rows
+ * so that the LM head's 256-row chunks make one block) and B micro-panel
+ * (+ slack for pack_a's overlapping 8-float stores of 6-float rows) */
 static _Thread_local _Alignas(64) float apack[MC * KC + 16];
 static _Thread_local _Alignas(64) float bpack[KC * NR];
 
@@ -144,18 +145,30 @@ typedef struct gemm_job {
 
 /* A rows [i0, i1), k [k0, k0+kc) -> MR-row panels [p][MR], zero rows past i1 */
 static void pack_a(const gemm_job *j, int i0, int i1, int k0, int kc, float *dst) {
-    for (int ii = i0; ii < i1; ii += MR, dst += MR * kc) {
+    int ii = i0;
+    if (j->at) {
+        /* a row of Aᵀ at a time (contiguous: the prefetchers follow), spread
+         * over the panels */
+        int np = (i1 - i0) / MR;
+        for (int p = 0; p < kc && np; p++) {
+            const float *s = j->A + (size_t)(k0 + p) * j->lda + i0;
+            float *d = dst + p * MR;
+            for (int q = 0; q < np; q++, s += MR, d += MR * kc) {
+#if GEMM_AVX
+                _mm_storeu_ps(d, _mm_loadu_ps(s));
+                _mm_storel_pi((__m64 *)(d + 4), _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(s + 4)));
+#else
+                for (int r = 0; r < MR; r++) d[r] = s[r];
+#endif
+            }
+        }
+        ii += np * MR;
+        dst += (size_t)np * MR * kc;
+    }
+    for (; ii < i1; ii += MR, dst += MR * kc) {
         int mr = i1 - ii < MR ? i1 - ii : MR, p = 0;
         if (j->at) {
             const float *s = j->A + (size_t)k0 * j->lda + ii;
-#if GEMM_AVX
-            if (mr == MR) { /* 8-float stores overlap the next row (slack at the end) */
-                __m256i m6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-                for (; p < kc; p++)
-                    _mm256_storeu_ps(dst + p * MR, _mm256_maskload_ps(s + (size_t)p * j->lda, m6));
-                continue;
-            }
-#endif
             for (; p < kc; p++)
                 for (int r = 0; r < MR; r++) dst[p * MR + r] = r < mr ? s[(size_t)p * j->lda + r] : 0;
         } else {
@@ -196,7 +209,11 @@ static void pack_b(const gemm_job *j, int jj, int nr, int k0, int kc, float *dst
     } else {
         const float *s = j->B + (size_t)k0 * j->ldb + jj;
         if (nr == NR)
-            for (; p < kc; p++) memcpy(dst + p * NR, s + (size_t)p * j->ldb, sizeof(float) * NR);
+            for (; p < kc; p++) {
+                /* the next strip's line of this row, for the next call */
+                _mm_prefetch((const char *)(s + (size_t)p * j->ldb + NR), _MM_HINT_T1);
+                memcpy(dst + p * NR, s + (size_t)p * j->ldb, sizeof(float) * NR);
+            }
         for (; p < kc; p++)
             for (int q = 0; q < NR; q++) dst[p * NR + q] = q < nr ? s[(size_t)p * j->ldb + q] : 0;
     }
