@@ -269,12 +269,15 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
     j.kc = (cdiv(K, j.nkb) + 7) / 8 * 8;
     if (j.kc > KC) j.kc = KC;
     j.nkb = cdiv(K, j.kc);
-    /* task blocks: any split gives the same results */
-    int nmb = cdiv(M, MC);
-    j.mc = cdiv(cdiv(M, nmb), MR) * MR;
+    /* task blocks (any split gives the same results): at least 8 tasks when
+     * that leaves blocks of 96 rows or more and B is small enough (≤ 8 MB) to
+     * be read again per block from cache, so that threads end together */
     j.nnb = cdiv(N, NC);
     j.nc = cdiv(cdiv(N, j.nnb), NR) * NR;
     j.nnb = cdiv(N, j.nc);
+    int nmb = cdiv(M, MC);
+    while (nmb * j.nnb < 8 && M / (nmb + 1) >= 96 && (double)K * N <= 2 << 20) nmb++;
+    j.mc = cdiv(cdiv(M, nmb), MR) * MR;
     int nt = cdiv(M, j.mc) * j.nnb;
     if (b)
         gr_cpu_parallel(b, gemm_task, &j, nt);
