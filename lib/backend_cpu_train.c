@@ -102,10 +102,11 @@ static void micro_6x16(int kc, const float *a, const float *b, float *C, int ldc
     ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51)
 #undef ST
 #else
+    /* fmaf: the same roundings as the FMA kernel, so both builds train alike */
     float c[MR][NR] = {{0}};
     for (int p = 0; p < kc; p++)
         for (int i = 0; i < MR; i++)
-            for (int jx = 0; jx < NR; jx++) c[i][jx] += a[p * MR + i] * b[p * NR + jx];
+            for (int jx = 0; jx < NR; jx++) c[i][jx] = fmaf(a[p * MR + i], b[p * NR + jx], c[i][jx]);
     for (int i = 0; i < MR; i++)
         for (int jx = 0; jx < NR; jx++)
             C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
@@ -210,8 +211,9 @@ static void pack_b(const gemm_job *j, int jj, int nr, int k0, int kc, float *dst
         const float *s = j->B + (size_t)k0 * j->ldb + jj;
         if (nr == NR)
             for (; p < kc; p++) {
-                /* the next strip's line of this row, for the next call */
+#if GEMM_AVX /* the next strip's line of this row, for the next call */
                 _mm_prefetch((const char *)(s + (size_t)p * j->ldb + NR), _MM_HINT_T1);
+#endif
                 memcpy(dst + p * NR, s + (size_t)p * j->ldb, sizeof(float) * NR);
             }
         for (; p < kc; p++)
