@@ -13,109 +13,240 @@
 #include <immintrin.h>
 #endif
 
-/* ---- GEMM ---------------------------------------------------------------- */
-enum { MR = 6, NR = 16, KB = 512, MB = 192, NB = 128 };
+/* ---- GEMM ----------------------------------------------------------------
+ * BLIS-style: C is split into tasks of (≤ MC rows) x (≤ NC columns); a task runs
+ * over k in blocks of (about) KC: it packs its A block (mc x kc) into MR-row
+ * panels stored k-major ([k][MR], L2-resident), then for each NR-column strip
+ * packs the B micro-panel ([k][NR], 16 KB: stays in L1) and runs the 6x16
+ * micro-kernel down the rows. A and B may each be given transposed; packing
+ * absorbs it (no transposed copies).
+ *
+ * Determinism: the k blocks depend only on K (never on the thread count or the
+ * task split), every element of C is summed within a block in k order, from
+ * zero, and the block's sum is then added to C; edge tiles take the same path
+ * through zero-padded panels and a scratch tile, so each element is computed
+ * the same way wherever it lies and whichever thread runs its task. */
+enum { MR = 6, NR = 16, KC = 256, MC = 258, NC = 512 };
+#if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
+#define GEMM_AVX 1
+#else
+#define GEMM_AVX 0
+#endif
 
-/* C[MR][NR] (ldc) = (load ? C : 0) + A[MR][k] (lda) · B[k][NR] (ldb) */
-static void micro_6x16(int k, const float *A, int lda, const float *B, int ldb, float *C,
-                       int ldc, int load) {
-#if defined(__AVX2__) && defined(__FMA__)
+/* per thread: the packed A block (≤ 258 x 256: 258 KB, half of L2; 258 rows
+ * so that the LM head's 256-row chunks make one block) and B micro-panel
+ * (+ slack for pack_a's overlapping 8-float stores of 6-float rows) */
+static _Thread_local _Alignas(64) float apack[MC * KC + 16];
+static _Thread_local _Alignas(64) float bpack[KC * NR];
+
+/* C[MR][NR] (ldc) = (load ? C : 0) + Σ_p a[p][0..MR) ⊗ b[p][0..NR), a and b packed */
+static void micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
+#if GEMM_AVX
     /* Twelve named accumulators: an array would live on the stack at -O2. */
-    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-#define LD(r, x0, x1)                                                                     \
-    x0 = load ? _mm256_loadu_ps(C + (size_t)(r) * ldc) : _mm256_setzero_ps();             \
-    x1 = load ? _mm256_loadu_ps(C + (size_t)(r) * ldc + 8) : _mm256_setzero_ps();
-    LD(0, c00, c01) LD(1, c10, c11) LD(2, c20, c21) LD(3, c30, c31) LD(4, c40, c41) LD(5, c50, c51)
-#undef LD
-    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * (size_t)lda, *a3 = A + 3 * (size_t)lda,
-                *a4 = A + 4 * (size_t)lda, *a5 = A + 5 * (size_t)lda;
-    for (int p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(B + (size_t)p * ldb);
-        __m256 b1 = _mm256_loadu_ps(B + (size_t)p * ldb + 8);
-        __m256 a;
-#define FM(ar, x0, x1)                                                                    \
-    a = _mm256_broadcast_ss(ar + p);                                                      \
-    x0 = _mm256_fmadd_ps(a, b0, x0);                                                      \
-    x1 = _mm256_fmadd_ps(a, b1, x1);
-        FM(a0, c00, c01) FM(a1, c10, c11) FM(a2, c20, c21) FM(a3, c30, c31) FM(a4, c40, c41)
-        FM(a5, c50, c51)
-#undef FM
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int r = 0; r < MR; r++) { /* C is added at the end: fetch it meanwhile */
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
     }
+    /* The k loop in assembly: GCC's scheduling of the intrinsics spills and
+     * re-loads B from memory (-O2), well below the FMA ports' rate. */
+#define BC(u, r, t, c0, c1)                                                               \
+    "vbroadcastss " #u "*24+" #r "*4(%[a]), %%" t "\n\t"                                  \
+    "vfmadd231ps %%ymm12, %%" t ", %[" c0 "]\n\t"                                         \
+    "vfmadd231ps %%ymm13, %%" t ", %[" c1 "]\n\t"
+#define STEP(u)                                                                           \
+    "vmovaps " #u "*64(%[b]), %%ymm12\n\t"                                                \
+    "vmovaps " #u "*64+32(%[b]), %%ymm13\n\t"                                             \
+    BC(u, 0, "ymm14", "c00", "c01") BC(u, 1, "ymm15", "c10", "c11")                       \
+    BC(u, 2, "ymm14", "c20", "c21") BC(u, 3, "ymm15", "c30", "c31")                       \
+    BC(u, 4, "ymm14", "c40", "c41") BC(u, 5, "ymm15", "c50", "c51")
+    long n = kc;
+    __asm__("mov %[n], %%rcx\n\t"
+            "shr $2, %%rcx\n\t"
+            "jz 2f\n\t"
+            ".p2align 4\n"
+            "1:\n\t"
+            "prefetcht0 384(%[a])\n\t"
+            STEP(0) STEP(1) STEP(2) STEP(3)
+            "add $96, %[a]\n\t"
+            "add $256, %[b]\n\t"
+            "dec %%rcx\n\t"
+            "jnz 1b\n"
+            "2:\n\t"
+            "mov %[n], %%rdx\n\t"
+            "and $3, %%rdx\n\t"
+            "jz 4f\n"
+            "3:\n\t"
+            STEP(0)
+            "add $24, %[a]\n\t"
+            "add $64, %[b]\n\t"
+            "dec %%rdx\n\t"
+            "jnz 3b\n"
+            "4:\n"
+            : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
+              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
+              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),
+              [a] "+r"(a), [b] "+r"(b)
+            : [n] "r"(n)
+            : "rcx", "rdx", "ymm12", "ymm13", "ymm14", "ymm15", "cc", "memory");
+#undef STEP
+#undef BC
 #define ST(r, x0, x1)                                                                     \
+    if (load) {                                                                           \
+        x0 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc), x0);                   \
+        x1 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc + 8), x1);               \
+    }                                                                                     \
     _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
     _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
     ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51)
 #undef ST
 #else
-    float c[MR][NR];
+    /* fmaf: the same roundings as the FMA kernel, so both builds train alike */
+    float c[MR][NR] = {{0}};
+    for (int p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            for (int jx = 0; jx < NR; jx++) c[i][jx] = fmaf(a[p * MR + i], b[p * NR + jx], c[i][jx]);
     for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) c[i][j] = load ? C[(size_t)i * ldc + j] : 0.0f;
-    for (int p = 0; p < k; p++)
-        for (int i = 0; i < MR; i++) {
-            float a = A[(size_t)i * lda + p];
-            for (int j = 0; j < NR; j++) c[i][j] = fmaf(a, B[(size_t)p * ldb + j], c[i][j]);
-        }
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) C[(size_t)i * ldc + j] = c[i][j];
+        for (int jx = 0; jx < NR; jx++)
+            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
 #endif
 }
 
+#if GEMM_AVX
+/* in place: r[i] (8 rows of 8) -> r[p] = column p */
+static inline void tr8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
 typedef struct gemm_job {
-    int M, N, K, lda, ldb, ldc, acc, nbn;
+    int M, N, K, lda, ldb, ldc, acc;
+    int at;  /* A is given transposed: element (m, k) at A[k·lda + m] */
+    int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
+    int kc, nkb, mc, nc, nnb;
     const float *A, *B;
     float *C;
-    int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
 } gemm_job;
 
-/* One (MB x NB) block of C. Edge tiles go through zero-padded copies so every
- * element takes the same path (and summation order) through the micro-kernel. */
+/* A rows [i0, i1), k [k0, k0+kc) -> MR-row panels [p][MR], zero rows past i1 */
+static void pack_a(const gemm_job *j, int i0, int i1, int k0, int kc, float *dst) {
+    int ii = i0;
+    if (j->at) {
+        /* a row of Aᵀ at a time (contiguous: the prefetchers follow), spread
+         * over the panels */
+        int np = (i1 - i0) / MR;
+        for (int p = 0; p < kc && np; p++) {
+            const float *s = j->A + (size_t)(k0 + p) * j->lda + i0;
+            float *d = dst + p * MR;
+            for (int q = 0; q < np; q++, s += MR, d += MR * kc) {
+#if GEMM_AVX
+                _mm_storeu_ps(d, _mm_loadu_ps(s));
+                _mm_storel_pi((__m64 *)(d + 4), _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(s + 4)));
+#else
+                for (int r = 0; r < MR; r++) d[r] = s[r];
+#endif
+            }
+        }
+        ii += np * MR;
+        dst += (size_t)np * MR * kc;
+    }
+    for (; ii < i1; ii += MR, dst += MR * kc) {
+        int mr = i1 - ii < MR ? i1 - ii : MR, p = 0;
+        if (j->at) {
+            const float *s = j->A + (size_t)k0 * j->lda + ii;
+            for (; p < kc; p++)
+                for (int r = 0; r < MR; r++) dst[p * MR + r] = r < mr ? s[(size_t)p * j->lda + r] : 0;
+        } else {
+            const float *s = j->A + (size_t)ii * j->lda + k0;
+#if GEMM_AVX
+            if (mr == MR)
+                for (; p + 8 <= kc; p += 8) {
+                    __m256 r[8];
+                    for (int q = 0; q < MR; q++) r[q] = _mm256_loadu_ps(s + (size_t)q * j->lda + p);
+                    r[6] = r[7] = _mm256_setzero_ps();
+                    tr8(r);
+                    for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * MR, r[q]);
+                }
+#endif
+            for (; p < kc; p++)
+                for (int r = 0; r < MR; r++) dst[p * MR + r] = r < mr ? s[(size_t)r * j->lda + p] : 0;
+        }
+    }
+}
+
+/* B columns [jj, jj+nr), k [k0, k0+kc) -> [p][NR], zero columns past nr */
+static void pack_b(const gemm_job *j, int jj, int nr, int k0, int kc, float *dst) {
+    int p = 0;
+    if (j->bt) {
+        const float *s = j->B + (size_t)jj * j->ldb + k0;
+#if GEMM_AVX
+        if (nr == NR)
+            for (; p + 8 <= kc; p += 8)
+                for (int h = 0; h < NR; h += 8) {
+                    __m256 r[8];
+                    for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(s + (size_t)(h + q) * j->ldb + p);
+                    tr8(r);
+                    for (int q = 0; q < 8; q++) _mm256_store_ps(dst + (p + q) * NR + h, r[q]);
+                }
+#endif
+        for (; p < kc; p++)
+            for (int q = 0; q < NR; q++) dst[p * NR + q] = q < nr ? s[(size_t)q * j->ldb + p] : 0;
+    } else {
+        const float *s = j->B + (size_t)k0 * j->ldb + jj;
+        if (nr == NR)
+            for (; p < kc; p++) {
+#if GEMM_AVX /* the next strip's line of this row, for the next call */
+                _mm_prefetch((const char *)(s + (size_t)p * j->ldb + NR), _MM_HINT_T1);
+#endif
+                memcpy(dst + p * NR, s + (size_t)p * j->ldb, sizeof(float) * NR);
+            }
+        for (; p < kc; p++)
+            for (int q = 0; q < NR; q++) dst[p * NR + q] = q < nr ? s[(size_t)p * j->ldb + q] : 0;
+    }
+}
+
+/* One (≤ mc) x (≤ nc) block of C over all of k. */
 static void gemm_task(void *ctx, int t) {
     const gemm_job *j = ctx;
-    int i0 = (t / j->nbn) * MB, j0 = (t % j->nbn) * NB;
-    int i1 = i0 + MB < j->M ? i0 + MB : j->M, j1 = j0 + NB < j->N ? j0 + NB : j->N;
-    float ta[MR * KB], tb[KB * NR], tc[MR * NR];
-    /* k blocks of equal size (at most KB): fewer passes over C */
-    int nkb = (j->K + KB - 1) / KB, kb = (j->K + nkb - 1) / nkb;
-    for (int k0 = 0; k0 < j->K; k0 += kb) {
-        int kk = j->K - k0 < kb ? j->K - k0 : kb;
-        int load = k0 > 0 || j->acc;
+    int i0 = (t / j->nnb) * j->mc, j0 = (t % j->nnb) * j->nc;
+    int i1 = i0 + j->mc < j->M ? i0 + j->mc : j->M, j1 = j0 + j->nc < j->N ? j0 + j->nc : j->N;
+    float *ap = apack, *bp = bpack;
+    _Alignas(32) float tc[MR * NR];
+    for (int kb = 0; kb < j->nkb; kb++) {
+        int k0 = kb * j->kc, kc = j->K - k0 < j->kc ? j->K - k0 : j->kc;
+        int load = kb > 0 || j->acc;
+        pack_a(j, i0, i1, k0, kc, ap);
         for (int jj = j0; jj < j1; jj += NR) {
             int nr = j1 - jj < NR ? j1 - jj : NR;
-            /* Pack the (kk x 16) panel of B: contiguous rows, whatever B's row
-             * stride (the LM head's is the vocabulary: one page per row). */
-            if (j->bt) {
-                for (int q = 0; q < NR; q++) {
-                    const float *src = j->B + (size_t)(jj + q) * j->ldb + k0;
-                    if (q < nr)
-                        for (int p = 0; p < kk; p++) tb[p * NR + q] = src[p];
-                    else
-                        for (int p = 0; p < kk; p++) tb[p * NR + q] = 0;
-                }
-            } else {
-                const float *Bs = j->B + (size_t)k0 * j->ldb + jj;
-                for (int p = 0; p < kk; p++) {
-                    if (nr == NR)
-                        memcpy(tb + p * NR, Bs + (size_t)p * j->ldb, sizeof(float) * NR);
-                    else
-                        for (int q = 0; q < NR; q++) tb[p * NR + q] = q < nr ? Bs[(size_t)p * j->ldb + q] : 0;
-                }
-            }
-            const float *B = tb;
-            int ldb = NR;
+            pack_b(j, jj, nr, k0, kc, bp);
             for (int ii = i0; ii < i1; ii += MR) {
                 int mr = i1 - ii < MR ? i1 - ii : MR;
-                const float *A = j->A + (size_t)ii * j->lda + k0;
+                const float *a = ap + (size_t)(ii - i0) * kc;
                 float *C = j->C + (size_t)ii * j->ldc + jj;
                 if (mr == MR && nr == NR) {
-                    micro_6x16(kk, A, j->lda, B, ldb, C, j->ldc, load);
+                    micro_6x16(kc, a, bp, C, j->ldc, load);
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
-                    for (int p = 0; p < kk; p++) ta[r * KB + p] = r < mr ? A[(size_t)r * j->lda + p] : 0;
-                for (int r = 0; r < MR; r++)
                     for (int q = 0; q < NR; q++)
                         tc[r * NR + q] = (load && r < mr && q < nr) ? C[(size_t)r * j->ldc + q] : 0;
-                micro_6x16(kk, ta, KB, B, ldb, tc, NR, 1);
+                micro_6x16(kc, a, bp, tc, NR, load);
                 for (int r = 0; r < mr; r++)
                     for (int q = 0; q < nr; q++) C[(size_t)r * j->ldc + q] = tc[r * NR + q];
             }
@@ -123,16 +254,33 @@ static void gemm_task(void *ctx, int t) {
     }
 }
 
-static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
-                     int ldb, int bt, float *C, int ldc, int accumulate) {
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, int at,
+                     const float *B, int ldb, int bt, float *C, int ldc, int accumulate) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate)
             for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * (size_t)N);
         return;
     }
-    gemm_job j = {M, N, K, lda, ldb, ldc, accumulate, (N + NB - 1) / NB, A, B, C, bt};
-    int nt = ((M + MB - 1) / MB) * j.nbn;
+    gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .acc = accumulate,
+                  .at = at, .bt = bt, .A = A, .B = B, .C = C};
+    /* k blocks of (nearly) equal size, a function of K alone */
+    j.nkb = cdiv(K, KC);
+    j.kc = (cdiv(K, j.nkb) + 7) / 8 * 8;
+    if (j.kc > KC) j.kc = KC;
+    j.nkb = cdiv(K, j.kc);
+    /* task blocks (any split gives the same results): at least 8 tasks when
+     * that leaves blocks of 96 rows or more and B is small enough (≤ 8 MB) to
+     * be read again per block from cache, so that threads end together */
+    j.nnb = cdiv(N, NC);
+    j.nc = cdiv(cdiv(N, j.nnb), NR) * NR;
+    j.nnb = cdiv(N, j.nc);
+    int nmb = cdiv(M, MC);
+    while (nmb * j.nnb < 8 && M / (nmb + 1) >= 96 && (double)K * N <= 2 << 20) nmb++;
+    j.mc = cdiv(cdiv(M, nmb), MR) * MR;
+    int nt = cdiv(M, j.mc) * j.nnb;
     if (b)
         gr_cpu_parallel(b, gemm_task, &j, nt);
     else /* serial, inside another op's task */
@@ -141,24 +289,18 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
 
 void gr_cpu_gemm(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
                  int ldb, float *C, int ldc, int accumulate) {
-    gemm_run(b, M, N, K, A, lda, B, ldb, 0, C, ldc, accumulate);
+    gemm_run(b, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, accumulate);
 }
 
 void gr_cpu_gemm_nt(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
                     int ldb, float *C, int ldc, int accumulate) {
-    gemm_run(b, M, N, K, A, lda, B, ldb, 1, C, ldc, accumulate);
+    gemm_run(b, M, N, K, A, lda, 0, B, ldb, 1, C, ldc, accumulate);
 }
 
-/* dst (cols, rows) = srcᵀ, src (rows, cols) */
-static void transpose(float *dst, const float *src, int rows, int cols) {
-    enum { TB = 32 };
-    for (int i0 = 0; i0 < rows; i0 += TB)
-        for (int j0 = 0; j0 < cols; j0 += TB) {
-            int i1 = i0 + TB < rows ? i0 + TB : rows, j1 = j0 + TB < cols ? j0 + TB : cols;
-            for (int i = i0; i < i1; i++)
-                for (int jx = j0; jx < j1; jx++)
-                    dst[(size_t)jx * rows + i] = src[(size_t)i * cols + jx];
-        }
+/* C (M, N) (+)= Aᵀ · B with A (K, M) */
+static void gemm_tn(gr_backend *b, int M, int N, int K, const float *A, int lda, const float *B,
+                    int ldb, float *C, int ldc, int accumulate) {
+    gemm_run(b, M, N, K, A, lda, 1, B, ldb, 0, C, ldc, accumulate);
 }
 
 static void cpu_matmul_fwd(gr_backend *b, float *y, const float *x, const float *w, int n, int in,
@@ -169,10 +311,7 @@ static void cpu_matmul_fwd(gr_backend *b, float *y, const float *x, const float 
 static void cpu_matmul_bwd(gr_backend *b, float *dx, float *dw, const float *dy, const float *x,
                            const float *w, int n, int in, int out) {
     if (dx) gr_cpu_gemm(b, n, in, out, dy, out, w, in, dx, in, 1);
-    float *dyt = gr_xmalloc(sizeof(float) * (size_t)n * (size_t)out);
-    transpose(dyt, dy, n, out);
-    gr_cpu_gemm(b, out, in, n, dyt, n, x, in, dw, in, 1);
-    free(dyt);
+    gemm_tn(b, out, in, n, dy, out, x, in, dw, in, 1);
 }
 
 /* ---- row ops --------------------------------------------------------------- */
@@ -185,6 +324,60 @@ static float dot8(const float *a, const float *b, int n) {
     float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     for (; i < n; i++) r += a[i] * b[i];
     return r;
+}
+
+/* expf over n floats, in place. The AVX2 path is glibc's expf (the ARM
+ * optimized-routines algorithm: 32-entry 2^(i/32) table and a cubic in double)
+ * four lanes at a time, so it returns exactly what expf returns (checked
+ * against every float in [-103, 88]); lanes outside that range (or NaN) go
+ * through expf itself. The training results do not depend on the build's exp. */
+#if GEMM_AVX
+static const uint64_t exp2f_tab[32] = {
+    0x3ff0000000000000ULL, 0x3fefd9b0d3158574ULL, 0x3fefb5586cf9890fULL, 0x3fef9301d0125b51ULL,
+    0x3fef72b83c7d517bULL, 0x3fef54873168b9aaULL, 0x3fef387a6e756238ULL, 0x3fef1e9df51fdee1ULL,
+    0x3fef06fe0a31b715ULL, 0x3feef1a7373aa9cbULL, 0x3feedea64c123422ULL, 0x3feece086061892dULL,
+    0x3feebfdad5362a27ULL, 0x3feeb42b569d4f82ULL, 0x3feeab07dd485429ULL, 0x3feea47eb03a5585ULL,
+    0x3feea09e667f3bcdULL, 0x3fee9f75e8ec5f74ULL, 0x3feea11473eb0187ULL, 0x3feea589994cce13ULL,
+    0x3feeace5422aa0dbULL, 0x3feeb737b0cdc5e5ULL, 0x3feec49182a3f090ULL, 0x3feed503b23e255dULL,
+    0x3feee89f995ad3adULL, 0x3feeff76f2fb5e47ULL, 0x3fef199bdd85529cULL, 0x3fef3720dcef9069ULL,
+    0x3fef5818dcfba487ULL, 0x3fef7c97337b9b5fULL, 0x3fefa4afa2a490daULL, 0x3fefd0765b6e4540ULL};
+
+static inline __m128 expf4(__m128 x) {
+    const __m256d inv = _mm256_set1_pd(0x1.71547652b82fep+0 * 32), shift = _mm256_set1_pd(0x1.8p+52);
+    __m256d xd = _mm256_cvtps_pd(x);
+    __m256d kd = _mm256_fmadd_pd(xd, inv, shift); /* glibc's __expf_fma contracts both */
+    __m256i ki = _mm256_castpd_si256(kd);
+    kd = _mm256_sub_pd(kd, shift);
+    __m256d r = _mm256_fmsub_pd(xd, inv, kd);
+    __m256i t = _mm256_i64gather_epi64((const long long *)exp2f_tab,
+                                       _mm256_and_si256(ki, _mm256_set1_epi64x(31)), 8);
+    __m256d s = _mm256_castsi256_pd(_mm256_add_epi64(t, _mm256_slli_epi64(ki, 47)));
+    __m256d p = _mm256_fmadd_pd(_mm256_set1_pd(0x1.c6af84b912394p-5 / 32 / 32 / 32), r,
+                                _mm256_set1_pd(0x1.ebfce50fac4f3p-3 / 32 / 32));
+    __m256d y = _mm256_fmadd_pd(_mm256_set1_pd(0x1.62e42ff0c52d6p-1 / 32), r, _mm256_set1_pd(1.0));
+    y = _mm256_fmadd_pd(p, _mm256_mul_pd(r, r), y);
+    return _mm256_cvtpd_ps(_mm256_mul_pd(y, s));
+}
+
+static inline __m256 expf8(__m256 x) {
+    __m256 ok = _mm256_and_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-103.0f), _CMP_GE_OQ),
+                              _mm256_cmp_ps(x, _mm256_set1_ps(88.0f), _CMP_LE_OQ));
+    if (_mm256_movemask_ps(ok) != 0xff) {
+        float t[8];
+        _mm256_storeu_ps(t, x);
+        for (int i = 0; i < 8; i++) t[i] = expf(t[i]);
+        return _mm256_loadu_ps(t);
+    }
+    return _mm256_set_m128(expf4(_mm256_extractf128_ps(x, 1)), expf4(_mm256_castps256_ps128(x)));
+}
+#endif
+
+static void expf_n(float *x, int n) {
+    int i = 0;
+#if GEMM_AVX
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, expf8(_mm256_loadu_ps(x + i)));
+#endif
+    for (; i < n; i++) x[i] = expf(x[i]);
 }
 
 typedef struct row_job {
@@ -276,13 +469,13 @@ enum { QB = 64 };
 
 static void gemm_serial(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                         float *C, int ldc, int accumulate) {
-    gemm_run(NULL, M, N, K, A, lda, B, ldb, 0, C, ldc, accumulate);
+    gemm_run(NULL, M, N, K, A, lda, 0, B, ldb, 0, C, ldc, accumulate);
 }
 
 /* C = A · Bᵀ with B (N, K) rows of stride ldb */
 static void gemm_serial_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                            float *C, int ldc, int accumulate) {
-    gemm_run(NULL, M, N, K, A, lda, B, ldb, 1, C, ldc, accumulate);
+    gemm_run(NULL, M, N, K, A, lda, 0, B, ldb, 1, C, ldc, accumulate);
 }
 
 typedef struct att_job {
@@ -312,10 +505,9 @@ static void att_fwd_task(void *ctx, int task) {
             if (row[p] > mx) mx = row[p];
         }
         float sum = 0;
-        for (int p = 0; p <= last; p++) {
-            row[p] = expf(row[p] - mx);
-            sum += row[p];
-        }
+        for (int p = 0; p <= last; p++) row[p] -= mx;
+        expf_n(row, last + 1);
+        for (int p = 0; p <= last; p++) sum += row[p];
         float inv = 1.0f / sum;
         for (int p = 0; p <= last; p++) row[p] *= inv;
         for (int p = last + 1; p < n; p++) row[p] = 0;
@@ -354,7 +546,6 @@ static void att_bwd_task(void *ctx, int task) {
     float scale = 1.0f / sqrtf((float)hd);
     size_t bl = (size_t)QB * (size_t)len;
     float *P = gr_xmalloc(sizeof(float) * bl), *dP = gr_xmalloc(sizeof(float) * bl);
-    float *T = gr_xmalloc(sizeof(float) * bl);
     const float *Kh = j->k + (size_t)r0 * KD + (size_t)kh * hd;
     const float *Vh = j->v + (size_t)r0 * KD + (size_t)kh * hd;
     float *dKh = j->dk + (size_t)r0 * KD + (size_t)kh * hd;
@@ -375,22 +566,18 @@ static void att_bwd_task(void *ctx, int task) {
                 float L = j->clse[(size_t)(r0 + i0 + r) * j->H + h];
                 float D = dot8(j->dout + qo + (size_t)r * QD, j->o + qo + (size_t)r * QD, hd);
                 float *pr = P + (size_t)r * n, *dr = dP + (size_t)r * n;
-                for (int p = 0; p < n; p++) {
-                    float pv = p <= last ? expf(pr[p] * scale - L) : 0.0f;
-                    pr[p] = pv;
-                    dr[p] = pv * (dr[p] - D) * scale; /* dS */
-                }
+                for (int p = 0; p <= last; p++) pr[p] = pr[p] * scale - L;
+                expf_n(pr, last + 1);
+                for (int p = last + 1; p < n; p++) pr[p] = 0;
+                for (int p = 0; p < n; p++) dr[p] = pr[p] * (dr[p] - D) * scale; /* dS */
             }
             /* dQ = dS K;  dK += dSᵀ Q;  dV += Pᵀ dO */
             gemm_serial(m, hd, n, dP, n, Kh, KD, j->dq + qo, QD, 0);
-            transpose(T, dP, m, n);
-            gemm_serial(n, hd, m, T, m, j->q + qo, QD, dKh, KD, 1);
-            transpose(T, P, m, n);
-            gemm_serial(n, hd, m, T, m, j->dout + qo, QD, dVh, KD, 1);
+            gemm_run(NULL, n, hd, m, dP, n, 1, j->q + qo, QD, 0, dKh, KD, 1);
+            gemm_run(NULL, n, hd, m, P, n, 1, j->dout + qo, QD, 0, dVh, KD, 1);
         }
     free(P);
     free(dP);
-    free(T);
 }
 
 static void cpu_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, const float *dout,
@@ -547,7 +734,6 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
     enum { CH = 256 };
     int ch = n < CH ? (n ? n : 1) : CH;
     float *lg = gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab);
-    float *lgt = dh ? gr_xmalloc(sizeof(float) * (size_t)ch * (size_t)vocab) : NULL;
     double *nll = gr_xmalloc(sizeof(double) * (size_t)ch);
     double total = 0;
     for (int r0 = 0; r0 < n; r0 += ch) {
@@ -559,11 +745,9 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
         for (int r = 0; r < rn; r++) total += nll[r];
         if (!dh) continue;
         gr_cpu_gemm(b, rn, dim, vocab, lg, vocab, w, dim, dh + (size_t)r0 * dim, dim, 0);
-        transpose(lgt, lg, rn, vocab);
-        gr_cpu_gemm(b, vocab, dim, rn, lgt, rn, hr, dim, dw, dim, 1);
+        gemm_tn(b, vocab, dim, rn, lg, vocab, hr, dim, dw, dim, 1);
     }
     free(lg);
-    free(lgt);
     free(nll);
     return total;
 }
