@@ -337,6 +337,15 @@ struct cpu_impl {
 
 static gr_pool *pool_of(gr_backend *b) { return ((cpu_impl *)b->impl)->pool; }
 
+/* At least `need` floats of scratch, 64-byte aligned (the GEMM's packed weights
+ * are read with aligned loads). */
+static void scratch_reserve(cpu_impl *ci, size_t need) {
+    if (need <= ci->scratch_cap) return;
+    free(ci->scratch);
+    ci->scratch = gr_xmalloc_aligned(64, need * sizeof(float));
+    ci->scratch_cap = need;
+}
+
 /* The integer path: rows [r0, r1) of w against every quantized token row. The
  * same dot for every (row, token), so results do not depend on the batch. */
 typedef struct q8_job {
@@ -431,11 +440,7 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
     if (tasks > nblocks) tasks = (int)nblocks;
     int64_t slot = gr_gemm_scratch(w->cols);
     size_t need = (size_t)tasks * (size_t)slot;
-    if (need > ci->scratch_cap) {
-        free(ci->scratch);
-        ci->scratch = gr_xmalloc(need * sizeof(float));
-        ci->scratch_cap = need;
-    }
+    scratch_reserve(ci, need);
     size_t xn = (size_t)gr_gemm_xpack_size(n, w->cols);
     if (xn > ci->xpack_cap) {
         free(ci->xpack);
@@ -485,11 +490,7 @@ static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_
     if (n <= 2) per = decode_rows_per_task(b, w->rows);
     int tasks = (int)((w->rows + per - 1) / per);
     size_t need = (size_t)tasks * 4 * (size_t)w->cols;
-    if (need > ci->scratch_cap) {
-        free(ci->scratch);
-        ci->scratch = gr_xmalloc(need * sizeof(float));
-        ci->scratch_cap = need;
-    }
+    scratch_reserve(ci, need);
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
     if (n <= 2 && w->type == GR_BF16 && w->cols % 32 == 0) x = bf16_perm(ci, x, n, w->cols);
 #endif
@@ -598,11 +599,7 @@ static void cpu_attention(gr_backend *b, float *out, const float *q, const gr_at
         if (ab->pos[t] + 1 > max_len) max_len = ab->pos[t] + 1;
     int tasks = ab->n * n_heads;
     size_t need = (size_t)tasks * (size_t)max_len;
-    if (need > ci->scratch_cap) {
-        free(ci->scratch);
-        ci->scratch = gr_xmalloc(need * sizeof(float));
-        ci->scratch_cap = need;
-    }
+    scratch_reserve(ci, need);
     att_job j = {out, q, ab, layer, n_heads, n_kv_heads, hd, ci->scratch, max_len};
     run_tasks(b, att_task, &j, tasks, 2.0 * (double)tasks * (double)max_len * (double)hd);
 }

@@ -6,6 +6,7 @@
  * summed over k in one fixed order, so results do not depend on which thread
  * runs which task or how many threads there are. */
 #include "backend_train.h"
+#include "cpu_microkernel.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,80 +39,6 @@ enum { MR = 6, NR = 16, KC = 256, MC = 258, NC = 512 };
  * (+ slack for pack_a's overlapping 8-float stores of 6-float rows) */
 static _Thread_local _Alignas(64) float apack[MC * KC + 16];
 static _Thread_local _Alignas(64) float bpack[KC * NR];
-
-/* C[MR][NR] (ldc) = (load ? C : 0) + Σ_p a[p][0..MR) ⊗ b[p][0..NR), a and b packed */
-static void micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
-#if GEMM_AVX
-    /* Twelve named accumulators: an array would live on the stack at -O2. */
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int r = 0; r < MR; r++) { /* C is added at the end: fetch it meanwhile */
-        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
-    }
-    /* The k loop in assembly: GCC's scheduling of the intrinsics spills and
-     * re-loads B from memory (-O2), well below the FMA ports' rate. */
-#define BC(u, r, t, c0, c1)                                                               \
-    "vbroadcastss " #u "*24+" #r "*4(%[a]), %%" t "\n\t"                                  \
-    "vfmadd231ps %%ymm12, %%" t ", %[" c0 "]\n\t"                                         \
-    "vfmadd231ps %%ymm13, %%" t ", %[" c1 "]\n\t"
-#define STEP(u)                                                                           \
-    "vmovaps " #u "*64(%[b]), %%ymm12\n\t"                                                \
-    "vmovaps " #u "*64+32(%[b]), %%ymm13\n\t"                                             \
-    BC(u, 0, "ymm14", "c00", "c01") BC(u, 1, "ymm15", "c10", "c11")                       \
-    BC(u, 2, "ymm14", "c20", "c21") BC(u, 3, "ymm15", "c30", "c31")                       \
-    BC(u, 4, "ymm14", "c40", "c41") BC(u, 5, "ymm15", "c50", "c51")
-    long n = kc;
-    __asm__("mov %[n], %%rcx\n\t"
-            "shr $2, %%rcx\n\t"
-            "jz 2f\n\t"
-            ".p2align 4\n"
-            "1:\n\t"
-            "prefetcht0 384(%[a])\n\t"
-            STEP(0) STEP(1) STEP(2) STEP(3)
-            "add $96, %[a]\n\t"
-            "add $256, %[b]\n\t"
-            "dec %%rcx\n\t"
-            "jnz 1b\n"
-            "2:\n\t"
-            "mov %[n], %%rdx\n\t"
-            "and $3, %%rdx\n\t"
-            "jz 4f\n"
-            "3:\n\t"
-            STEP(0)
-            "add $24, %[a]\n\t"
-            "add $64, %[b]\n\t"
-            "dec %%rdx\n\t"
-            "jnz 3b\n"
-            "4:\n"
-            : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
-              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
-              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),
-              [a] "+r"(a), [b] "+r"(b)
-            : [n] "r"(n)
-            : "rcx", "rdx", "ymm12", "ymm13", "ymm14", "ymm15", "cc", "memory");
-#undef STEP
-#undef BC
-#define ST(r, x0, x1)                                                                     \
-    if (load) {                                                                           \
-        x0 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc), x0);                   \
-        x1 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc + 8), x1);               \
-    }                                                                                     \
-    _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
-    _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
-    ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51)
-#undef ST
-#else
-    /* fmaf: the same roundings as the FMA kernel, so both builds train alike */
-    float c[MR][NR] = {{0}};
-    for (int p = 0; p < kc; p++)
-        for (int i = 0; i < MR; i++)
-            for (int jx = 0; jx < NR; jx++) c[i][jx] = fmaf(a[p * MR + i], b[p * NR + jx], c[i][jx]);
-    for (int i = 0; i < MR; i++)
-        for (int jx = 0; jx < NR; jx++)
-            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
-#endif
-}
 
 #if GEMM_AVX
 /* in place: r[i] (8 rows of 8) -> r[p] = column p */
@@ -240,13 +167,13 @@ static void gemm_task(void *ctx, int t) {
                 const float *a = ap + (size_t)(ii - i0) * kc;
                 float *C = j->C + (size_t)ii * j->ldc + jj;
                 if (mr == MR && nr == NR) {
-                    micro_6x16(kc, a, bp, C, j->ldc, load);
+                    gr_micro_6x16(kc, a, bp, C, j->ldc, load);
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
                     for (int q = 0; q < NR; q++)
                         tc[r * NR + q] = (load && r < mr && q < nr) ? C[(size_t)r * j->ldc + q] : 0;
-                micro_6x16(kc, a, bp, tc, NR, load);
+                gr_micro_6x16(kc, a, bp, tc, NR, load);
                 for (int r = 0; r < mr; r++)
                     for (int q = 0; q < nr; q++) C[(size_t)r * j->ldc + q] = tc[r * NR + q];
             }

@@ -1,53 +1,32 @@
 /* The blocked GEMM (see cpu_gemm.h). A task owns 16 weight rows. Their values
  * are converted once and packed k-major (wp[k][16]); the K loop runs in blocks
- * of 256 (16 KB of packed weights: they stay in L1 while every token passes); the microkernel keeps a 6 tokens × 16 rows tile of y in twelve
- * AVX registers, and per k broadcasts one x value of each of the 6 tokens
- * against two vectors of packed weights: 12 FMAs for 2 vector loads and 6
- * broadcasts. x is packed once per matmul into 6-token tiles ([k][6]), so the
- * broadcasts read one sequential stream instead of six strided ones. */
+ * of 256 (16 KB of packed weights: they stay in L1 while every token passes).
+ * x is packed once per matmul into 6-token tiles ([k][6]), and each (6 tokens x
+ * 16 rows) tile is the shared micro-kernel of cpu_microkernel.c. */
 #include "cpu_gemm.h"
+#include "cpu_microkernel.h"
 #include <string.h>
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
 
-enum { KC = 256, MR = 6 };
+enum { KC = 256, MR = GR_MR };
 
-int64_t gr_gemm_scratch(int64_t cols) { return (int64_t)GR_GEMM_NR * cols + cols; }
+/* a multiple of 8 floats, so every slot of an aligned buffer stays 32-byte aligned */
+int64_t gr_gemm_scratch(int64_t cols) { return ((int64_t)GR_GEMM_NR * cols + cols + 7) / 8 * 8; }
 
-/* y[t][0..16) (+)= Σ_k xp[k][t] wp[k][0..16) for k < kc, stored for t < mr:
- * xp is a packed tile of 6 tokens (zero rows past the last token). */
-static inline __attribute__((always_inline)) void kernel(int mr, const float *xp, const float *wp,
-                                                          int kc, float *y, int64_t ldy, int first,
-                                                          int nr) {
-#if defined(__AVX2__) && defined(__FMA__)
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    for (int k = 0; k < kc; k++, xp += MR) {
-        __m256 b0 = _mm256_loadu_ps(wp + 16 * k), b1 = _mm256_loadu_ps(wp + 16 * k + 8), a;
-#define FM(u, x0, x1)                                                                     \
-    a = _mm256_broadcast_ss(xp + u);                                                      \
-    x0 = _mm256_fmadd_ps(a, b0, x0);                                                      \
-    x1 = _mm256_fmadd_ps(a, b1, x1);
-        FM(0, c00, c01) FM(1, c10, c11) FM(2, c20, c21) FM(3, c30, c31) FM(4, c40, c41) FM(5, c50, c51)
-#undef FM
+/* y[t][0..16) (+)= Σ_k xp[k][t] wp[k][0..16) for k < kc, stored for t < mr and
+ * the first nr columns: xp is a packed tile of 6 tokens (zero rows past the last
+ * token), wp 16 packed weight rows. Full tiles go straight to y; edge tiles
+ * through a scratch tile, by the same kernel. */
+static void kernel(int mr, const float *xp, const float *wp, int kc, float *y, int64_t ldy,
+                   int first, int nr) {
+    if (mr == MR && nr == GR_NR) {
+        gr_micro_6x16(kc, xp, wp, y, (int)ldy, !first);
+        return;
     }
-    float o[MR][16];
-    _mm256_storeu_ps(o[0], c00); _mm256_storeu_ps(o[0] + 8, c01);
-    _mm256_storeu_ps(o[1], c10); _mm256_storeu_ps(o[1] + 8, c11);
-    _mm256_storeu_ps(o[2], c20); _mm256_storeu_ps(o[2] + 8, c21);
-    _mm256_storeu_ps(o[3], c30); _mm256_storeu_ps(o[3] + 8, c31);
-    _mm256_storeu_ps(o[4], c40); _mm256_storeu_ps(o[4] + 8, c41);
-    _mm256_storeu_ps(o[5], c50); _mm256_storeu_ps(o[5] + 8, c51);
-#else
-    float o[MR][16] = {{0}};
-    for (int k = 0; k < kc; k++)
-        for (int t = 0; t < MR; t++)
-            for (int r = 0; r < 16; r++) o[t][r] += xp[MR * k + t] * wp[16 * k + r];
-#endif
+    _Alignas(32) float o[MR * GR_NR];
+    gr_micro_6x16(kc, xp, wp, o, GR_NR, 0);
     for (int t = 0; t < mr; t++) {
         float *yt = y + (int64_t)t * ldy;
-        for (int r = 0; r < nr; r++) yt[r] = first ? o[t][r] : yt[r] + o[t][r];
+        for (int r = 0; r < nr; r++) yt[r] = first ? o[t * GR_NR + r] : yt[r] + o[t * GR_NR + r];
     }
 }
 

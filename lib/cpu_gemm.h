@@ -8,7 +8,8 @@
 /* Converts weight row r of w to floats: returns buf, or the row itself for F32. */
 typedef const float *(*gr_row_fn)(const gr_tensor *w, int64_t r, float *buf);
 
-/* Floats of scratch gr_gemm_block needs (one per concurrent caller). */
+/* Floats of scratch gr_gemm_block needs (one per concurrent caller; 32-byte
+ * aligned, and a multiple of 8 so that consecutive slots stay aligned). */
 int64_t gr_gemm_scratch(int64_t cols);
 /* x (n, cols) packed in tiles of 6 tokens, k-major within a tile (zero rows
  * past n): what gr_gemm_block reads. gr_gemm_xpack_size floats. */

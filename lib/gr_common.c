@@ -25,6 +25,12 @@ void *gr_xmalloc(size_t n) {
     return p;
 }
 
+void *gr_xmalloc_aligned(size_t align, size_t n) {
+    void *p = NULL;
+    if (posix_memalign(&p, align, n ? n : 1) != 0) oom(n);
+    return p;
+}
+
 void *gr_xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) oom(n * size);

@@ -23,6 +23,8 @@ int gr_errf(gr_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void *gr_xmalloc(size_t n);
 void *gr_xcalloc(size_t n, size_t size);
 void *gr_xrealloc(void *p, size_t n);
+/* n bytes aligned to `align` (a power of two, a multiple of sizeof(void *)); free() it. */
+void *gr_xmalloc_aligned(size_t align, size_t n);
 char *gr_xstrdup(const char *s);
 char *gr_xstrndup(const char *s, size_t n);
 

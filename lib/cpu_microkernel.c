@@ -1,0 +1,86 @@
+/* The 6x16 f32 micro-kernel (see cpu_microkernel.h). */
+#include "cpu_microkernel.h"
+#include <math.h>
+#include <stddef.h>
+#if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
+#define GEMM_AVX 1
+#include <immintrin.h>
+#else
+#define GEMM_AVX 0
+#endif
+
+enum { MR = GR_MR, NR = GR_NR };
+
+void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
+#if GEMM_AVX
+    /* Twelve named accumulators: an array would live on the stack at -O2. */
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int r = 0; r < MR; r++) { /* C is added at the end: fetch it meanwhile */
+        _mm_prefetch((const char *)(C + (size_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)r * ldc + NR - 1), _MM_HINT_T0);
+    }
+    /* The k loop in assembly: GCC's scheduling of the intrinsics spills and
+     * re-loads B from memory (-O2), well below the FMA ports' rate. */
+#define BC(u, r, t, c0, c1)                                                               \
+    "vbroadcastss " #u "*24+" #r "*4(%[a]), %%" t "\n\t"                                  \
+    "vfmadd231ps %%ymm12, %%" t ", %[" c0 "]\n\t"                                         \
+    "vfmadd231ps %%ymm13, %%" t ", %[" c1 "]\n\t"
+#define STEP(u)                                                                           \
+    "vmovaps " #u "*64(%[b]), %%ymm12\n\t"                                                \
+    "vmovaps " #u "*64+32(%[b]), %%ymm13\n\t"                                             \
+    BC(u, 0, "ymm14", "c00", "c01") BC(u, 1, "ymm15", "c10", "c11")                       \
+    BC(u, 2, "ymm14", "c20", "c21") BC(u, 3, "ymm15", "c30", "c31")                       \
+    BC(u, 4, "ymm14", "c40", "c41") BC(u, 5, "ymm15", "c50", "c51")
+    long n = kc;
+    __asm__("mov %[n], %%rcx\n\t"
+            "shr $2, %%rcx\n\t"
+            "jz 2f\n\t"
+            ".p2align 4\n"
+            "1:\n\t"
+            "prefetcht0 384(%[a])\n\t"
+            STEP(0) STEP(1) STEP(2) STEP(3)
+            "add $96, %[a]\n\t"
+            "add $256, %[b]\n\t"
+            "dec %%rcx\n\t"
+            "jnz 1b\n"
+            "2:\n\t"
+            "mov %[n], %%rdx\n\t"
+            "and $3, %%rdx\n\t"
+            "jz 4f\n"
+            "3:\n\t"
+            STEP(0)
+            "add $24, %[a]\n\t"
+            "add $64, %[b]\n\t"
+            "dec %%rdx\n\t"
+            "jnz 3b\n"
+            "4:\n"
+            : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
+              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
+              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),
+              [a] "+r"(a), [b] "+r"(b)
+            : [n] "r"(n)
+            : "rcx", "rdx", "ymm12", "ymm13", "ymm14", "ymm15", "cc", "memory");
+#undef STEP
+#undef BC
+#define ST(r, x0, x1)                                                                     \
+    if (load) {                                                                           \
+        x0 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc), x0);                   \
+        x1 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc + 8), x1);               \
+    }                                                                                     \
+    _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
+    _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
+    ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51)
+#undef ST
+#else
+    /* fmaf: the same roundings as the FMA kernel, so both builds train alike */
+    float c[MR][NR] = {{0}};
+    for (int p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            for (int jx = 0; jx < NR; jx++) c[i][jx] = fmaf(a[p * MR + i], b[p * NR + jx], c[i][jx]);
+    for (int i = 0; i < MR; i++)
+        for (int jx = 0; jx < NR; jx++)
+            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
+#endif
+}
+
