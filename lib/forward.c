@@ -5,8 +5,10 @@
  *   logits = lm_head · rmsnorm(h)
  * over a flat list of tokens from many sequences, in chunks of at most c->chunk. */
 #include "forward.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 gr_kv *gr_kv_new(const gr_model *m, const gr_kv *prefix) {
     gr_kv *kv = gr_xcalloc(1, sizeof *kv);
@@ -19,11 +21,27 @@ gr_kv *gr_kv_new(const gr_model *m, const gr_kv *prefix) {
     return kv;
 }
 
+/* The per-layer arrays are anonymous mappings, not malloc blocks: a cache
+ * reserved for its whole length costs only the pages it writes, and freeing it
+ * gives them back. With malloc, glibc's rising mmap threshold moved the caches of
+ * later batches onto the heap, where every doubling left a resident hole (batch
+ * moderation peaked at 1.23x weights + caches). */
+static size_t kv_bytes(const gr_kv *kv, int cap) { return sizeof(float) * (size_t)cap * (size_t)kv->kv_dim; }
+
+static float *kv_map(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "out of memory (a KV cache of %zu bytes)\n", bytes);
+        abort();
+    }
+    return p;
+}
+
 void gr_kv_free(gr_kv *kv) {
     if (!kv) return;
-    for (int l = 0; l < kv->n_layers; l++) {
-        free(kv->k[l]);
-        free(kv->v[l]);
+    for (int l = 0; l < kv->n_layers && kv->cap > 0; l++) {
+        munmap(kv->k[l], kv_bytes(kv, kv->cap));
+        munmap(kv->v[l], kv_bytes(kv, kv->cap));
     }
     free(kv->k);
     free(kv->v);
@@ -35,15 +53,31 @@ void gr_kv_truncate(gr_kv *kv, int pos) {
     if (pos - kv->n_prefix < kv->len) kv->len = pos - kv->n_prefix;
 }
 
+static void kv_grow(gr_kv *kv, int cap) {
+    for (int l = 0; l < kv->n_layers; l++) {
+        float *k = kv_map(kv_bytes(kv, cap)), *v = kv_map(kv_bytes(kv, cap));
+        if (kv->cap > 0) {
+            memcpy(k, kv->k[l], kv_bytes(kv, kv->len));
+            memcpy(v, kv->v[l], kv_bytes(kv, kv->len));
+            munmap(kv->k[l], kv_bytes(kv, kv->cap));
+            munmap(kv->v[l], kv_bytes(kv, kv->cap));
+        }
+        kv->k[l] = k;
+        kv->v[l] = v;
+    }
+    kv->cap = cap;
+}
+
+/* Growth as needed by gr_forward: doubling. */
 static void kv_reserve(gr_kv *kv, int len) {
     if (len <= kv->cap) return;
     int cap = kv->cap ? kv->cap : 64;
     while (cap < len) cap *= 2;
-    for (int l = 0; l < kv->n_layers; l++) {
-        kv->k[l] = gr_xrealloc(kv->k[l], sizeof(float) * (size_t)cap * (size_t)kv->kv_dim);
-        kv->v[l] = gr_xrealloc(kv->v[l], sizeof(float) * (size_t)cap * (size_t)kv->kv_dim);
-    }
-    kv->cap = cap;
+    kv_grow(kv, cap);
+}
+
+void gr_kv_reserve(gr_kv *kv, int len) {
+    if (len > kv->cap) kv_grow(kv, len);
 }
 
 gr_ctx *gr_ctx_new(const gr_model *m, gr_backend *be) {

@@ -25,6 +25,9 @@ typedef struct gr_kv {
 /* prefix may be NULL. The new cache continues after all of the prefix's positions. */
 gr_kv *gr_kv_new(const gr_model *m, const gr_kv *prefix);
 void gr_kv_free(gr_kv *kv);
+/* Room for `len` own positions at once (a cache that will grow to a known length:
+ * no copies on the way; untouched room costs no memory). */
+void gr_kv_reserve(gr_kv *kv, int len);
 static inline int gr_kv_pos(const gr_kv *kv) { return kv->n_prefix + kv->len; }
 /* Drops own positions from `pos` on (pos >= n_prefix). */
 void gr_kv_truncate(gr_kv *kv, int pos);

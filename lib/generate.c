@@ -85,6 +85,10 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
             slots[s].req = next;
             slots[s].kv = gr_kv_new(m, use_prefix ? prefix : NULL);
             slots[s].from = use_prefix ? o->n_prefix : 0;
+            {   /* its final length: prompt + new tokens, within max_len */
+                int total = r->n_prompt + (o->max_tokens > 0 ? o->max_tokens : 0);
+                gr_kv_reserve(slots[s].kv, (total < max_len ? total : max_len) - slots[s].from);
+            }
             slots[s].prefill = 1;
             gr_rng_seed(&slots[s].rng, o->seed, r->stream);
             next++;
