@@ -555,7 +555,30 @@ static void att_task(void *ctx, int task) {
     const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
     float *sc = j->scratch + (size_t)task * (size_t)j->max_len;
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    for (int p = 0; p <= P; p++) {
+    int p = 0;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    /* four keys at a time, their four sums reduced together */
+    if (hd % 8 == 0)
+        for (; p + 4 <= P + 1; p += 4) {
+            const float *k0 = gr_kv_k(kv, j->layer, p) + kvh * hd, *k1 = gr_kv_k(kv, j->layer, p + 1) + kvh * hd,
+                        *k2 = gr_kv_k(kv, j->layer, p + 2) + kvh * hd, *k3 = gr_kv_k(kv, j->layer, p + 3) + kvh * hd;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < hd; i += 8) {
+                __m256 qq = _mm256_loadu_ps(qv + i);
+                a0 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k0 + i), a0);
+                a1 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k1 + i), a1);
+                a2 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k2 + i), a2);
+                a3 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k3 + i), a3);
+            }
+            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+            __m128 s4 = _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)),
+                                   _mm_set1_ps(scale));
+            _mm_storeu_ps(sc + p, s4);
+            for (int u = 0; u < 4; u++)
+                if (sc[p + u] > mx) mx = sc[p + u];
+        }
+#endif
+    for (; p <= P; p++) {
         const float *kp = gr_kv_k(kv, j->layer, p) + kvh * hd;
         float s;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -578,6 +601,23 @@ static void att_task(void *ctx, int task) {
     float *o = j->out + ((size_t)t * j->n_heads + h) * hd;
     memset(o, 0, sizeof(float) * (size_t)hd);
     float inv = 1.0f / sum;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    /* 64 output values at a time stay in registers over all positions */
+    if (hd % 64 == 0) {
+        for (int i0 = 0; i0 < hd; i0 += 64) {
+            __m256 c[8];
+            for (int u = 0; u < 8; u++) c[u] = _mm256_setzero_ps();
+            for (int q = 0; q <= P; q++) {
+                const float *vv = gr_kv_v(kv, j->layer, q) + kvh * hd + i0;
+                __m256 va = _mm256_set1_ps(sc[q] * inv);
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++) c[u] = _mm256_fmadd_ps(va, _mm256_loadu_ps(vv + 8 * u), c[u]);
+            }
+            for (int u = 0; u < 8; u++) _mm256_storeu_ps(o + i0 + 8 * u, c[u]);
+        }
+        return;
+    }
+#endif
     for (int p = 0; p <= P; p++) {
         const float *vv = gr_kv_v(kv, j->layer, p) + kvh * hd;
         float a = sc[p] * inv;
