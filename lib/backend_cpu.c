@@ -211,9 +211,8 @@ static void mm_4x1(const float *const *w, const float *x, int64_t cols, float *y
 }
 /* Decode (1-2 tokens): each 32 weights are converted in registers and used at
  * once, never stored: the weight stream is the only memory traffic. */
-static inline __attribute__((always_inline)) void load32t(int type, const uint8_t *row, int64_t k,
-                                                         __m256 v[4]) {
-    switch (type) {
+static inline void load32(const gr_tensor *w, const uint8_t *row, int64_t k, __m256 v[4]) {
+    switch (w->type) {
     case GR_F32:
         for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps((const float *)row + k + 8 * i);
         break;
@@ -241,7 +240,7 @@ static inline __attribute__((always_inline)) void load32t(int type, const uint8_
         break;
     }
     default: { /* Q4_0, Q4_1 */
-        int q41 = type == GR_Q4_1;
+        int q41 = w->type == GR_Q4_1;
         const uint8_t *p = row + (k / 32) * (q41 ? 20 : 18);
         __m256 d = _mm256_set1_ps(h2f(p));
         __m256 mn = q41 ? _mm256_set1_ps(h2f(p + 2)) : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
@@ -255,14 +254,7 @@ static inline __attribute__((always_inline)) void load32t(int type, const uint8_
     }
     }
 }
-static inline void load32(const gr_tensor *w, const uint8_t *row, int64_t k, __m256 v[4]) {
-    load32t(w->type, row, k, v);
-}
 
-/* Software prefetch distance of the decode kernels, in bytes of the weight
- * row stream: the hardware prefetcher alone leaves one core ~15% short of what
- * it can pull (SmolLM2 F16 decode, 1 thread: 43 -> 50 tokens/s). */
-enum { PF = 4096 };
 /* y[t] (t < nt <= 2) = dot(row r of w, x[t]); cols a multiple of 32. */
 static void fused_row(const gr_tensor *w, int64_t r, const float *x, int nt, float *y, int64_t ldy) {
     const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
@@ -271,7 +263,7 @@ static void fused_row(const gr_tensor *w, int64_t r, const float *x, int nt, flo
     const float *x1 = x + (nt > 1 ? cols : 0);
     for (int64_t k = 0; k < cols; k += 32) {
         __m256 v[4];
-        _mm_prefetch((const char *)row + PF + (k * w->row_bytes) / cols, _MM_HINT_T0);
+        _mm_prefetch((const char *)row + GR_PREFETCH_BYTES + (k * w->row_bytes) / cols, _MM_HINT_T0);
         load32(w, row, k, v);
         a0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x + k), a0);
         a1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + k + 8), a1);
@@ -454,7 +446,7 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 /* x with the middle two quarters of every 16 values swapped: the order in which
- * load32t widens BF16 weights. */
+ * load32 widens BF16 weights. */
 static const float *bf16_perm(cpu_impl *ci, const float *x, int n, int64_t cols) {
     size_t need = (size_t)n * (size_t)cols;
     if (need > ci->xperm_cap) {
@@ -594,7 +586,7 @@ static void att_task(void *ctx, int task) {
         if (s > mx) mx = s;
     }
     float sum = 0;
-    for (int p = 0; p <= P; p++) {
+    for (p = 0; p <= P; p++) {
         sc[p] = expf(sc[p] - mx);
         sum += sc[p];
     }
@@ -618,7 +610,7 @@ static void att_task(void *ctx, int task) {
         return;
     }
 #endif
-    for (int p = 0; p <= P; p++) {
+    for (p = 0; p <= P; p++) {
         const float *vv = gr_kv_v(kv, j->layer, p) + kvh * hd;
         float a = sc[p] * inv;
         int i = 0;

@@ -95,10 +95,6 @@ float gr_q8_dot_scalar(int type, const uint8_t *w, const int8_t *q, const float 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 static inline float hf(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
 
-/* Software prefetch distance along a weight row (bytes), as the F16 decode
- * kernel in backend_cpu.c: one core alone does not keep enough loads in flight. */
-enum { PF = 4096 };
-
 static float hsum(__m256 v) {
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
@@ -120,7 +116,7 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
     if (type == GR_Q8_0) {
         /* signed × signed through maddubs: |w| as the unsigned side, x carrying w's sign */
         for (; b < nb; b++, w += 34) {
-            _mm_prefetch((const char *)w + PF, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + GR_PREFETCH_BYTES, _MM_HINT_T0);
             __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
             __m256i xq = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
             __m256i p = dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
@@ -132,7 +128,7 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
         size_t bs = q41 ? 20 : 18;
         const __m128i m4 = _mm_set1_epi8(0x0F);
         for (; b < nb; b++, w += bs) {
-            _mm_prefetch((const char *)w + PF, _MM_HINT_T0);
+            _mm_prefetch((const char *)w + GR_PREFETCH_BYTES, _MM_HINT_T0);
             __m128i raw = _mm_loadu_si128((const __m128i *)(w + (q41 ? 4 : 2)));
             __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(raw, m4)),
                                                   _mm_and_si128(_mm_srli_epi16(raw, 4), m4), 1);
