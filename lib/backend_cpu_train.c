@@ -6,6 +6,7 @@
  * summed over k in one fixed order, so results do not depend on which thread
  * runs which task or how many threads there are. */
 #include "backend_train.h"
+#include "cpu_attention_train.h"
 #include "cpu_expf.h"
 #include "cpu_microkernel.h"
 #include <math.h>
@@ -395,6 +396,9 @@ static void att_fwd_task(void *ctx, int task) {
 static void cpu_attention_fwd(gr_backend *b, float *out, float *lse, const float *q,
                               const float *k, const float *v, const int *start, int n_seq, int H,
                               int Hkv, int hd) {
+    if (getenv("GR_ATT_SLOW") == NULL &&
+        gr_cpu_attention_fwd_fast(b, out, lse, q, k, v, start, n_seq, H, Hkv, hd))
+        return;
     int nt = 0;
     for (int s = 0; s < n_seq; s++) nt += H * ((start[s + 1] - start[s] + QB - 1) / QB);
     int *tasks = gr_xmalloc(sizeof(int) * 3 * (size_t)(nt ? nt : 1)), t = 0;
@@ -458,6 +462,9 @@ static void cpu_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, co
                               const float *out, const float *lse, const float *q, const float *k,
                               const float *v, const int *start, int n_seq, int H, int Hkv,
                               int hd) {
+    if (getenv("GR_ATT_SLOW") == NULL &&
+        gr_cpu_attention_bwd_fast(b, dq, dk, dv, dout, out, lse, q, k, v, start, n_seq, H, Hkv, hd))
+        return;
     att_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .o = out, .clse = lse, .q = q,
                  .k = k, .v = v, .start = start, .n_seq = n_seq, .H = H, .Hkv = Hkv, .hd = hd};
     gr_cpu_parallel(b, att_bwd_task, &j, n_seq * Hkv);
@@ -594,12 +601,18 @@ static void xent_row_task(void *ctx, int r) {
     float m = -INFINITY;
     for (int i = 0; i < j->vocab; i++)
         if (z[i] > m) m = z[i];
+    /* e = expf(z − m) once, in place (gr_expf_n: glibc's expf, eight lanes),
+     * summed in double in index order; the gradient is e · scale / Σ */
+    float zt = z[j->target[r]];
+    for (int i = 0; i < j->vocab; i++) z[i] -= m;
+    gr_expf_n(z, j->vocab);
     double sum = 0;
-    for (int i = 0; i < j->vocab; i++) sum += exp((double)(z[i] - m));
+    for (int i = 0; i < j->vocab; i++) sum += (double)z[i];
     double lse = (double)m + log(sum);
-    j->nll[r] = lse - (double)z[j->target[r]];
+    j->nll[r] = lse - (double)zt;
     if (!j->want_grad) return;
-    for (int i = 0; i < j->vocab; i++) z[i] = (float)exp((double)z[i] - lse) * j->scale;
+    float f = (float)((double)j->scale / sum);
+    for (int i = 0; i < j->vocab; i++) z[i] *= f;
     z[j->target[r]] -= j->scale;
 }
 

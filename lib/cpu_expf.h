@@ -8,6 +8,7 @@
 #define GR_CPU_EXPF_H
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 #if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
 #define GR_EXPF_AVX 1
 #include <immintrin.h>
@@ -52,6 +53,53 @@ static inline __m256 gr_expf8(__m256 x) {
 }
 #else
 #define GR_EXPF_AVX 0
+#endif
+
+/* A faster exp for softmax rows, where an ulp does not matter but the rate
+ * does: Cephes' single-precision method (n = round(x log2 e), r = x − n ln 2 in
+ * two parts, a degree-5 polynomial for (e^r − 1 − r)/r², scaled by 2^n), about
+ * 1 ulp off expf. Returns exactly 0 below −87 and is meant for x <= 88. The
+ * scalar and the 8-lane forms perform the same operations (fmaf, round to
+ * nearest even), so a portable build computes the same bits. */
+#define GR_EXPF_FAST_LO (-87.0f)
+static inline float gr_expf_fast(float x) {
+    if (!(x >= GR_EXPF_FAST_LO)) return 0.0f;
+    x = x < 88.0f ? x : 88.0f;
+    float n = nearbyintf(x * 1.44269504088896341f);
+    float r = fmaf(-n, 0.693359375f, x);
+    r = fmaf(-n, -2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    uint32_t u;
+    memcpy(&u, &y, 4);
+    u += (uint32_t)((int32_t)n * (1 << 23));
+    memcpy(&y, &u, 4);
+    return y;
+}
+#if GR_EXPF_AVX
+static inline __m256 gr_expf8_fast(__m256 x) {
+    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(GR_EXPF_FAST_LO), _CMP_GE_OQ);
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), e));
+    return _mm256_and_ps(y, keep);
+}
 #endif
 
 /* x[i] = expf(x[i]) for i < n */

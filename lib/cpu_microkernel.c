@@ -11,6 +11,18 @@
 
 enum { MR = GR_MR, NR = GR_NR };
 
+#if GEMM_AVX
+/* C += (load) and store of the twelve accumulators */
+#define ST(r, x0, x1)                                                                     \
+    if (load) {                                                                           \
+        x0 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc), x0);                   \
+        x1 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc + 8), x1);               \
+    }                                                                                     \
+    _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
+    _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
+#define STORE_TILE() do { ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51) } while (0)
+#endif
+
 void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
 #if GEMM_AVX
     /* Twelve named accumulators: an array would live on the stack at -O2. */
@@ -63,15 +75,7 @@ void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, in
             : "rcx", "rdx", "ymm12", "ymm13", "ymm14", "ymm15", "cc", "memory");
 #undef STEP
 #undef BC
-#define ST(r, x0, x1)                                                                     \
-    if (load) {                                                                           \
-        x0 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc), x0);                   \
-        x1 = _mm256_add_ps(_mm256_loadu_ps(C + (size_t)(r) * ldc + 8), x1);               \
-    }                                                                                     \
-    _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
-    _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
-    ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51)
-#undef ST
+    STORE_TILE();
 #else
     /* fmaf: the same roundings as the FMA kernel, so both builds train alike */
     float c[MR][NR] = {{0}};
@@ -84,3 +88,61 @@ void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, in
 #endif
 }
 
+
+void gr_micro_6x16_strided(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
+                           float *C, int ldc, int load) {
+#if GEMM_AVX
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    /* rows 0-2 from a and 3-5 from r8 = a + 3 a_is, each as base + index x
+     * {0, 1, 2}; the counts and strides come through memory (GCC allows at most
+     * 30 asm operands, and the accumulators take 24) */
+    const long arg[4] = {kc, a_is * 4, a_ks * 4, b_ks * 4};
+#define BC(addr, t, c0, c1)                                                               \
+    "vbroadcastss " addr ", %%" t "\n\t"                                                   \
+    "vfmadd231ps %%ymm12, %%" t ", %[" c0 "]\n\t"                                         \
+    "vfmadd231ps %%ymm13, %%" t ", %[" c1 "]\n\t"
+    __asm__("mov (%[arg]), %%rcx\n\t"
+            "mov 8(%[arg]), %%r9\n\t"
+            "mov 16(%[arg]), %%r10\n\t"
+            "mov 24(%[arg]), %%r11\n\t"
+            "lea (%[a],%%r9,2), %%r8\n\t"
+            "add %%r9, %%r8\n\t"
+            "test %%rcx, %%rcx\n\t"
+            "jz 2f\n\t"
+            ".p2align 4\n"
+            "1:\n\t"
+            "vmovups (%[b]), %%ymm12\n\t"
+            "vmovups 32(%[b]), %%ymm13\n\t"
+            BC("(%[a])", "ymm14", "c00", "c01")
+            BC("(%[a],%%r9,1)", "ymm15", "c10", "c11")
+            BC("(%[a],%%r9,2)", "ymm14", "c20", "c21")
+            BC("(%%r8)", "ymm15", "c30", "c31")
+            BC("(%%r8,%%r9,1)", "ymm14", "c40", "c41")
+            BC("(%%r8,%%r9,2)", "ymm15", "c50", "c51")
+            "add %%r10, %[a]\n\t"
+            "add %%r10, %%r8\n\t"
+            "add %%r11, %[b]\n\t"
+            "dec %%rcx\n\t"
+            "jnz 1b\n"
+            "2:\n"
+            : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
+              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
+              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),
+              [a] "+r"(a), [b] "+r"(b)
+            : [arg] "r"(arg)
+            : "rcx", "r8", "r9", "r10", "r11", "ymm12", "ymm13", "ymm14", "ymm15", "cc",
+              "memory");
+#undef BC
+    STORE_TILE();
+#else
+    float c[MR][NR] = {{0}};
+    for (int p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            for (int jx = 0; jx < NR; jx++)
+                c[i][jx] = fmaf(a[i * a_is + p * a_ks], b[p * b_ks + jx], c[i][jx]);
+    for (int i = 0; i < MR; i++)
+        for (int jx = 0; jx < NR; jx++)
+            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
+#endif
+}

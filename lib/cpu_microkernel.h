@@ -9,4 +9,9 @@
 #define GR_MR 6
 #define GR_NR 16
 void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load);
+/* The same tile from operands in place, for the attention kernels whose
+ * operands are rows of Q, K, V and score blocks: A[p][i] = a[i a_is + p a_ks],
+ * B[p][j] = b[p b_ks + j] (no alignment needed); same summation order. */
+void gr_micro_6x16_strided(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
+                           float *C, int ldc, int load);
 #endif

@@ -122,8 +122,10 @@ done
 n=$(wc -l <"$P/pairs.jsonl" 2>/dev/null || echo 0)
 [ "$n" -ge 4 ] && ok dpo_pipeline_mined || fail dpo_pipeline_mined "$n pairs; $(cat "$P/mine.err")"
 expect dpo_pipeline_train 0 "$D" --base "$P/rsft" --pairs "$P/pairs.jsonl" --out "$P/dpo" --template raw \
-    --lr 5e-3 --beta 0.5 --grad-accum 2 --epochs 20 --eval-every 20 --log "$P/dpo.log" --threads 2 --quiet
+    --lr 5e-3 --beta 0.5 --grad-accum 2 --epochs 40 --eval-every 20 --log "$P/dpo.log" --threads 2 --quiet
 # evaluations over all mined pairs: margins rise, the last accuracy is high
+# (40 epochs: at 20 the accuracy on these 8 pairs sat at 0.625-0.75 and moved
+# with the last bits of the attention numerics; by 40 it is 0.875 either way)
 r=$(jq -s -r '[.[] | select(has("eval_loss"))] | "\(.[0]["eval_rewards/margins"]) \(.[-1]["eval_rewards/margins"]) \(.[-1]["eval_rewards/accuracies"])"' "$P/dpo.log")
 set -- $r
 awk -v a="$1" -v b="$2" -v acc="$3" 'BEGIN { exit !(b > a && b > 0.5 && acc >= 0.75) }' &&

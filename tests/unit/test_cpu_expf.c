@@ -55,8 +55,39 @@ TEST(expf_specials_and_tails) {
     }
 }
 
+/* gr_expf_fast: within 2 ulp of exp (computed in double) on [-87, 88], exactly
+ * 0 below -87, and the 8-lane form gives the scalar form's bits. */
+TEST(expf_fast_accuracy_and_lanes) {
+    double worst = 0;
+    for (uint32_t r = 0; r < 2; r++) {
+        uint32_t lo = r ? to_bits(0.0f) : to_bits(-0.0f), hi = r ? to_bits(88.0f) : to_bits(-87.0f);
+        for (uint32_t u = lo; u <= hi; u += 97) {
+            float x = from_bits(u), y = gr_expf_fast(x);
+            double ref = exp((double)x), err = fabs(y - ref) / ref;
+            if (err > worst) worst = err;
+            CHECK_MSG(err <= 2.4e-7, "gr_expf_fast(%a) = %a, exp = %a", x, y, ref);
+        }
+    }
+    CHECK(gr_expf_fast(-87.01f) == 0.0f && gr_expf_fast(-INFINITY) == 0.0f &&
+          gr_expf_fast(-1000.0f) == 0.0f && gr_expf_fast(0.0f) == 1.0f);
+#if GR_EXPF_AVX
+    float x[64];
+    for (int t = 0; t < 4000; t++) {
+        for (int i = 0; i < 8; i++) x[i] = (float)((t * 8 + i) % 4000) * 0.044f - 90.0f;
+        if (t % 7 == 0) x[t % 8] = -INFINITY;
+        float y[8];
+        _mm256_storeu_ps(y, gr_expf8_fast(_mm256_loadu_ps(x)));
+        for (int i = 0; i < 8; i++)
+            CHECK_MSG(to_bits(y[i]) == to_bits(gr_expf_fast(x[i])), "lane %d, x %a: %a vs %a", i,
+                      x[i], y[i], gr_expf_fast(x[i]));
+    }
+#endif
+    (void)worst;
+}
+
 int main(void) {
     RUN(expf_exact_over_range);
     RUN(expf_specials_and_tails);
+    RUN(expf_fast_accuracy_and_lanes);
     return TEST_EXIT();
 }

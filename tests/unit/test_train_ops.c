@@ -153,6 +153,118 @@ TEST(attention_backward) {
     free(c.q); free(c.k); free(c.v); free(c.o); free(c.lse); free(c.r); free(dq); free(dk); free(dv);
 }
 
+/* ---- attention, head dims a multiple of 16 (the blocked path of cpu_attention_train.c) ----
+ * Against attention and its gradients computed directly in double, for lengths
+ * that cross the 48-query blocks and are no multiple of 6, 8 or 16; and the
+ * same bits with 1 and 2 threads. */
+static void att_ref(const float *q, const float *k, const float *v, const float *r,
+                    const int *start, int n_seq, int H, int Hkv, int hd, double *o, double *dq,
+                    double *dk, double *dv) {
+    int n = start[n_seq], QD = H * hd, KD = Hkv * hd;
+    double sc = 1.0 / sqrt((double)hd);
+    memset(dq, 0, sizeof(double) * (size_t)(n * QD));
+    memset(dk, 0, sizeof(double) * (size_t)(n * KD));
+    memset(dv, 0, sizeof(double) * (size_t)(n * KD));
+    double *p = malloc(sizeof(double) * (size_t)n), *dp = malloc(sizeof(double) * (size_t)n);
+    for (int s = 0; s < n_seq; s++)
+        for (int h = 0; h < H; h++)
+            for (int t = start[s]; t < start[s + 1]; t++) {
+                int kh = h / (H / Hkv);
+                const float *qt = q + t * QD + h * hd, *rt = r + t * QD + h * hd;
+                double m = -1e300, z = 0, pd = 0;
+                for (int u = start[s]; u <= t; u++) {
+                    p[u] = dotd(qt, k + u * KD + kh * hd, hd) * sc;
+                    m = fmax(m, p[u]);
+                }
+                for (int u = start[s]; u <= t; u++) z += (p[u] = exp(p[u] - m));
+                for (int d = 0; d < hd; d++) o[t * QD + h * hd + d] = 0;
+                for (int u = start[s]; u <= t; u++) {
+                    p[u] /= z;
+                    dp[u] = dotd(rt, v + u * KD + kh * hd, hd);
+                    pd += p[u] * dp[u];
+                    for (int d = 0; d < hd; d++) {
+                        o[t * QD + h * hd + d] += p[u] * v[u * KD + kh * hd + d];
+                        dv[u * KD + kh * hd + d] += p[u] * rt[d];
+                    }
+                }
+                for (int u = start[s]; u <= t; u++) {
+                    double ds = p[u] * (dp[u] - pd) * sc;
+                    for (int d = 0; d < hd; d++) {
+                        dq[t * QD + h * hd + d] += ds * k[u * KD + kh * hd + d];
+                        dk[u * KD + kh * hd + d] += ds * qt[d];
+                    }
+                }
+            }
+    free(p);
+    free(dp);
+}
+
+static int near_all(const char *what, const float *x, const double *ref, int n, double tol,
+                    char *msg) {
+    double mx = 0;
+    for (int i = 0; i < n; i++) mx = fmax(mx, fabs(ref[i]));
+    for (int i = 0; i < n; i++)
+        if (!(fabs(x[i] - ref[i]) <= tol * (mx + 1e-30))) {
+            sprintf(msg, "%s[%d]: %.9g, reference %.9g (max %g)", what, i, x[i], ref[i], mx);
+            return 0;
+        }
+    return 1;
+}
+
+TEST(attention_blocked_matches_double) {
+    char msg[256];
+    int start[4] = {0, 1, 51, 164};
+    int shapes[][3] = {{4, 2, 16}, {3, 1, 32}, {2, 2, 64}};
+    for (int c = 0; c < 3; c++) {
+        int H = shapes[c][0], Hkv = shapes[c][1], hd = shapes[c][2], n = start[3];
+        int QN = n * H * hd, KN = n * Hkv * hd;
+        float *q = rnd(QN, 1.5f), *k = rnd(KN, 1.5f), *v = rnd(KN, 1), *r = rnd(QN, 1);
+        float *o = malloc(sizeof(float) * QN), *lse = malloc(sizeof(float) * n * H);
+        float *dq = malloc(sizeof(float) * QN), *dk = malloc(sizeof(float) * KN),
+              *dv = malloc(sizeof(float) * KN);
+        double *ro = malloc(sizeof(double) * QN), *rdq = malloc(sizeof(double) * QN),
+               *rdk = malloc(sizeof(double) * KN), *rdv = malloc(sizeof(double) * KN);
+        att_ref(q, k, v, r, start, 3, H, Hkv, hd, ro, rdq, rdk, rdv);
+        ops->attention_fwd(be, o, lse, q, k, v, start, 3, H, Hkv, hd);
+        ops->attention_bwd(be, dq, dk, dv, r, o, lse, q, k, v, start, 3, H, Hkv, hd);
+        CHECK_MSG(near_all("o", o, ro, QN, 1e-5, msg), "hd %d: %s", hd, msg);
+        CHECK_MSG(near_all("dq", dq, rdq, QN, 2e-5, msg), "hd %d: %s", hd, msg);
+        CHECK_MSG(near_all("dk", dk, rdk, KN, 2e-5, msg), "hd %d: %s", hd, msg);
+        CHECK_MSG(near_all("dv", dv, rdv, KN, 2e-5, msg), "hd %d: %s", hd, msg);
+        /* one thread: the same bits */
+        gr_backend *b1 = gr_backend_cpu(1);
+        float *o1 = malloc(sizeof(float) * QN), *l1 = malloc(sizeof(float) * n * H),
+              *dq1 = malloc(sizeof(float) * QN), *dk1 = malloc(sizeof(float) * KN),
+              *dv1 = malloc(sizeof(float) * KN);
+        ops->attention_fwd(b1, o1, l1, q, k, v, start, 3, H, Hkv, hd);
+        ops->attention_bwd(b1, dq1, dk1, dv1, r, o1, l1, q, k, v, start, 3, H, Hkv, hd);
+        CHECK(memcmp(o, o1, sizeof(float) * QN) == 0 && memcmp(lse, l1, sizeof(float) * n * H) == 0);
+        CHECK(memcmp(dq, dq1, sizeof(float) * QN) == 0 && memcmp(dk, dk1, sizeof(float) * KN) == 0 &&
+              memcmp(dv, dv1, sizeof(float) * KN) == 0);
+        gr_backend_free(b1);
+        free(o1); free(l1); free(dq1); free(dk1); free(dv1);
+        free(q); free(k); free(v); free(r); free(o); free(lse); free(dq); free(dk); free(dv);
+        free(ro); free(rdq); free(rdk); free(rdv);
+    }
+}
+
+TEST(attention_blocked_backward) {
+    char msg[256];
+    int start[3] = {0, 5, 55};
+    at_ctx c = {NULL, NULL, NULL, NULL, NULL, NULL, start, 2, 2, 1, 16, 55};
+    int QN = c.n * c.H * c.hd, KN = c.n * c.Hkv * c.hd;
+    c.q = rnd(QN, 1); c.k = rnd(KN, 1); c.v = rnd(KN, 1); c.o = rnd(QN, 1);
+    c.lse = rnd(c.n * c.H, 1); c.r = rnd(QN, 1);
+    at_loss(&c);
+    float *dq = malloc(sizeof(float) * QN), *dk = malloc(sizeof(float) * KN),
+          *dv = malloc(sizeof(float) * KN);
+    ops->attention_bwd(be, dq, dk, dv, c.r, c.o, c.lse, c.q, c.k, c.v, start, 2, 2, 1, 16);
+    CHECK_MSG(fd_check("dq", c.q, dq, QN, at_loss, &c, msg), "%s", msg);
+    CHECK_MSG(fd_check("dk", c.k, dk, KN, at_loss, &c, msg), "%s", msg);
+    CHECK_MSG(fd_check("dv", c.v, dv, KN, at_loss, &c, msg), "%s", msg);
+    free(c.q); free(c.k); free(c.v); free(c.o); free(c.lse); free(c.r); free(dq); free(dk); free(dv);
+}
+
 /* ---- swiglu ---- */
 typedef struct { float *g, *u, *y, *r; int n; } sw_ctx;
 static double sw_loss(void *c_) {
@@ -300,6 +412,8 @@ int main(void) {
     RUN(rmsnorm_backward);
     RUN(rope_backward);
     RUN(attention_backward);
+    RUN(attention_blocked_matches_double);
+    RUN(attention_blocked_backward);
     RUN(swiglu_backward);
     RUN(embedding_backward);
     RUN(xent_backward);
