@@ -533,9 +533,22 @@ static void cpu_embedding_bwd(gr_backend *b, float *demb, const float *dout, con
 static void sumsq_task(void *ctx, int t) {
     const ew_job *j = ctx;
     int64_t i1 = ((int64_t)t + 1) * EW < j->n ? ((int64_t)t + 1) * EW : j->n;
-    double s = 0;
-    for (int64_t i = (int64_t)t * EW; i < i1; i++) s += (double)j->x[i] * j->x[i];
-    j->part[t] = s;
+    /* four double partial sums (i mod 4), then a fixed tree: the same bits
+     * from the AVX and the portable loop */
+    double s[4] = {0, 0, 0, 0};
+    int64_t i = (int64_t)t * EW;
+#if GEMM_AVX
+    __m256d acc = _mm256_setzero_pd();
+    for (; i + 4 <= i1; i += 4) {
+        __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(j->x + i));
+        acc = _mm256_add_pd(acc, _mm256_mul_pd(x, x));
+    }
+    _mm256_storeu_pd(s, acc);
+#endif
+    for (; i + 4 <= i1; i += 4)
+        for (int l = 0; l < 4; l++) s[l] += (double)j->x[i + l] * j->x[i + l];
+    for (int l = 0; i < i1; i++, l++) s[l] += (double)j->x[i] * j->x[i];
+    j->part[t] = (s[0] + s[1]) + (s[2] + s[3]);
 }
 
 static double cpu_sumsq(gr_backend *b, const float *x, int64_t n) {
@@ -570,7 +583,27 @@ static void adamw_task(void *ctx, int t) {
     float decay = (float)(1.0 - (double)lr * wd);
     float *p = j->a, *m = j->b2, *v = (float *)j->z;
     const float *g = j->x;
-    for (int64_t i = (int64_t)t * EW; i < i1; i++) {
+    int64_t i = (int64_t)t * EW;
+#if GEMM_AVX
+    /* the scalar loop's operations, eight lanes at a time (no contraction into
+     * FMAs, correctly rounded sqrt and division): the same bits */
+    const __m256 vdecay = _mm256_set1_ps(decay), vw1 = _mm256_set1_ps(w1), vw2 = _mm256_set1_ps(w2),
+                 vb2 = _mm256_set1_ps(b2), vbc2s = _mm256_set1_ps(bc2s), veps = _mm256_set1_ps(eps),
+                 vstep = _mm256_set1_ps(-step);
+    for (; i + 8 <= i1; i += 8) {
+        __m256 pi = _mm256_loadu_ps(p + i), gi = _mm256_loadu_ps(g + i);
+        __m256 mi = _mm256_loadu_ps(m + i), vi = _mm256_loadu_ps(v + i);
+        if (wd != 0) pi = _mm256_mul_ps(pi, vdecay);
+        mi = _mm256_add_ps(mi, _mm256_mul_ps(vw1, _mm256_sub_ps(gi, mi)));
+        vi = _mm256_add_ps(_mm256_mul_ps(vi, vb2), _mm256_mul_ps(_mm256_mul_ps(vw2, gi), gi));
+        __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), vbc2s), veps);
+        pi = _mm256_add_ps(pi, _mm256_mul_ps(vstep, _mm256_div_ps(mi, denom)));
+        _mm256_storeu_ps(p + i, pi);
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+    }
+#endif
+    for (; i < i1; i++) {
         if (wd != 0) p[i] *= decay;
         m[i] += w1 * (g[i] - m[i]);
         v[i] = v[i] * b2 + w2 * g[i] * g[i];
