@@ -325,6 +325,8 @@ struct cpu_impl {
     float *xpack;      /* activations packed for the prefill GEMM */
     size_t xpack_cap;
     size_t xperm_cap;
+    void *buf[GR_CPU_BUF_N]; /* gr_cpu_buffer */
+    size_t buf_cap[GR_CPU_BUF_N];
 };
 
 static gr_pool *pool_of(gr_backend *b) { return ((cpu_impl *)b->impl)->pool; }
@@ -655,8 +657,19 @@ static void cpu_free(gr_backend *b) {
     free(ci->xs);
     free(ci->xperm);
     free(ci->xpack);
+    for (int i = 0; i < GR_CPU_BUF_N; i++) free(ci->buf[i]);
     free(ci);
     free(b);
+}
+
+void *gr_cpu_buffer(gr_backend *b, int slot, size_t bytes) {
+    cpu_impl *ci = b->impl;
+    if (bytes > ci->buf_cap[slot]) {
+        free(ci->buf[slot]);
+        ci->buf[slot] = gr_xmalloc_aligned(64, bytes);
+        ci->buf_cap[slot] = bytes;
+    }
+    return ci->buf[slot];
 }
 
 gr_backend *gr_backend_cpu(int n_threads) {

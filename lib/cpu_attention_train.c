@@ -159,8 +159,8 @@ static size_t pack_kv(gr_backend *b, fa_job *j, size_t *toff, int want_v) {
         n += (size_t)up(j->start[s + 1] - j->start[s], 16) * (size_t)j->Hkv * (size_t)j->hd;
     }
     j->toff = toff;
-    j->kt = gr_xmalloc_aligned(64, sizeof(float) * (n ? n : 1));
-    j->vt = want_v ? gr_xmalloc_aligned(64, sizeof(float) * (n ? n : 1)) : NULL;
+    j->kt = gr_cpu_buffer(b, GR_CPU_BUF_ATT_PACK, sizeof(float) * 2 * (n ? n : 1));
+    j->vt = want_v ? j->kt + n : NULL;
     gr_cpu_parallel(b, pack_task, j, j->n_seq * j->Hkv);
     return n;
 }
@@ -254,7 +254,6 @@ int gr_cpu_attention_fwd_fast(gr_backend *b, float *out, float *lse, const float
                 .n_seq = n_seq, .H = H, .Hkv = Hkv, .hd = hd};
     pack_kv(b, &j, toff, 0);
     gr_cpu_parallel(b, fwd_task, &j, nt);
-    free(j.kt);
     free(toff);
     free(tasks);
     return 1;
@@ -363,14 +362,11 @@ int gr_cpu_attention_bwd_fast(gr_backend *b, float *dq, float *dk, float *dv, co
     fa_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .o = out, .clse = lse, .q = q, .k = k,
                 .v = v, .start = start, .tasks = tasks, .n_seq = n_seq, .H = H, .Hkv = Hkv,
                 .hd = hd};
-    j.dkh = gr_xmalloc_aligned(64, sizeof(float) * 2 * (per_head ? per_head : 1));
+    j.dkh = gr_cpu_buffer(b, GR_CPU_BUF_ATT_GRAD, sizeof(float) * 2 * (per_head ? per_head : 1));
     j.dvh = j.dkh + per_head;
     pack_kv(b, &j, toff, 1);
     gr_cpu_parallel(b, bwd_task, &j, nt);
     gr_cpu_parallel(b, reduce_task, &j, (n + RED_ROWS - 1) / RED_ROWS);
-    free(j.dkh);
-    free(j.kt);
-    free(j.vt);
     free(toff);
     free(order);
     free(tasks);
