@@ -336,7 +336,8 @@ static void cpu_rope(gr_backend *b, float *x, const int *pos, int n, int heads, 
 }
 
 /* ---- attention -------------------------------------------------------------
- * Blocks of QB queries against all the keys they see, through the GEMM (run
+ * Head dims that are a multiple of 16 take cpu_attention_train.c. The general
+ * path, for any head dim: blocks of QB queries against all the keys they see, through the GEMM (run
  * serially inside a task): S = Q Kᵀ, softmax with the causal mask, O = P V.
  * The backward recomputes P from the saved log-sum-exp (flash-attention style)
  * and runs per (sequence, kv head), which owns that head's dK and dV. */
@@ -396,9 +397,7 @@ static void att_fwd_task(void *ctx, int task) {
 static void cpu_attention_fwd(gr_backend *b, float *out, float *lse, const float *q,
                               const float *k, const float *v, const int *start, int n_seq, int H,
                               int Hkv, int hd) {
-    if (getenv("GR_ATT_SLOW") == NULL &&
-        gr_cpu_attention_fwd_fast(b, out, lse, q, k, v, start, n_seq, H, Hkv, hd))
-        return;
+    if (gr_cpu_attention_fwd_fast(b, out, lse, q, k, v, start, n_seq, H, Hkv, hd)) return;
     int nt = 0;
     for (int s = 0; s < n_seq; s++) nt += H * ((start[s + 1] - start[s] + QB - 1) / QB);
     int *tasks = gr_xmalloc(sizeof(int) * 3 * (size_t)(nt ? nt : 1)), t = 0;
@@ -462,8 +461,7 @@ static void cpu_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, co
                               const float *out, const float *lse, const float *q, const float *k,
                               const float *v, const int *start, int n_seq, int H, int Hkv,
                               int hd) {
-    if (getenv("GR_ATT_SLOW") == NULL &&
-        gr_cpu_attention_bwd_fast(b, dq, dk, dv, dout, out, lse, q, k, v, start, n_seq, H, Hkv, hd))
+    if (gr_cpu_attention_bwd_fast(b, dq, dk, dv, dout, out, lse, q, k, v, start, n_seq, H, Hkv, hd))
         return;
     att_job j = {.dq = dq, .dk = dk, .dv = dv, .dout = dout, .o = out, .clse = lse, .q = q,
                  .k = k, .v = v, .start = start, .n_seq = n_seq, .H = H, .Hkv = Hkv, .hd = hd};
