@@ -20,7 +20,26 @@ enum { MR = GR_MR, NR = GR_NR };
     }                                                                                     \
     _mm256_storeu_ps(C + (size_t)(r) * ldc, x0);                                          \
     _mm256_storeu_ps(C + (size_t)(r) * ldc + 8, x1);
+/* the twelve accumulators as asm in-out operands */
+#define ACC_OPERANDS                                                                      \
+    [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11), [c20] "+x"(c20),   \
+        [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31), [c40] "+x"(c40),                 \
+        [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)
 #define STORE_TILE() do { ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51) } while (0)
+#endif
+
+#if !GEMM_AVX
+static void micro_portable(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
+                           float *C, int ldc, int load) {
+    float c[MR][NR] = {{0}};
+    for (int p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            for (int jx = 0; jx < NR; jx++)
+                c[i][jx] = fmaf(a[i * a_is + p * a_ks], b[p * b_ks + jx], c[i][jx]);
+    for (int i = 0; i < MR; i++)
+        for (int jx = 0; jx < NR; jx++)
+            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
+}
 #endif
 
 void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
@@ -67,10 +86,7 @@ void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, in
             "dec %%rdx\n\t"
             "jnz 3b\n"
             "4:\n"
-            : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
-              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
-              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),
-              [a] "+r"(a), [b] "+r"(b)
+            : ACC_OPERANDS, [a] "+r"(a), [b] "+r"(b)
             : [n] "r"(n)
             : "rcx", "rdx", "ymm12", "ymm13", "ymm14", "ymm15", "cc", "memory");
 #undef STEP
@@ -78,13 +94,7 @@ void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, in
     STORE_TILE();
 #else
     /* fmaf: the same roundings as the FMA kernel, so both builds train alike */
-    float c[MR][NR] = {{0}};
-    for (int p = 0; p < kc; p++)
-        for (int i = 0; i < MR; i++)
-            for (int jx = 0; jx < NR; jx++) c[i][jx] = fmaf(a[p * MR + i], b[p * NR + jx], c[i][jx]);
-    for (int i = 0; i < MR; i++)
-        for (int jx = 0; jx < NR; jx++)
-            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
+    micro_portable(kc, a, 1, MR, b, NR, C, ldc, load);
 #endif
 }
 
@@ -126,23 +136,13 @@ void gr_micro_6x16_strided(int kc, const float *a, long a_is, long a_ks, const f
             "dec %%rcx\n\t"
             "jnz 1b\n"
             "2:\n"
-            : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),
-              [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),
-              [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51),
-              [a] "+r"(a), [b] "+r"(b)
+            : ACC_OPERANDS, [a] "+r"(a), [b] "+r"(b)
             : [arg] "r"(arg)
             : "rcx", "r8", "r9", "r10", "r11", "ymm12", "ymm13", "ymm14", "ymm15", "cc",
               "memory");
 #undef BC
     STORE_TILE();
 #else
-    float c[MR][NR] = {{0}};
-    for (int p = 0; p < kc; p++)
-        for (int i = 0; i < MR; i++)
-            for (int jx = 0; jx < NR; jx++)
-                c[i][jx] = fmaf(a[i * a_is + p * a_ks], b[p * b_ks + jx], c[i][jx]);
-    for (int i = 0; i < MR; i++)
-        for (int jx = 0; jx < NR; jx++)
-            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
+    micro_portable(kc, a, a_is, a_ks, b, b_ks, C, ldc, load);
 #endif
 }
