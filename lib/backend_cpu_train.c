@@ -42,27 +42,6 @@ enum { MR = 6, NR = 16, KC = 256, MC = 258, NC = 512 };
 static _Thread_local _Alignas(64) float apack[MC * KC + 16];
 static _Thread_local _Alignas(64) float bpack[KC * NR];
 
-#if GEMM_AVX
-/* in place: r[i] (8 rows of 8) -> r[p] = column p */
-static inline void tr8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-#endif
 
 typedef struct gemm_job {
     int M, N, K, lda, ldb, ldc, acc;
@@ -109,7 +88,7 @@ static void pack_a(const gemm_job *j, int i0, int i1, int k0, int kc, float *dst
                     __m256 r[8];
                     for (int q = 0; q < MR; q++) r[q] = _mm256_loadu_ps(s + (size_t)q * j->lda + p);
                     r[6] = r[7] = _mm256_setzero_ps();
-                    tr8(r);
+                    gr_tr8(r);
                     for (int q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p + q) * MR, r[q]);
                 }
 #endif
@@ -130,7 +109,7 @@ static void pack_b(const gemm_job *j, int jj, int nr, int k0, int kc, float *dst
                 for (int h = 0; h < NR; h += 8) {
                     __m256 r[8];
                     for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(s + (size_t)(h + q) * j->ldb + p);
-                    tr8(r);
+                    gr_tr8(r);
                     for (int q = 0; q < 8; q++) _mm256_store_ps(dst + (p + q) * NR + h, r[q]);
                 }
 #endif

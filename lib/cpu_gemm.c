@@ -10,7 +10,7 @@
 enum { KC = 256, MR = GR_MR };
 
 /* a multiple of 8 floats, so every slot of an aligned buffer stays 32-byte aligned */
-int64_t gr_gemm_scratch(int64_t cols) { return ((int64_t)GR_GEMM_NR * cols + cols + 7) / 8 * 8; }
+int64_t gr_gemm_scratch(int64_t cols) { return (2 * (int64_t)GR_GEMM_NR * cols + 7) / 8 * 8; }
 
 /* y[t][0..16) (+)= Σ_k xp[k][t] wp[k][0..16) for k < kc, stored for t < mr and
  * the first nr columns: xp is a packed tile of 6 tokens (zero rows past the last
@@ -48,15 +48,29 @@ void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t
     int nr = rows - r0 < GR_GEMM_NR ? (int)(rows - r0) : GR_GEMM_NR;
     float *wp = scratch, *buf = scratch + GR_GEMM_NR * cols;
     /* pack once: wp[k][r] = w[r0 + r][k], zero rows past the end; a K-block is
-     * then the contiguous slice wp + 16*k0 */
+     * then the contiguous slice wp + 16*k0. The 16 rows are converted first,
+     * then transposed 8 x 8 at a time. */
+    const float *wr[GR_GEMM_NR];
     for (int r = 0; r < GR_GEMM_NR; r++) {
-        if (r >= nr) {
-            for (int64_t k = 0; k < cols; k++) wp[16 * k + r] = 0;
-            continue;
+        if (r < nr) {
+            wr[r] = row(w, r0 + r, buf + (int64_t)r * cols);
+        } else {
+            memset(buf + (int64_t)r * cols, 0, sizeof(float) * (size_t)cols);
+            wr[r] = buf + (int64_t)r * cols;
         }
-        const float *wr = row(w, r0 + r, buf);
-        for (int64_t k = 0; k < cols; k++) wp[16 * k + r] = wr[k];
     }
+    int64_t k = 0;
+#if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
+    for (; k + 8 <= cols; k += 8)
+        for (int h = 0; h < GR_GEMM_NR; h += 8) {
+            __m256 v[8];
+            for (int q = 0; q < 8; q++) v[q] = _mm256_loadu_ps(wr[h + q] + k);
+            gr_tr8(v);
+            for (int q = 0; q < 8; q++) _mm256_store_ps(wp + 16 * (k + q) + h, v[q]);
+        }
+#endif
+    for (; k < cols; k++)
+        for (int r = 0; r < GR_GEMM_NR; r++) wp[16 * k + r] = wr[r][k];
     for (int64_t k0 = 0; k0 < cols; k0 += KC) {
         int kc = cols - k0 < KC ? (int)(cols - k0) : KC;
         const float *wk = wp + 16 * k0;
