@@ -320,7 +320,10 @@ struct cpu_impl {
     int8_t *xq;        /* quantized activations for the integer path */
     float *xd;
     int32_t *xs;
-    size_t xq_cap;     /* elements of xq */
+    int8_t *pq;        /* the same rows, eight at a time in gr_q8_pack8's layout */
+    float *pd;
+    int32_t *ps;
+    size_t xq_cap;     /* elements of xq (and of pq) */
     float *xperm;      /* activations in BF16 decode order */
     float *xpack;      /* activations packed for the prefill GEMM */
     size_t xpack_cap;
@@ -359,17 +362,12 @@ static void q8_task(void *ctx, int task) {
         int64_t re = rb + 16 < r1 ? rb + 16 : r1;
         int t = 0;
         for (; t + 8 <= j->n; t += 8) {
-            const int8_t *q[8];
-            const float *d[8];
-            const int32_t *s[8];
-            for (int u = 0; u < 8; u++) {
-                q[u] = j->ci->xq + (size_t)(t + u) * (size_t)cols;
-                d[u] = j->ci->xd + (size_t)(t + u) * (size_t)(cols / 32);
-                s[u] = j->ci->xs + (size_t)(t + u) * (size_t)(cols / 32);
-            }
+            const int8_t *pq = j->ci->pq + (size_t)t * (size_t)cols;
+            const float *pd = j->ci->pd + (size_t)t * (size_t)(cols / 32);
+            const int32_t *ps = j->ci->ps + (size_t)t * (size_t)(cols / 32);
             for (int64_t r = rb; r < re; r++) {
                 float o[8];
-                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols, o);
+                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, pq, pd, ps, cols, o);
                 for (int u = 0; u < 8; u++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[u];
             }
         }
@@ -391,14 +389,25 @@ static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_t
         free(ci->xq);
         free(ci->xd);
         free(ci->xs);
+        free(ci->pq);
+        free(ci->pd);
+        free(ci->ps);
         ci->xq = gr_xmalloc(need);
         ci->xd = gr_xmalloc(need / 32 * sizeof(float));
         ci->xs = gr_xmalloc(need / 32 * sizeof(int32_t));
+        ci->pq = gr_xmalloc(need);
+        ci->pd = gr_xmalloc(need / 32 * sizeof(float));
+        ci->ps = gr_xmalloc(need / 32 * sizeof(int32_t));
         ci->xq_cap = need;
     }
     for (int t = 0; t < n; t++) {
         size_t o = (size_t)t * (size_t)w->cols;
         gr_q8_quantize(x + o, w->cols, ci->xq + o, ci->xd + o / 32, ci->xs + o / 32);
+    }
+    for (int t = 0; t + 8 <= n; t += 8) {
+        size_t o = (size_t)t * (size_t)w->cols;
+        gr_q8_pack8(ci->xq + o, ci->xd + o / 32, ci->xs + o / 32, w->cols, ci->pq + o, ci->pd + o / 32,
+                    ci->ps + o / 32);
     }
     int64_t per = 8;
     while (w->rows / per > 512) per *= 2;
@@ -653,6 +662,9 @@ static void cpu_free(gr_backend *b) {
     free(ci->xq);
     free(ci->xd);
     free(ci->xs);
+    free(ci->pq);
+    free(ci->pd);
+    free(ci->ps);
     free(ci->xperm);
     free(ci->xpack);
     free(ci);

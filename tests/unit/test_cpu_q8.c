@@ -118,6 +118,33 @@ TEST(q8_supported_types) {
     CHECK(!gr_q8_supported(GR_F16, 64) && !gr_q8_supported(GR_Q8_0, 48) && !gr_q8_supported(GR_BF16, 32));
 }
 
+/* gr_q8_dot8 on a gr_q8_pack8 group gives each token gr_q8_dot's result, bit for
+ * bit (extreme codes and all-zero blocks included). */
+TEST(q8_dot8_matches_dot) {
+    enum { MAXC = 1024 };
+    const int types[] = {GR_Q8_0, GR_Q4_0, GR_Q4_1};
+    static uint8_t w[MAXC / 32 * 34];
+    static float x[8 * MAXC], d[8 * MAXC / 32], pd[8 * MAXC / 32];
+    static int8_t q[8 * MAXC], pq[8 * MAXC];
+    static int32_t s[8 * MAXC / 32], ps[8 * MAXC / 32];
+    for (int trial = 0; trial < 60; trial++) {
+        int type = types[trial % 3], cols = 32 * (1 + (int)(next() % (MAXC / 32)));
+        make_row(type, cols, w, trial % 7 == 0);
+        for (int i = 0; i < 8 * cols; i++) x[i] = unit() * (trial % 5 == 0 ? 1e-3f : 1.0f);
+        if (trial % 4 == 0) for (int i = 0; i < 32; i++) x[3 * cols + i] = 0;
+        for (int t = 0; t < 8; t++)
+            gr_q8_quantize(x + t * cols, cols, q + t * cols, d + t * cols / 32, s + t * cols / 32);
+        gr_q8_pack8(q, d, s, cols, pq, pd, ps);
+        float out[8];
+        gr_q8_dot8(type, w, pq, pd, ps, cols, out);
+        for (int t = 0; t < 8; t++) {
+            float one = gr_q8_dot(type, w, q + t * cols, d + t * cols / 32, s + t * cols / 32, cols);
+            CHECK_MSG(memcmp(&one, &out[t], sizeof one) == 0, "type %d cols %d token %d: %a vs %a", type,
+                      cols, t, out[t], one);
+        }
+    }
+}
+
 /* Through the backend: each token's outputs are bit-identical whether it is
  * multiplied alone or in a batch of 11 (the 8-token kernel and the 1-token one
  * do the same operations in the same order), so sampling does not depend on
@@ -153,6 +180,7 @@ int main(void) {
     RUN(q8_dot_q4_1);
     RUN(q8_lossless_activations);
     RUN(q8_supported_types);
+    RUN(q8_dot8_matches_dot);
     RUN(q8_matmul_batch_invariant);
     return TEST_EXIT();
 }
