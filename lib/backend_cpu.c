@@ -1,6 +1,7 @@
 /* The CPU backend: a persistent thread pool (cpu_pool.c), AVX2/FMA kernels
  * where the compiler targets them (-march=native) and portable C otherwise. */
 #include "backend.h"
+#include "cpu_expf.h"
 #include "cpu_q8.h"
 #include "cpu_gemm.h"
 #include "cpu_pool.h"
@@ -594,11 +595,11 @@ static void att_task(void *ctx, int task) {
         sc[p] = s;
         if (s > mx) mx = s;
     }
+    /* gr_expf_n returns expf's values: the same weights as one expf per score */
+    for (p = 0; p <= P; p++) sc[p] -= mx;
+    gr_expf_n(sc, P + 1);
     float sum = 0;
-    for (p = 0; p <= P; p++) {
-        sc[p] = expf(sc[p] - mx);
-        sum += sc[p];
-    }
+    for (p = 0; p <= P; p++) sum += sc[p];
     float *o = j->out + ((size_t)t * j->n_heads + h) * hd;
     memset(o, 0, sizeof(float) * (size_t)hd);
     float inv = 1.0f / sum;
@@ -647,7 +648,17 @@ static void cpu_attention(gr_backend *b, float *out, const float *q, const gr_at
 
 static void cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n) {
     (void)b;
-    for (int64_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    int64_t i = 0;
+#if GR_EXPF_AVX
+    /* gr_expf8 is expf bit for bit, and the rest is the scalar line's IEEE operations */
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 gv = _mm256_loadu_ps(g + i);
+        __m256 e = gr_expf8(_mm256_xor_ps(gv, neg));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+#endif
+    for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 static void cpu_add(gr_backend *b, float *y, const float *x, int64_t n) {
