@@ -366,11 +366,13 @@ static void q8_task(void *ctx, int task) {
             const int8_t *pq = j->ci->pq + (size_t)t * (size_t)cols;
             const float *pd = j->ci->pd + (size_t)t * (size_t)(cols / 32);
             const int32_t *ps = j->ci->ps + (size_t)t * (size_t)(cols / 32);
-            for (int64_t r = rb; r < re; r++) {
-                float o[8];
-                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, pq, pd, ps, cols, o);
-                for (int u = 0; u < 8; u++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[u];
-            }
+            /* the outputs are read back once all 16 rows are done: reading a
+             * vector store's lanes right after it stalls store forwarding */
+            float o[16][8];
+            for (int64_t r = rb; r < re; r++)
+                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, pq, pd, ps, cols, o[r - rb]);
+            for (int u = 0; u < 8; u++)
+                for (int64_t r = rb; r < re; r++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[r - rb][u];
         }
         for (; t < j->n; t++) {
             const int8_t *q = j->ci->xq + (size_t)t * (size_t)cols;
