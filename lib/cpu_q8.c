@@ -41,16 +41,18 @@ void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *
         i = 0;
 #if defined(__AVX2__)
         const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
-        __m256i acc = _mm256_setzero_si256();
+        __m256i acc = _mm256_setzero_si256(), qi[4];
         for (; i < 32; i += 8) {
             __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xb + i), vid),
                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            __m256i qi = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
-            acc = _mm256_add_epi32(acc, qi);
-            int32_t t[8];
-            _mm256_storeu_si256((__m256i *)t, qi);
-            for (int k = 0; k < 8; k++) q[32 * b + i + k] = (int8_t)t[k];
+            qi[i / 8] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+            acc = _mm256_add_epi32(acc, qi[i / 8]);
         }
+        /* to bytes (|q| <= 127: the packs never saturate); packing works per
+         * 128-bit half, the permute puts the 4-byte groups back in order */
+        __m256i q8 = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+        q8 = _mm256_permutevar8x32_epi32(q8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), q8);
         int32_t t[8];
         _mm256_storeu_si256((__m256i *)t, acc);
         for (int k = 0; k < 8; k++) sum += t[k];
