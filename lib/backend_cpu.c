@@ -561,26 +561,39 @@ static void att_task(void *ctx, int task) {
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
     int p = 0;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-    /* four keys at a time, their four sums reduced together */
-    if (hd % 8 == 0)
-        for (; p + 4 <= P + 1; p += 4) {
-            const float *k0 = gr_kv_k(kv, j->layer, p) + kvh * hd, *k1 = gr_kv_k(kv, j->layer, p + 1) + kvh * hd,
-                        *k2 = gr_kv_k(kv, j->layer, p + 2) + kvh * hd, *k3 = gr_kv_k(kv, j->layer, p + 3) + kvh * hd;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    /* Keys in groups of four, each group's four sums reduced together (hadd);
+     * two groups at a time keep eight FMA chains in flight (one key's sum is a
+     * chain of hd/8 dependent FMAs). A score does not depend on the grouping. */
+    if (hd % 8 == 0) {
+        __m128 m4 = _mm_set1_ps(-INFINITY);
+        const __m128 vs = _mm_set1_ps(scale);
+        for (; p + 4 <= P + 1;) {
+            int nk = p + 8 <= P + 1 ? 8 : 4;
+            const float *k[8];
+            __m256 a[8];
+            for (int u = 0; u < 8; u++) {
+                k[u] = gr_kv_k(kv, j->layer, p + (u < nk ? u : 0)) + kvh * hd;
+                a[u] = _mm256_setzero_ps();
+            }
             for (int i = 0; i < hd; i += 8) {
                 __m256 qq = _mm256_loadu_ps(qv + i);
-                a0 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k0 + i), a0);
-                a1 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k1 + i), a1);
-                a2 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k2 + i), a2);
-                a3 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k3 + i), a3);
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++) a[u] = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k[u] + i), a[u]);
             }
-            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-            __m128 s4 = _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)),
-                                   _mm_set1_ps(scale));
-            _mm_storeu_ps(sc + p, s4);
-            for (int u = 0; u < 4; u++)
-                if (sc[p + u] > mx) mx = sc[p + u];
+            for (int g = 0; g < nk; g += 4) {
+                __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[g], a[g + 1]), _mm256_hadd_ps(a[g + 2], a[g + 3]));
+                __m128 s4 = _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)), vs);
+                _mm_storeu_ps(sc + p + g, s4);
+                /* max_ps(s4, m4) passes over a NaN score as the scalar compare does */
+                m4 = _mm_max_ps(s4, m4);
+            }
+            p += nk;
         }
+        float t4[4];
+        _mm_storeu_ps(t4, m4);
+        for (int u = 0; u < 4; u++)
+            if (t4[u] > mx) mx = t4[u];
+    }
 #endif
     for (; p <= P; p++) {
         const float *kp = gr_kv_k(kv, j->layer, p) + kvh * hd;
