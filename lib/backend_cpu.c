@@ -325,6 +325,8 @@ struct cpu_impl {
     float *pd;
     int32_t *ps;
     size_t xq_cap;     /* elements of xq (and of pq) */
+    uint8_t *aw;       /* per q8 task: one Q8_0 row's |w| (gr_q8_abs) */
+    size_t aw_cap;
     float *xperm;      /* activations in BF16 decode order */
     float *xpack;      /* activations packed for the prefill GEMM */
     size_t xpack_cap;
@@ -357,22 +359,32 @@ static void q8_task(void *ctx, int task) {
     const gr_tensor *w = j->w;
     int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task, cols = w->cols;
     if (r1 > w->rows) r1 = w->rows;
-    /* 16 weight rows (~10 KB in Q8_0 at 576 columns) stay in L1 while every token
-     * row passes over them: each activation row is read once per 16 rows */
+    uint8_t *aw = w->type == GR_Q8_0 && j->n >= 16 ? j->ci->aw + (size_t)task * (size_t)cols : NULL;
+    /* 16 weight rows (~10 KB in Q8_0 at 576 columns) stay in L1 while the token
+     * rows pass over them, up to 32 tokens (4 groups of 8) at a time: each row's
+     * |w| (gr_q8_abs) is made once and serves them all */
     for (int64_t rb = r0; rb < r1; rb += 16) {
         int64_t re = rb + 16 < r1 ? rb + 16 : r1;
         int t = 0;
-        for (; t + 8 <= j->n; t += 8) {
-            const int8_t *pq = j->ci->pq + (size_t)t * (size_t)cols;
-            const float *pd = j->ci->pd + (size_t)t * (size_t)(cols / 32);
-            const int32_t *ps = j->ci->ps + (size_t)t * (size_t)(cols / 32);
-            /* the outputs are read back once all 16 rows are done: reading a
+        while (t + 8 <= j->n) {
+            int ng = (j->n - t) / 8 < 4 ? (j->n - t) / 8 : 4;
+            /* the outputs are read back once the 16 rows are done: reading a
              * vector store's lanes right after it stalls store forwarding */
-            float o[16][8];
-            for (int64_t r = rb; r < re; r++)
-                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, pq, pd, ps, cols, o[r - rb]);
-            for (int u = 0; u < 8; u++)
-                for (int64_t r = rb; r < re; r++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[r - rb][u];
+            float o[4][16][8];
+            for (int64_t r = rb; r < re; r++) {
+                const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+                if (aw && ng > 1) gr_q8_abs(wr, cols, aw);
+                for (int g = 0; g < ng; g++) {
+                    size_t tg = (size_t)(t + 8 * g);
+                    gr_q8_dot8(w->type, wr, ng > 1 ? aw : NULL, j->ci->pq + tg * (size_t)cols, j->ci->pd + tg * (size_t)(cols / 32),
+                               j->ci->ps + tg * (size_t)(cols / 32), cols, o[g][r - rb]);
+                }
+            }
+            for (int g = 0; g < ng; g++)
+                for (int u = 0; u < 8; u++)
+                    for (int64_t r = rb; r < re; r++)
+                        j->y[(size_t)(t + 8 * g + u) * (size_t)w->rows + (size_t)r] = o[g][r - rb][u];
+            t += 8 * ng;
         }
         for (; t < j->n; t++) {
             const int8_t *q = j->ci->xq + (size_t)t * (size_t)cols;
@@ -415,8 +427,15 @@ static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_t
     int64_t per = 8;
     while (w->rows / per > 512) per *= 2;
     if (n <= 2) per = decode_rows_per_task(b, w->rows);
+    int tasks = (int)((w->rows + per - 1) / per);
+    size_t awn = n >= 16 && w->type == GR_Q8_0 ? (size_t)tasks * (size_t)w->cols : 0;
+    if (awn > ci->aw_cap) {
+        free(ci->aw);
+        ci->aw = gr_xmalloc(awn);
+        ci->aw_cap = awn;
+    }
     q8_job j = {y, ci, n, w, per};
-    run_tasks(b, q8_task, &j, (int)((w->rows + per - 1) / per), (double)n * (double)w->rows * (double)w->cols);
+    run_tasks(b, q8_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
 /* Prefill (48+ tokens): the blocked GEMM of cpu_gemm.c. A task
@@ -691,6 +710,7 @@ static void cpu_free(gr_backend *b) {
     free(ci->pq);
     free(ci->pd);
     free(ci->ps);
+    free(ci->aw);
     free(ci->xperm);
     free(ci->xpack);
     free(ci);

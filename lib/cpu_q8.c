@@ -110,6 +110,20 @@ void gr_q8_pack8(const int8_t *q, const float *d, const int32_t *s, int64_t cols
         }
 }
 
+void gr_q8_abs(const uint8_t *w, int64_t cols, uint8_t *aw) {
+    for (int64_t b = 0; b < cols / 32; b++, w += 34, aw += 32) {
+#ifdef __AVX2__
+        __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
+        _mm256_storeu_si256((__m256i *)aw, _mm256_sign_epi8(wq, wq));
+#else
+        for (int i = 0; i < 32; i++) {
+            int v = (int8_t)w[2 + i];
+            aw[i] = (uint8_t)(v < 0 ? -v : v);
+        }
+#endif
+    }
+}
+
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 static inline float hf(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
 
@@ -161,6 +175,33 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
     return hsum(acc0) + off;
 }
 
+/* gr_q8_dot8's Q8_0 blocks: |w| ready in aw (use_aw, one sign per group: x
+ * takes w's sign) or made per group (two signs). Inlined with use_aw constant. */
+static inline __attribute__((always_inline)) void q8_0_blocks(const uint8_t *w, const uint8_t *aw, int use_aw,
+                                                              const int8_t *pq, const float *pd, int64_t nb,
+                                                              __m256 a[8]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++, w += 34, pq += 256) {
+        __m256 sc = _mm256_mul_ps(_mm256_set1_ps(hf(w)), _mm256_loadu_ps(pd + 8 * b));
+        /* unrolled: the eight accumulators must stay in registers */
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            int32_t w4, a4;
+            memcpy(&w4, w + 2 + 4 * g, 4);
+            __m256i wg = _mm256_set1_epi32(w4), ag;
+            if (use_aw) {
+                memcpy(&a4, aw + 32 * b + 4 * g, 4);
+                ag = _mm256_set1_epi32(a4);
+            } else {
+                ag = _mm256_sign_epi8(wg, wg);
+            }
+            __m256i xq = _mm256_loadu_si256((const __m256i *)(pq + 32 * g));
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ag, _mm256_sign_epi8(xq, wg)), ones);
+            a[g] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), a[g]);
+        }
+    }
+}
+
 /* Eight token rows at once (prefill, batched decode), from their gr_q8_pack8
  * layout: vector lane t is token t. Accumulator g holds, for every token, lane g
  * of gr_q8_dot's accumulator, the same fused multiply-adds in the same order, and
@@ -168,28 +209,18 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
  * (row, token) result does not depend on how tokens were grouped. Lanes as tokens
  * let one multiply make the eight block scales and one broadcast serve eight
  * tokens (SmolLM2 Q8_0, 32 tokens, 1 thread: ~15% less time per matmul). */
-void gr_q8_dot8(int type, const uint8_t *w, const int8_t *pq, const float *pd, const int32_t *ps,
-                int64_t cols, float out[8]) {
+void gr_q8_dot8(int type, const uint8_t *w, const uint8_t *aw, const int8_t *pq, const float *pd,
+                const int32_t *ps, int64_t cols, float out[8]) {
     __m256 a[8], off = _mm256_setzero_ps();
 #pragma GCC unroll 8
     for (int g = 0; g < 8; g++) a[g] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     int64_t nb = cols / 32;
     if (type == GR_Q8_0) {
-        for (int64_t b = 0; b < nb; b++, w += 34, pq += 256) {
-            __m256 sc = _mm256_mul_ps(_mm256_set1_ps(hf(w)), _mm256_loadu_ps(pd + 8 * b));
-            /* unrolled: the eight accumulators must stay in registers */
-#pragma GCC unroll 8
-            for (int g = 0; g < 8; g++) {
-                int32_t w4;
-                memcpy(&w4, w + 2 + 4 * g, 4);
-                __m256i wg = _mm256_set1_epi32(w4);
-                __m256i xq = _mm256_loadu_si256((const __m256i *)(pq + 32 * g));
-                __m256i p = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(_mm256_sign_epi8(wg, wg), _mm256_sign_epi8(xq, wg)), ones);
-                a[g] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(p), a[g]);
-            }
-        }
+        if (aw)
+            q8_0_blocks(w, aw, 1, pq, pd, nb, a);
+        else
+            q8_0_blocks(w, NULL, 0, pq, pd, nb, a);
     } else {
         int q41 = type == GR_Q4_1;
         size_t bs = q41 ? 20 : 18;
@@ -228,8 +259,9 @@ float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, con
     return gr_q8_dot_scalar(type, w, q, d, s, cols);
 }
 
-void gr_q8_dot8(int type, const uint8_t *w, const int8_t *pq, const float *pd, const int32_t *ps,
-                int64_t cols, float out[8]) {
+void gr_q8_dot8(int type, const uint8_t *w, const uint8_t *aw, const int8_t *pq, const float *pd,
+                const int32_t *ps, int64_t cols, float out[8]) {
+    (void)aw;
     for (int t = 0; t < 8; t++) {
         const uint8_t *wb = w;
         float acc = 0;
