@@ -1,6 +1,7 @@
 /* The CPU backend: a persistent thread pool (cpu_pool.c), AVX2/FMA kernels
  * where the compiler targets them (-march=native) and portable C otherwise. */
 #include "backend.h"
+#include "cpu_expf.h"
 #include "cpu_q8.h"
 #include "cpu_gemm.h"
 #include "cpu_pool.h"
@@ -320,7 +321,12 @@ struct cpu_impl {
     int8_t *xq;        /* quantized activations for the integer path */
     float *xd;
     int32_t *xs;
-    size_t xq_cap;     /* elements of xq */
+    int8_t *pq;        /* the same rows, eight at a time in gr_q8_pack8's layout */
+    float *pd;
+    int32_t *ps;
+    size_t xq_cap;     /* elements of xq (and of pq) */
+    uint8_t *aw;       /* per q8 task: one Q8_0 row's |w| (gr_q8_abs) */
+    size_t aw_cap;
     float *xperm;      /* activations in BF16 decode order */
     float *xpack;      /* activations packed for the prefill GEMM */
     size_t xpack_cap;
@@ -355,25 +361,32 @@ static void q8_task(void *ctx, int task) {
     const gr_tensor *w = j->w;
     int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task, cols = w->cols;
     if (r1 > w->rows) r1 = w->rows;
-    /* 16 weight rows (~10 KB in Q8_0 at 576 columns) stay in L1 while every token
-     * row passes over them: each activation row is read once per 16 rows */
+    uint8_t *aw = w->type == GR_Q8_0 && j->n >= 16 ? j->ci->aw + (size_t)task * (size_t)cols : NULL;
+    /* 16 weight rows (~10 KB in Q8_0 at 576 columns) stay in L1 while the token
+     * rows pass over them, up to 32 tokens (4 groups of 8) at a time: each row's
+     * |w| (gr_q8_abs) is made once and serves them all */
     for (int64_t rb = r0; rb < r1; rb += 16) {
         int64_t re = rb + 16 < r1 ? rb + 16 : r1;
         int t = 0;
-        for (; t + 8 <= j->n; t += 8) {
-            const int8_t *q[8];
-            const float *d[8];
-            const int32_t *s[8];
-            for (int u = 0; u < 8; u++) {
-                q[u] = j->ci->xq + (size_t)(t + u) * (size_t)cols;
-                d[u] = j->ci->xd + (size_t)(t + u) * (size_t)(cols / 32);
-                s[u] = j->ci->xs + (size_t)(t + u) * (size_t)(cols / 32);
-            }
+        while (t + 8 <= j->n) {
+            int ng = (j->n - t) / 8 < 4 ? (j->n - t) / 8 : 4;
+            /* the outputs are read back once the 16 rows are done: reading a
+             * vector store's lanes right after it stalls store forwarding */
+            float o[4][16][8];
             for (int64_t r = rb; r < re; r++) {
-                float o[8];
-                gr_q8_dot8(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, q, d, s, cols, o);
-                for (int u = 0; u < 8; u++) j->y[(size_t)(t + u) * (size_t)w->rows + (size_t)r] = o[u];
+                const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+                if (aw && ng > 1) gr_q8_abs(wr, cols, aw);
+                for (int g = 0; g < ng; g++) {
+                    size_t tg = (size_t)(t + 8 * g);
+                    gr_q8_dot8(w->type, wr, ng > 1 ? aw : NULL, j->ci->pq + tg * (size_t)cols, j->ci->pd + tg * (size_t)(cols / 32),
+                               j->ci->ps + tg * (size_t)(cols / 32), cols, o[g][r - rb]);
+                }
             }
+            for (int g = 0; g < ng; g++)
+                for (int u = 0; u < 8; u++)
+                    for (int64_t r = rb; r < re; r++)
+                        j->y[(size_t)(t + 8 * g + u) * (size_t)w->rows + (size_t)r] = o[g][r - rb][u];
+            t += 8 * ng;
         }
         for (; t < j->n; t++) {
             const int8_t *q = j->ci->xq + (size_t)t * (size_t)cols;
@@ -393,20 +406,38 @@ static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_t
         free(ci->xq);
         free(ci->xd);
         free(ci->xs);
+        free(ci->pq);
+        free(ci->pd);
+        free(ci->ps);
         ci->xq = gr_xmalloc(need);
         ci->xd = gr_xmalloc(need / 32 * sizeof(float));
         ci->xs = gr_xmalloc(need / 32 * sizeof(int32_t));
+        ci->pq = gr_xmalloc(need);
+        ci->pd = gr_xmalloc(need / 32 * sizeof(float));
+        ci->ps = gr_xmalloc(need / 32 * sizeof(int32_t));
         ci->xq_cap = need;
     }
     for (int t = 0; t < n; t++) {
         size_t o = (size_t)t * (size_t)w->cols;
         gr_q8_quantize(x + o, w->cols, ci->xq + o, ci->xd + o / 32, ci->xs + o / 32);
     }
+    for (int t = 0; t + 8 <= n; t += 8) {
+        size_t o = (size_t)t * (size_t)w->cols;
+        gr_q8_pack8(ci->xq + o, ci->xd + o / 32, ci->xs + o / 32, w->cols, ci->pq + o, ci->pd + o / 32,
+                    ci->ps + o / 32);
+    }
     int64_t per = 8;
     while (w->rows / per > 512) per *= 2;
     if (n <= 2) per = decode_rows_per_task(b, w->rows);
+    int tasks = (int)((w->rows + per - 1) / per);
+    size_t awn = n >= 16 && w->type == GR_Q8_0 ? (size_t)tasks * (size_t)w->cols : 0;
+    if (awn > ci->aw_cap) {
+        free(ci->aw);
+        ci->aw = gr_xmalloc(awn);
+        ci->aw_cap = awn;
+    }
     q8_job j = {y, ci, n, w, per};
-    run_tasks(b, q8_task, &j, (int)((w->rows + per - 1) / per), (double)n * (double)w->rows * (double)w->cols);
+    run_tasks(b, q8_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
 /* Prefill (48+ tokens): the blocked GEMM of cpu_gemm.c. A task
@@ -551,26 +582,39 @@ static void att_task(void *ctx, int task) {
     float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
     int p = 0;
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-    /* four keys at a time, their four sums reduced together */
-    if (hd % 8 == 0)
-        for (; p + 4 <= P + 1; p += 4) {
-            const float *k0 = gr_kv_k(kv, j->layer, p) + kvh * hd, *k1 = gr_kv_k(kv, j->layer, p + 1) + kvh * hd,
-                        *k2 = gr_kv_k(kv, j->layer, p + 2) + kvh * hd, *k3 = gr_kv_k(kv, j->layer, p + 3) + kvh * hd;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    /* Keys in groups of four, each group's four sums reduced together (hadd);
+     * two groups at a time keep eight FMA chains in flight (one key's sum is a
+     * chain of hd/8 dependent FMAs). A score does not depend on the grouping. */
+    if (hd % 8 == 0) {
+        __m128 m4 = _mm_set1_ps(-INFINITY);
+        const __m128 vs = _mm_set1_ps(scale);
+        for (; p + 4 <= P + 1;) {
+            int nk = p + 8 <= P + 1 ? 8 : 4;
+            const float *k[8];
+            __m256 a[8];
+            for (int u = 0; u < 8; u++) {
+                k[u] = gr_kv_k(kv, j->layer, p + (u < nk ? u : 0)) + kvh * hd;
+                a[u] = _mm256_setzero_ps();
+            }
             for (int i = 0; i < hd; i += 8) {
                 __m256 qq = _mm256_loadu_ps(qv + i);
-                a0 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k0 + i), a0);
-                a1 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k1 + i), a1);
-                a2 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k2 + i), a2);
-                a3 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k3 + i), a3);
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++) a[u] = _mm256_fmadd_ps(qq, _mm256_loadu_ps(k[u] + i), a[u]);
             }
-            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-            __m128 s4 = _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)),
-                                   _mm_set1_ps(scale));
-            _mm_storeu_ps(sc + p, s4);
-            for (int u = 0; u < 4; u++)
-                if (sc[p + u] > mx) mx = sc[p + u];
+            for (int g = 0; g < nk; g += 4) {
+                __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[g], a[g + 1]), _mm256_hadd_ps(a[g + 2], a[g + 3]));
+                __m128 s4 = _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)), vs);
+                _mm_storeu_ps(sc + p + g, s4);
+                /* max_ps(s4, m4) passes over a NaN score as the scalar compare does */
+                m4 = _mm_max_ps(s4, m4);
+            }
+            p += nk;
         }
+        float t4[4];
+        _mm_storeu_ps(t4, m4);
+        for (int u = 0; u < 4; u++)
+            if (t4[u] > mx) mx = t4[u];
+    }
 #endif
     for (; p <= P; p++) {
         const float *kp = gr_kv_k(kv, j->layer, p) + kvh * hd;
@@ -587,11 +631,11 @@ static void att_task(void *ctx, int task) {
         sc[p] = s;
         if (s > mx) mx = s;
     }
+    /* gr_expf_n returns expf's values: the same weights as one expf per score */
+    for (p = 0; p <= P; p++) sc[p] -= mx;
+    gr_expf_n(sc, P + 1);
     float sum = 0;
-    for (p = 0; p <= P; p++) {
-        sc[p] = expf(sc[p] - mx);
-        sum += sc[p];
-    }
+    for (p = 0; p <= P; p++) sum += sc[p];
     float *o = j->out + ((size_t)t * j->n_heads + h) * hd;
     memset(o, 0, sizeof(float) * (size_t)hd);
     float inv = 1.0f / sum;
@@ -640,7 +684,17 @@ static void cpu_attention(gr_backend *b, float *out, const float *q, const gr_at
 
 static void cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n) {
     (void)b;
-    for (int64_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    int64_t i = 0;
+#if GR_EXPF_AVX
+    /* gr_expf8 is expf bit for bit, and the rest is the scalar line's IEEE operations */
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 gv = _mm256_loadu_ps(g + i);
+        __m256 e = gr_expf8(_mm256_xor_ps(gv, neg));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+#endif
+    for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 static void cpu_add(gr_backend *b, float *y, const float *x, int64_t n) {
@@ -655,6 +709,10 @@ static void cpu_free(gr_backend *b) {
     free(ci->xq);
     free(ci->xd);
     free(ci->xs);
+    free(ci->pq);
+    free(ci->pd);
+    free(ci->ps);
+    free(ci->aw);
     free(ci->xperm);
     free(ci->xpack);
     for (int i = 0; i < GR_CPU_BUF_N; i++) free(ci->buf[i]);

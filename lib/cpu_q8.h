@@ -24,9 +24,21 @@ void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *
 /* Σ_i w[i] x[i] for one weight row `wrow` of `type` against a quantized row. */
 float gr_q8_dot(int type, const uint8_t *wrow, const int8_t *q, const float *d, const int32_t *s,
                 int64_t cols);
-/* gr_q8_dot for eight activation rows; out[t] is bit-identical to gr_q8_dot with row t. */
-void gr_q8_dot8(int type, const uint8_t *wrow, const int8_t *const q[8], const float *const d[8],
-                const int32_t *const s[8], int64_t cols, float out[8]);
+/* Eight quantized activation rows (row t at q + t*cols, d and s + t*cols/32)
+ * interleaved for gr_q8_dot8: for block b and 4-byte group g of it, the 32 bytes
+ * at pq + 32*(8b+g) are the group of token 0, then of token 1, ..., token 7;
+ * pd[8b+t] = d_t[b], ps[8b+t] = s_t[b]. pq holds 8*cols bytes, pd and ps cols/4. */
+void gr_q8_pack8(const int8_t *q, const float *d, const int32_t *s, int64_t cols, int8_t *pq,
+                 float *pd, int32_t *ps);
+/* The magnitudes of a Q8_0 row's codes, 32 bytes per block (cols bytes in all;
+ * -128 gives 128): the unsigned side of gr_q8_dot8's byte products, made once for
+ * a row that meets several groups of tokens. */
+void gr_q8_abs(const uint8_t *wrow, int64_t cols, uint8_t *aw);
+/* gr_q8_dot for the eight rows of a gr_q8_pack8 group; out[t] is bit-identical
+ * to gr_q8_dot with row t. aw: gr_q8_abs of wrow for Q8_0 (worth it when the
+ * row meets two or more groups), or NULL; unused for Q4_0 and Q4_1. */
+void gr_q8_dot8(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *pq, const float *pd,
+                const int32_t *ps, int64_t cols, float out[8]);
 /* The portable version of gr_q8_dot (what NATIVE=0 builds run); the SIMD one is checked against it. */
 float gr_q8_dot_scalar(int type, const uint8_t *wrow, const int8_t *q, const float *d,
                        const int32_t *s, int64_t cols);

@@ -3,6 +3,9 @@
 #include "gr_common.h"
 #include <math.h>
 #include <stdlib.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -46,9 +49,36 @@ void gr_sample_buf_free(gr_sample_buf *b) {
     b->c = NULL;
 }
 
+/* The first index of the largest value; NaNs are passed over, except that a NaN
+ * at 0 is never replaced (nothing compares greater than it). */
 static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
+    int b = 0, i = 1;
+#ifdef __AVX2__
+    /* Greedy decoding takes one per token over the whole vocabulary: the maximum
+     * eight lanes at a time (max_ps(v, m) keeps m where v is NaN), then its
+     * first index, the same answer as the scalar scan. */
+    if (n >= 64 && x[0] == x[0]) {
+        __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+        for (i = 0; i + 16 <= n; i += 16) {
+            m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+            m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+        }
+        float t[8], mx = -INFINITY;
+        _mm256_storeu_ps(t, _mm256_max_ps(m0, m1));
+        for (int k = 0; k < 8; k++)
+            if (t[k] > mx) mx = t[k];
+        for (; i < n; i++)
+            if (x[i] > mx) mx = x[i];
+        __m256 mv = _mm256_set1_ps(mx);
+        for (i = 0; i + 8 <= n; i += 8) {
+            int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), mv, _CMP_EQ_OQ));
+            if (hit) return i + __builtin_ctz((unsigned)hit);
+        }
+        for (; i < n; i++)
+            if (x[i] == mx) return i;
+    }
+#endif
+    for (; i < n; i++)
         if (x[i] > x[b]) b = i;
     return b;
 }

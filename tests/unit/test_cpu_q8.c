@@ -118,12 +118,44 @@ TEST(q8_supported_types) {
     CHECK(!gr_q8_supported(GR_F16, 64) && !gr_q8_supported(GR_Q8_0, 48) && !gr_q8_supported(GR_BF16, 32));
 }
 
+/* gr_q8_dot8 on a gr_q8_pack8 group gives each token gr_q8_dot's result, bit for
+ * bit (extreme codes and all-zero blocks included). */
+TEST(q8_dot8_matches_dot) {
+    enum { MAXC = 1024 };
+    const int types[] = {GR_Q8_0, GR_Q4_0, GR_Q4_1};
+    static uint8_t w[MAXC / 32 * 34];
+    static float x[8 * MAXC], d[8 * MAXC / 32], pd[8 * MAXC / 32];
+    static int8_t q[8 * MAXC], pq[8 * MAXC];
+    static int32_t s[8 * MAXC / 32], ps[8 * MAXC / 32];
+    for (int trial = 0; trial < 60; trial++) {
+        int type = types[trial % 3], cols = 32 * (1 + (int)(next() % (MAXC / 32)));
+        make_row(type, cols, w, trial % 7 == 0);
+        for (int i = 0; i < 8 * cols; i++) x[i] = unit() * (trial % 5 == 0 ? 1e-3f : 1.0f);
+        if (trial % 4 == 0) for (int i = 0; i < 32; i++) x[3 * cols + i] = 0;
+        for (int t = 0; t < 8; t++)
+            gr_q8_quantize(x + t * cols, cols, q + t * cols, d + t * cols / 32, s + t * cols / 32);
+        gr_q8_pack8(q, d, s, cols, pq, pd, ps);
+        static uint8_t aw[MAXC];
+        if (type == GR_Q8_0) gr_q8_abs(w, cols, aw);
+        float out[8], out_aw[8];
+        gr_q8_dot8(type, w, NULL, pq, pd, ps, cols, out);
+        gr_q8_dot8(type, w, type == GR_Q8_0 ? aw : NULL, pq, pd, ps, cols, out_aw);
+        for (int t = 0; t < 8; t++) {
+            float one = gr_q8_dot(type, w, q + t * cols, d + t * cols / 32, s + t * cols / 32, cols);
+            CHECK_MSG(memcmp(&one, &out[t], sizeof one) == 0, "type %d cols %d token %d: %a vs %a", type,
+                      cols, t, out[t], one);
+            CHECK_MSG(memcmp(&one, &out_aw[t], sizeof one) == 0, "type %d cols %d token %d (|w| given): %a vs %a",
+                      type, cols, t, out_aw[t], one);
+        }
+    }
+}
+
 /* Through the backend: each token's outputs are bit-identical whether it is
- * multiplied alone or in a batch of 11 (the 8-token kernel and the 1-token one
- * do the same operations in the same order), so sampling does not depend on
- * --batch; 1 and 2 threads. */
+ * multiplied alone or in a batch of 11 or 43 (the 8-token kernel, with |w| made
+ * per row or per group, and the 1-token one do the same operations in the same
+ * order), so sampling does not depend on --batch; 1 and 2 threads. */
 TEST(q8_matmul_batch_invariant) {
-    enum { ROWS = 37, COLS = 320, N = 11 };
+    enum { ROWS = 37, COLS = 320, N = 43 };
     const int types[] = {GR_Q8_0, GR_Q4_0, GR_Q4_1};
     static uint8_t w[ROWS * (COLS / 32) * 34];
     static float x[N * COLS], yb[N * ROWS], y1[ROWS];
@@ -135,11 +167,13 @@ TEST(q8_matmul_batch_invariant) {
             size_t rb = 0;
             for (int r = 0; r < ROWS; r++) rb = make_row(types[k], COLS, w + rb * (size_t)r, 0);
             gr_tensor wt = {types[k], ROWS, COLS, rb, w};
-            be->matmul(be, yb, x, N, &wt);
-            for (int t = 0; t < N; t++) {
-                be->matmul(be, y1, x + (size_t)t * COLS, 1, &wt);
-                CHECK_MSG(memcmp(y1, yb + (size_t)t * ROWS, sizeof y1) == 0, "type %d token %d threads %d",
-                          types[k], t, th);
+            for (int nb = 11; nb <= N; nb += N - 11) {
+                be->matmul(be, yb, x, nb, &wt);
+                for (int t = 0; t < nb; t++) {
+                    be->matmul(be, y1, x + (size_t)t * COLS, 1, &wt);
+                    CHECK_MSG(memcmp(y1, yb + (size_t)t * ROWS, sizeof y1) == 0, "type %d token %d of %d threads %d",
+                              types[k], t, nb, th);
+                }
             }
         }
         gr_backend_free(be);
@@ -153,6 +187,7 @@ int main(void) {
     RUN(q8_dot_q4_1);
     RUN(q8_lossless_activations);
     RUN(q8_supported_types);
+    RUN(q8_dot8_matches_dot);
     RUN(q8_matmul_batch_invariant);
     return TEST_EXIT();
 }

@@ -18,6 +18,40 @@ TEST(greedy_first_max) {
     gr_sample_buf_free(&b);
 }
 
+/* Greedy over vocabulary-sized rows (the vectorized scan): the first index of
+ * the largest value, as a plain scan finds it, with ties, signed zeros, NaNs
+ * (passed over; a NaN at 0 stays) and infinities. */
+static int scan_argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+TEST(greedy_long_rows_match_scan) {
+    enum { N = 1000 };
+    static float x[N];
+    gr_sampler s = {0, 1, 0};
+    gr_sample_buf b;
+    gr_sample_buf_init(&b, N);
+    unsigned r = 7;
+    for (int trial = 0; trial < 400; trial++) {
+        int n = 1 + trial * 7 % N;
+        for (int i = 0; i < n; i++) {
+            r = r * 1103515245u + 12345u;
+            x[i] = (float)((r >> 16) % 9) - 8.0f; /* many ties, max often 0 */
+            if (trial % 3 == 0 && (r >> 8) % 5 == 0) x[i] = -0.0f;
+            if (trial % 4 == 1 && (r >> 9) % 7 == 0) x[i] = NAN;
+            if (trial % 5 == 2 && (r >> 10) % 11 == 0) x[i] = -INFINITY;
+        }
+        if (trial % 10 == 3) x[0] = NAN;
+        if (trial % 10 == 4) for (int i = 0; i < n; i++) x[i] = -INFINITY;
+        if (trial % 10 == 5) x[n - 1] = INFINITY;
+        CHECK_MSG(gr_sample(x, n, &s, NULL, &b, NULL) == scan_argmax(x, n), "trial %d n %d", trial, n);
+    }
+    gr_sample_buf_free(&b);
+}
+
 /* Draw many samples; returns counts. */
 static void draw(const float *x, int n, gr_sampler s, uint64_t seed, int draws, long *counts) {
     gr_sample_buf b;
@@ -113,6 +147,7 @@ TEST(streams_are_reproducible) {
 int main(void) {
     (void)test_shared_dir;
     RUN(greedy_first_max);
+    RUN(greedy_long_rows_match_scan);
     RUN(top_p_rule_hand_case);
     RUN(temperature_top_p_matches_analytic);
     RUN(top_p_tight_matches_analytic);
