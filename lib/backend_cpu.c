@@ -214,13 +214,24 @@ static void mm_4x1(const float *const *w, const float *x, int64_t cols, float *y
  * once, never stored: the weight stream is the only memory traffic. */
 static inline void load32(const gr_tensor *w, const uint8_t *row, int64_t k, __m256 v[4]) {
     switch (w->type) {
-    case GR_F32:
-        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps((const float *)row + k + 8 * i);
+    /* written out: as loops, GCC (-O2) kept v in memory for F32 and F16 and
+     * read each converted vector back from a store */
+    case GR_F32: {
+        const float *f = (const float *)row + k;
+        v[0] = _mm256_loadu_ps(f);
+        v[1] = _mm256_loadu_ps(f + 8);
+        v[2] = _mm256_loadu_ps(f + 16);
+        v[3] = _mm256_loadu_ps(f + 24);
         break;
-    case GR_F16:
-        for (int i = 0; i < 4; i++)
-            v[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * (k + 8 * i))));
+    }
+    case GR_F16: {
+        const __m128i *h = (const __m128i *)(row + 2 * k);
+        v[0] = _mm256_cvtph_ps(_mm_loadu_si128(h));
+        v[1] = _mm256_cvtph_ps(_mm_loadu_si128(h + 1));
+        v[2] = _mm256_cvtph_ps(_mm_loadu_si128(h + 2));
+        v[3] = _mm256_cvtph_ps(_mm_loadu_si128(h + 3));
         break;
+    }
     case GR_BF16: {
         /* Interleaving with zeros widens 16 values in two instructions, in the
          * order [0-3 8-11] [4-7 12-15]: x comes permuted the same way (bf16_perm). */
