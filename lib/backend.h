@@ -63,10 +63,15 @@ void gr_backend_free(gr_backend *b);
 void gr_cpu_parallel(gr_backend *b, void (*fn)(void *ctx, int i), void *ctx, int n);
 
 /* A buffer of at least `bytes`, 64-byte aligned, kept by the CPU backend for
- * the ops that need the same large temporary on every call (the training
- * attention's packed keys and per-head gradients, the cross-entropy's logits):
- * no fresh pages, so no page faults, per step. Valid until the next call with
- * the same slot or gr_backend_free; contents are not kept. */
-enum { GR_CPU_BUF_ATT_PACK, GR_CPU_BUF_ATT_GRAD, GR_CPU_BUF_XENT, GR_CPU_BUF_N };
+ * the ops that need the same temporary on every call: no fresh pages, so no
+ * page faults, per step. Valid until the next call with the same slot or
+ * gr_backend_free; contents are not kept. One slot per use: the inference
+ * kernels' scratch, packed and permuted activations and Q8_0 |w| rows; the
+ * training attention's packed keys and per-head gradients, the cross-entropy's
+ * logits. */
+enum {
+    GR_CPU_BUF_SCRATCH, GR_CPU_BUF_XPACK, GR_CPU_BUF_XPERM, GR_CPU_BUF_Q8ABS,
+    GR_CPU_BUF_ATT_PACK, GR_CPU_BUF_ATT_GRAD, GR_CPU_BUF_XENT, GR_CPU_BUF_N
+};
 void *gr_cpu_buffer(gr_backend *b, int slot, size_t bytes);
 #endif

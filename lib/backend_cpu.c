@@ -327,8 +327,6 @@ static void mm_task(void *ctx, int task) {
 
 struct cpu_impl {
     gr_pool *pool;
-    float *scratch;
-    size_t scratch_cap;
     int8_t *xq;        /* quantized activations for the integer path */
     float *xd;
     int32_t *xs;
@@ -336,12 +334,6 @@ struct cpu_impl {
     float *pd;
     int32_t *ps;
     size_t xq_cap;     /* elements of xq (and of pq) */
-    uint8_t *aw;       /* per q8 task: one Q8_0 row's |w| (gr_q8_abs) */
-    size_t aw_cap;
-    float *xperm;      /* activations in BF16 decode order */
-    float *xpack;      /* activations packed for the prefill GEMM */
-    size_t xpack_cap;
-    size_t xperm_cap;
     void *buf[GR_CPU_BUF_N]; /* gr_cpu_buffer */
     size_t buf_cap[GR_CPU_BUF_N];
 };
@@ -350,11 +342,8 @@ static gr_pool *pool_of(gr_backend *b) { return ((cpu_impl *)b->impl)->pool; }
 
 /* At least `need` floats of scratch, 64-byte aligned (the GEMM's packed weights
  * are read with aligned loads). */
-static void scratch_reserve(cpu_impl *ci, size_t need) {
-    if (need <= ci->scratch_cap) return;
-    free(ci->scratch);
-    ci->scratch = gr_xmalloc_aligned(64, need * sizeof(float));
-    ci->scratch_cap = need;
+static float *scratch_reserve(gr_backend *b, size_t need) {
+    return gr_cpu_buffer(b, GR_CPU_BUF_SCRATCH, need * sizeof(float));
 }
 
 /* The integer path: rows [r0, r1) of w against every quantized token row. The
@@ -365,6 +354,7 @@ typedef struct q8_job {
     int n;
     const gr_tensor *w;
     int64_t rows_per_task;
+    uint8_t *aw; /* per task: one Q8_0 row's |w| (gr_q8_abs), for 16+ tokens */
 } q8_job;
 
 static void q8_task(void *ctx, int task) {
@@ -372,7 +362,7 @@ static void q8_task(void *ctx, int task) {
     const gr_tensor *w = j->w;
     int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task, cols = w->cols;
     if (r1 > w->rows) r1 = w->rows;
-    uint8_t *aw = w->type == GR_Q8_0 && j->n >= 16 ? j->ci->aw + (size_t)task * (size_t)cols : NULL;
+    uint8_t *aw = j->aw ? j->aw + (size_t)task * (size_t)cols : NULL;
     /* 16 weight rows (~10 KB in Q8_0 at 576 columns) stay in L1 while the token
      * rows pass over them, up to 32 tokens (4 groups of 8) at a time: each row's
      * |w| (gr_q8_abs) is made once and serves them all */
@@ -441,13 +431,10 @@ static void q8_matmul(gr_backend *b, float *y, const float *x, int n, const gr_t
     while (w->rows / per > 512) per *= 2;
     if (n <= 2) per = decode_rows_per_task(b, w->rows);
     int tasks = (int)((w->rows + per - 1) / per);
-    size_t awn = n >= 16 && w->type == GR_Q8_0 ? (size_t)tasks * (size_t)w->cols : 0;
-    if (awn > ci->aw_cap) {
-        free(ci->aw);
-        ci->aw = gr_xmalloc(awn);
-        ci->aw_cap = awn;
-    }
-    q8_job j = {y, ci, n, w, per};
+    uint8_t *aw = n >= 16 && w->type == GR_Q8_0
+                      ? gr_cpu_buffer(b, GR_CPU_BUF_Q8ABS, (size_t)tasks * (size_t)w->cols)
+                      : NULL;
+    q8_job j = {y, ci, n, w, per, aw};
     run_tasks(b, q8_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
@@ -470,46 +457,36 @@ static void gemm_task(void *ctx, int task) {
 }
 
 static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
-    cpu_impl *ci = b->impl;
     int64_t nblocks = (w->rows + GR_GEMM_NR - 1) / GR_GEMM_NR;
     int tasks = 4 * b->n_threads;
     if (tasks > nblocks) tasks = (int)nblocks;
     int64_t slot = gr_gemm_scratch(w->cols);
     size_t need = (size_t)tasks * (size_t)slot;
-    scratch_reserve(ci, need);
-    size_t xn = (size_t)gr_gemm_xpack_size(n, w->cols);
-    if (xn > ci->xpack_cap) {
-        free(ci->xpack);
-        ci->xpack = gr_xmalloc(xn * sizeof(float));
-        ci->xpack_cap = xn;
-    }
-    gr_gemm_pack_x(ci->xpack, x, n, w->cols);
-    gemm_job j = {y, ci->xpack, n, tasks, w, nblocks, slot, ci->scratch};
+    float *scratch = scratch_reserve(b, need);
+    float *xpack = gr_cpu_buffer(b, GR_CPU_BUF_XPACK,
+                                 sizeof(float) * (size_t)gr_gemm_xpack_size(n, w->cols));
+    gr_gemm_pack_x(xpack, x, n, w->cols);
+    gemm_job j = {y, xpack, n, tasks, w, nblocks, slot, scratch};
     run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 /* x with the middle two quarters of every 16 values swapped: the order in which
  * load32 widens BF16 weights. */
-static const float *bf16_perm(cpu_impl *ci, const float *x, int n, int64_t cols) {
+static const float *bf16_perm(gr_backend *b, const float *x, int n, int64_t cols) {
     size_t need = (size_t)n * (size_t)cols;
-    if (need > ci->xperm_cap) {
-        free(ci->xperm);
-        ci->xperm = gr_xmalloc(need * sizeof(float));
-        ci->xperm_cap = need;
-    }
+    float *xp = gr_cpu_buffer(b, GR_CPU_BUF_XPERM, need * sizeof(float));
     for (size_t i = 0; i < need; i += 16) {
-        memcpy(ci->xperm + i, x + i, 16);
-        memcpy(ci->xperm + i + 4, x + i + 8, 16);
-        memcpy(ci->xperm + i + 8, x + i + 4, 16);
-        memcpy(ci->xperm + i + 12, x + i + 12, 16);
+        memcpy(xp + i, x + i, 16);
+        memcpy(xp + i + 4, x + i + 8, 16);
+        memcpy(xp + i + 8, x + i + 4, 16);
+        memcpy(xp + i + 12, x + i + 12, 16);
     }
-    return ci->xperm;
+    return xp;
 }
 #endif
 
 static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
-    cpu_impl *ci = b->impl;
     if (!b->exact && gr_q8_supported(w->type, w->cols)) {
         q8_matmul(b, y, x, n, w);
         return;
@@ -526,11 +503,11 @@ static void cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_
     if (n <= 2) per = decode_rows_per_task(b, w->rows);
     int tasks = (int)((w->rows + per - 1) / per);
     size_t need = (size_t)tasks * 4 * (size_t)w->cols;
-    scratch_reserve(ci, need);
+    float *scratch = scratch_reserve(b, need);
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-    if (n <= 2 && w->type == GR_BF16 && w->cols % 32 == 0) x = bf16_perm(ci, x, n, w->cols);
+    if (n <= 2 && w->type == GR_BF16 && w->cols % 32 == 0) x = bf16_perm(b, x, n, w->cols);
 #endif
-    mm_job j = {y, x, n, w, per, ci->scratch};
+    mm_job j = {y, x, n, w, per, scratch};
     run_tasks(b, mm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
@@ -682,14 +659,12 @@ static void att_task(void *ctx, int task) {
 
 static void cpu_attention(gr_backend *b, float *out, const float *q, const gr_attn_batch *ab,
                           int layer, int n_heads, int n_kv_heads, int hd) {
-    cpu_impl *ci = b->impl;
     int max_len = 1;
     for (int t = 0; t < ab->n; t++)
         if (ab->pos[t] + 1 > max_len) max_len = ab->pos[t] + 1;
     int tasks = ab->n * n_heads;
     size_t need = (size_t)tasks * (size_t)max_len;
-    scratch_reserve(ci, need);
-    att_job j = {out, q, ab, layer, n_heads, n_kv_heads, hd, ci->scratch, max_len};
+    att_job j = {out, q, ab, layer, n_heads, n_kv_heads, hd, scratch_reserve(b, need), max_len};
     run_tasks(b, att_task, &j, tasks, 2.0 * (double)tasks * (double)max_len * (double)hd);
 }
 
@@ -716,16 +691,12 @@ static void cpu_add(gr_backend *b, float *y, const float *x, int64_t n) {
 static void cpu_free(gr_backend *b) {
     cpu_impl *ci = b->impl;
     gr_pool_free(ci->pool);
-    free(ci->scratch);
     free(ci->xq);
     free(ci->xd);
     free(ci->xs);
     free(ci->pq);
     free(ci->pd);
     free(ci->ps);
-    free(ci->aw);
-    free(ci->xperm);
-    free(ci->xpack);
     for (int i = 0; i < GR_CPU_BUF_N; i++) free(ci->buf[i]);
     free(ci);
     free(b);

@@ -9,6 +9,7 @@
 #include "cpu_attention_train.h"
 #include "cpu_expf.h"
 #include "cpu_microkernel.h"
+#include "cpu_rowsum.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,16 +224,6 @@ static void cpu_matmul_bwd(gr_backend *b, float *dx, float *dw, const float *dy,
 }
 
 /* ---- row ops --------------------------------------------------------------- */
-/* Fixed-order dot product with 8 partial sums (vectorizes without -ffast-math). */
-static float dot8(const float *a, const float *b, int n) {
-    float s[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int q = 0; q < 8; q++) s[q] += a[i + q] * b[i + q];
-    float r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
 
 typedef struct row_job {
     float *out, *out2, *rstd;
@@ -246,7 +237,7 @@ static void rms_fwd_task(void *ctx, int t) {
     for (int r = t * j->rows_per; r < j->n && r < (t + 1) * j->rows_per; r++) {
         const float *x = j->x + (size_t)r * j->dim;
         float *o = j->out + (size_t)r * j->dim;
-        float ss = dot8(x, x, j->dim) / (float)j->dim;
+        float ss = gr_dot8(x, x, j->dim) / (float)j->dim;
         float inv = 1.0f / sqrtf(ss + j->eps);
         j->rstd[r] = inv;
         for (int i = 0; i < j->dim; i++) o[i] = j->w[i] * (x[i] * inv);
@@ -316,8 +307,9 @@ static void cpu_rope(gr_backend *b, float *x, const int *pos, int n, int heads, 
 
 /* ---- attention -------------------------------------------------------------
  * Head dims that are a multiple of 16 take cpu_attention_train.c. The general
- * path, for any head dim: blocks of QB queries against all the keys they see, through the GEMM (run
- * serially inside a task): S = Q Kᵀ, softmax with the causal mask, O = P V.
+ * path, for any head dim: blocks of QB queries against all the keys they see,
+ * through the GEMM (run serially inside a task): S = Q Kᵀ, softmax with the
+ * causal mask, O = P V.
  * The backward recomputes P from the saved log-sum-exp (flash-attention style)
  * and runs per (sequence, kv head), which owns that head's dK and dV. */
 enum { QB = 64 };
@@ -420,7 +412,7 @@ static void att_bwd_task(void *ctx, int task) {
             for (int r = 0; r < m; r++) {
                 int last = i0 + r;
                 float L = j->clse[(size_t)(r0 + i0 + r) * j->H + h];
-                float D = dot8(j->dout + qo + (size_t)r * QD, j->o + qo + (size_t)r * QD, hd);
+                float D = gr_dot8(j->dout + qo + (size_t)r * QD, j->o + qo + (size_t)r * QD, hd);
                 float *pr = P + (size_t)r * n, *dr = dP + (size_t)r * n;
                 for (int p = 0; p <= last; p++) pr[p] = pr[p] * scale - L;
                 gr_expf_n(pr, last + 1);

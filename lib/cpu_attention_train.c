@@ -20,6 +20,7 @@
 #include "cpu_attention_train.h"
 #include "cpu_expf.h"
 #include "cpu_microkernel.h"
+#include "cpu_rowsum.h"
 #include "gr_common.h"
 #include <math.h>
 #include <pthread.h>
@@ -72,12 +73,8 @@ static float row_max(const float *x, int n8) { /* n8: a multiple of 8 */
     return r;
 }
 
-static float hsum8(const float t[8]) {
-    return ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
-}
-
 /* x[i] = exp(x[i] − c) for i < n8 (gr_expf_fast: exactly 0 for −∞); returns Σ x
- * (8 lanes, then hsum8) */
+ * (8 lanes, then gr_hsum8) */
 static float exp_sub_sum(float *x, int n8, float c) {
     float t[8];
 #if GR_EXPF_AVX
@@ -96,7 +93,7 @@ static float exp_sub_sum(float *x, int n8, float c) {
             t[l] += x[i + l];
         }
 #endif
-    return hsum8(t);
+    return gr_hsum8(t);
 }
 
 /* dS = P ⊙ (dP − D), in place in dp, for i < n8 */
@@ -109,13 +106,6 @@ static void ds_rows(float *dp, const float *p, int n8, float D) {
                                                _mm256_sub_ps(_mm256_loadu_ps(dp + i), vd)));
 #endif
     for (; i < n8; i++) dp[i] = p[i] * (dp[i] - D);
-}
-
-static float dot8(const float *a, const float *b, int n) { /* n: a multiple of 8 */
-    float t[8] = {0};
-    for (int i = 0; i < n; i += 8)
-        for (int l = 0; l < 8; l++) t[l] += a[i + l] * b[i + l];
-    return hsum8(t);
 }
 
 /* ---- shared geometry ------------------------------------------------------- */
@@ -152,7 +142,7 @@ static void pack_task(void *ctx, int t) {
     }
 }
 
-static size_t pack_kv(gr_backend *b, fa_job *j, size_t *toff, int want_v) {
+static void pack_kv(gr_backend *b, fa_job *j, size_t *toff, int want_v) {
     size_t n = 0;
     for (int s = 0; s < j->n_seq; s++) {
         toff[s] = n;
@@ -162,7 +152,6 @@ static size_t pack_kv(gr_backend *b, fa_job *j, size_t *toff, int want_v) {
     j->kt = gr_cpu_buffer(b, GR_CPU_BUF_ATT_PACK, sizeof(float) * 2 * (n ? n : 1));
     j->vt = want_v ? j->kt + n : NULL;
     gr_cpu_parallel(b, pack_task, j, j->n_seq * j->Hkv);
-    return n;
 }
 
 /* rows [0, mt) of dst (ld hd) = scale · src rows [0, m) of one head; zero after m */
@@ -292,7 +281,7 @@ static void bwd_task(void *ctx, int task) {
             int n = i0 + r + 1, n8 = up(n, 8);
             for (int p = n; p < n8; p++) pr[p] = -INFINITY;
             exp_sub_sum(pr, n8, j->clse[(size_t)(r0 + i0 + r) * j->H + h]);
-            float D = dot8(dOb + (size_t)r * hd, j->o + qo + (size_t)r * QD, hd);
+            float D = gr_dot8(dOb + (size_t)r * hd, j->o + qo + (size_t)r * QD, hd);
             ds_rows(dr, pr, n8, D);
             memset(pr + n8, 0, sizeof(float) * (size_t)(ld - n8));
             memset(dr + n8, 0, sizeof(float) * (size_t)(ld - n8));
