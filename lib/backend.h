@@ -1,5 +1,5 @@
 /* The backend boundary (DESIGN.md): every op the model computes goes through
- * this table. The CPU backend (backend_cpu.c: pthreads + AVX2/FMA with a scalar
+ * this table. The CPU backend (kernels/cpu/backend_cpu.c: pthreads + AVX2/FMA with a scalar
  * fallback) is the reference; a CUDA backend fills the same table from kernels/.
  *
  * All activations are row-major float arrays, one row per token: shapes are given
@@ -27,7 +27,7 @@ struct gr_backend {
     const char *name;
     int n_threads;
     /* 0 (the default): matmuls with Q8_0/Q4_0/Q4_1 weights quantize the activation
-     * rows to 8-bit blocks and use integer dot products, as llama.cpp does (lib/cpu_q8.h;
+     * rows to 8-bit blocks and use integer dot products, as llama.cpp does (kernels/cpu/cpu_q8.h;
      * logits move by ~1e-3 relative). 1: they dequantize the weights and keep f32
      * activations, matching an f32 reference on the dequantized weights to ~1e-6
      * (the parity tests against transformers use it). */

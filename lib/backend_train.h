@@ -1,6 +1,6 @@
 /* Training ops: the forward ops in the form training needs (fp32 weights, kept
  * activations) and the backward of each, as a table that a CUDA backend can fill
- * later beside the CPU one (backend_cpu_train.c).
+ * later beside the CPU one (kernels/cpu/backend_cpu_train.c).
  *
  * Conventions: row-major fp32, one row per token, shapes as (rows, width).
  * "+=" marks outputs that are accumulated into (gradients of weights and of

@@ -1,4 +1,4 @@
-/* gr_expf_n (lib/cpu_expf.h) returns exactly what expf returns: on every
+/* gr_expf_n (kernels/cpu/cpu_expf.h) returns exactly what expf returns: on every
  * 61st float bit pattern of [-110, 95] (the vector path's range and past both
  * of its ends), on the boundaries, and on the special values. */
 #include "test.h"

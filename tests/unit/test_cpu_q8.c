@@ -1,4 +1,4 @@
-/* The integer dot products of lib/cpu_q8.c against a double-precision
+/* The integer dot products of kernels/cpu/cpu_q8.c against a double-precision
  * reference on the dequantized weights (gr_dequantize, itself checked against
  * the gguf package in test_quant.c) with the stated bound: |dot - ref| <=
  * Σ_b d_b/2 · Σ_{i∈b} |w_i| (activation rounding) + 2e-6 · Σ|w_i x_i| (float sums). */

@@ -71,18 +71,36 @@ void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *
 
 static inline float f16_at(const uint8_t *p) { return gr_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
+/* The scalar integer sums below must never be auto-vectorized. GCC 12 with
+ * AVX-VNNI or AVX512-VNNI enabled (-march=native on Ice Lake and later, Sapphire
+ * Rapids, Zen 4) turns a signed x signed int8 multiply-accumulate loop into
+ * vpdpbusd, which multiplies *unsigned* by signed bytes: wrong sums (seen as
+ * test_cpu_q8's "scalar -0.0131705, exact 0.0174377"). Passing each product
+ * through an empty asm statement hides it from the vectorizer's dot-product
+ * pattern, whatever the compiler version and -march: the scalar path is the
+ * reference the SIMD paths are tested against, so it has to be right first. */
+#define GR_OPAQUE_INT(v) __asm__("" : "+r"(v))
+
 /* One block of the scalar dot: w at the block's bytes, q its 32 activations;
  * returns the weight block's size. */
 static size_t block_scalar(int type, const uint8_t *w, const int8_t *q, float d, int32_t s, float *acc) {
     int32_t sumi = 0;
     if (type == GR_Q8_0) {
-        for (int i = 0; i < 32; i++) sumi += (int8_t)w[2 + i] * q[i];
+        for (int i = 0; i < 32; i++) {
+            int32_t p = (int8_t)w[2 + i] * q[i];
+            GR_OPAQUE_INT(p);
+            sumi += p;
+        }
         *acc += f16_at(w) * d * (float)sumi;
         return 34;
     }
     int q41 = type == GR_Q4_1;
     const uint8_t *nb = w + (q41 ? 4 : 2);
-    for (int i = 0; i < 16; i++) sumi += (nb[i] & 0xF) * q[i] + (nb[i] >> 4) * q[i + 16];
+    for (int i = 0; i < 16; i++) {
+        int32_t p = (nb[i] & 0xF) * q[i] + (nb[i] >> 4) * q[i + 16];
+        GR_OPAQUE_INT(p);
+        sumi += p;
+    }
     float dw = f16_at(w);
     if (q41)
         *acc += dw * d * (float)sumi + f16_at(w + 2) * d * (float)s;
