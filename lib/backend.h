@@ -27,7 +27,7 @@ struct gr_backend {
     const char *name;
     int n_threads;
     /* 0 (the default): matmuls with Q8_0/Q4_0/Q4_1 weights quantize the activation
-     * rows to 8-bit blocks and use integer dot products, as llama.cpp does (kernels/cpu/cpu_q8.h;
+     * rows to 8-bit blocks and use integer dot products, as llama.cpp does (kernels/cpu/q8.h;
      * logits move by ~1e-3 relative). 1: they dequantize the weights and keep f32
      * activations, matching an f32 reference on the dequantized weights to ~1e-6
      * (the parity tests against transformers use it). */

@@ -1,5 +1,5 @@
 /* The f32 micro-kernel shared by the training GEMM (backend_cpu_train.c) and
- * the inference GEMM (cpu_gemm.c): a 6 x 16 tile of C from packed panels,
+ * the inference GEMM (gemm.c): a 6 x 16 tile of C from packed panels,
  *   C[6][16] (ldc) = (load ? C : 0) + Σ_p a[p][0..6) ⊗ b[p][0..16),  p < kc,
  * a k-major ([kc][6]) and b k-major ([kc][16], 32-byte aligned). The sum over
  * p runs from zero in p order and is added to C last, so a tile's result does
@@ -14,6 +14,14 @@ void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, in
  * B[p][j] = b[p b_ks + j] (no alignment needed); same summation order. */
 void gr_micro_6x16_strided(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
                            float *C, int ldc, int load);
+/* Each ISA's versions (microkernel.c: portable; microkernel_avx2.c: AVX2/FMA):
+ * the same bits. The two above are the compiled-in ones. */
+void gr_micro_6x16_scalar(int kc, const float *a, const float *b, float *C, int ldc, int load);
+void gr_micro_6x16_strided_scalar(int kc, const float *a, long a_is, long a_ks, const float *b,
+                                  long b_ks, float *C, int ldc, int load);
+void gr_micro_6x16_avx2(int kc, const float *a, const float *b, float *C, int ldc, int load);
+void gr_micro_6x16_strided_avx2(int kc, const float *a, long a_is, long a_ks, const float *b,
+                                long b_ks, float *C, int ldc, int load);
 #if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
 #include <immintrin.h>
 /* in place: r[i] (8 rows of 8) -> r[p] = column p */

@@ -1,5 +1,5 @@
 /* The f32 matmul paths: the blocked GEMM behind prefill (48+ tokens per matmul,
- * kernels/cpu/cpu_gemm.c) and the 4x3 kernel below it against a double-precision reference: every tile shape
+ * kernels/cpu/gemm.c) and the 4x3 kernel below it against a double-precision reference: every tile shape
  * (1-2 tokens: the decode kernels; token counts around the 6-token microkernel, row counts around the 16-row
  * blocks, columns around the 256-column K blocks), F32/F16/BF16 weights, 1 and 2
  * threads. Tolerance: 1e-5 · Σ|w x| (f32 accumulation over at most ~1000 terms). */

@@ -2,7 +2,7 @@
  * back-to-back jobs (the decode pattern), after the workers have gone to sleep,
  * with more tasks than threads and fewer, and the pool frees cleanly. */
 #include "test.h"
-#include "cpu_pool.h"
+#include "pool.h"
 #include <time.h>
 
 typedef struct { int *hits; int n; } job;

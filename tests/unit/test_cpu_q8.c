@@ -1,9 +1,9 @@
-/* The integer dot products of kernels/cpu/cpu_q8.c against a double-precision
+/* The integer dot products of kernels/cpu/q8.c against a double-precision
  * reference on the dequantized weights (gr_dequantize, itself checked against
  * the gguf package in test_quant.c) with the stated bound: |dot - ref| <=
  * Σ_b d_b/2 · Σ_{i∈b} |w_i| (activation rounding) + 2e-6 · Σ|w_i x_i| (float sums). */
 #include "test.h"
-#include "cpu_q8.h"
+#include "q8.h"
 #include "model.h"
 #include "quant.h"
 #include "backend.h"

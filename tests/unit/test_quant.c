@@ -62,7 +62,7 @@ TEST(matmul_every_weight_type) {
         x[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
     }
     /* exact = 1: f32 activations, within 1e-4 relative of the double reference.
-     * exact = 0: the quantized types take the integer path (kernels/cpu/cpu_q8.h), whose
+     * exact = 0: the quantized types take the integer path (kernels/cpu/q8.h), whose
      * activation rounding moves each x[c] by at most d_b/2 (d_b = max|x| over the
      * block of 32 / 127): allowed error Σ_b d_b/2 · Σ_{c∈b} |w[c]|, plus 1e-5 · Σ|w x|
      * for float summation. */

@@ -184,7 +184,7 @@ TEST(smollm2_hf_folder_matches_gguf) {
     gr_model_free(g); gr_model_free(h);
 }
 
-/* The default integer path (8-bit activations, kernels/cpu/cpu_q8.h) as llama.cpp runs
+/* The default integer path (8-bit activations, kernels/cpu/q8.h) as llama.cpp runs
  * this model: the activation rounding moves logits by ~1e-2 relative (measured on
  * these prompts: 0.03-0.05, see the printed figures), so the 1e-4 parity above cannot hold;
  * what must hold is the model's behaviour: the same argmax as transformers at

@@ -20,4 +20,7 @@ void gr_gemm_pack_x(float *xp, const float *x, int n, int64_t cols);
 #define GR_GEMM_NR 16
 void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t r0, gr_row_fn row,
                    float *scratch);
+/* gemm_avx2.c: wp[k][r] = wr[r][k] for the 16 rows and k below cols rounded
+ * down to 8 (returned), by 8x8 transposes; wp 32-byte aligned. */
+int64_t gr_gemm_pack_w_avx2(float *wp, const float *const *wr, int64_t cols);
 #endif

@@ -1,9 +1,10 @@
-/* The blocked GEMM (see cpu_gemm.h). A task owns 16 weight rows. Their values
+/* The blocked GEMM (see gemm.h). A task owns 16 weight rows. Their values
  * are converted once and packed k-major (wp[k][16]); the K loop runs in blocks
  * of 256 (16 KB of packed weights: they stay in L1 while every token passes).
  * x is packed once per matmul into 6-token tiles ([k][6]), and each (6 tokens x
  * 16 rows) tile is the shared micro-kernel of cpu_microkernel.c. */
-#include "cpu_gemm.h"
+#include "gemm.h"
+#include "cpu_backend.h"
 #include "cpu_microkernel.h"
 #include <string.h>
 
@@ -60,14 +61,8 @@ void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t
         }
     }
     int64_t k = 0;
-#if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
-    for (; k + 8 <= cols; k += 8)
-        for (int h = 0; h < GR_GEMM_NR; h += 8) {
-            __m256 v[8];
-            for (int q = 0; q < 8; q++) v[q] = _mm256_loadu_ps(wr[h + q] + k);
-            gr_tr8(v);
-            for (int q = 0; q < 8; q++) _mm256_store_ps(wp + 16 * (k + q) + h, v[q]);
-        }
+#if GR_CPU_AVX2
+    k = gr_gemm_pack_w_avx2(wp, wr, cols);
 #endif
     for (; k < cols; k++)
         for (int r = 0; r < GR_GEMM_NR; r++) wp[16 * k + r] = wr[r][k];

@@ -1,17 +1,14 @@
-/* The 6x16 f32 micro-kernel (see cpu_microkernel.h). */
+/* The AVX2/FMA 6x16 micro-kernels (see cpu_microkernel.h): the k loops in
+ * assembly, each C element one chain of fused multiply-adds in k order, as
+ * the portable kernel's fmaf (microkernel.c): the same bits. */
+#include "cpu_backend.h"
+#if GR_CPU_AVX2
 #include "cpu_microkernel.h"
-#include <math.h>
-#include <stddef.h>
-#if defined(__AVX2__) && defined(__FMA__) && defined(__x86_64__)
-#define GEMM_AVX 1
 #include <immintrin.h>
-#else
-#define GEMM_AVX 0
-#endif
+#include <stddef.h>
 
 enum { MR = GR_MR, NR = GR_NR };
 
-#if GEMM_AVX
 /* C += (load) and store of the twelve accumulators */
 #define ST(r, x0, x1)                                                                     \
     if (load) {                                                                           \
@@ -26,24 +23,8 @@ enum { MR = GR_MR, NR = GR_NR };
         [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31), [c40] "+x"(c40),                 \
         [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)
 #define STORE_TILE() do { ST(0, c00, c01) ST(1, c10, c11) ST(2, c20, c21) ST(3, c30, c31) ST(4, c40, c41) ST(5, c50, c51) } while (0)
-#endif
 
-#if !GEMM_AVX
-static void micro_portable(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
-                           float *C, int ldc, int load) {
-    float c[MR][NR] = {{0}};
-    for (int p = 0; p < kc; p++)
-        for (int i = 0; i < MR; i++)
-            for (int jx = 0; jx < NR; jx++)
-                c[i][jx] = fmaf(a[i * a_is + p * a_ks], b[p * b_ks + jx], c[i][jx]);
-    for (int i = 0; i < MR; i++)
-        for (int jx = 0; jx < NR; jx++)
-            C[(size_t)i * ldc + jx] = load ? C[(size_t)i * ldc + jx] + c[i][jx] : c[i][jx];
-}
-#endif
-
-void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
-#if GEMM_AVX
+void gr_micro_6x16_avx2(int kc, const float *a, const float *b, float *C, int ldc, int load) {
     /* Twelve named accumulators: an array would live on the stack at -O2. */
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -92,16 +73,11 @@ void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, in
 #undef STEP
 #undef BC
     STORE_TILE();
-#else
-    /* fmaf: the same roundings as the FMA kernel, so both builds train alike */
-    micro_portable(kc, a, 1, MR, b, NR, C, ldc, load);
-#endif
 }
 
 
-void gr_micro_6x16_strided(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
+void gr_micro_6x16_strided_avx2(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
                            float *C, int ldc, int load) {
-#if GEMM_AVX
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     /* rows 0-2 from a and 3-5 from r8 = a + 3 a_is, each as base + index x
@@ -142,7 +118,7 @@ void gr_micro_6x16_strided(int kc, const float *a, long a_is, long a_ks, const f
               "memory");
 #undef BC
     STORE_TILE();
-#else
-    micro_portable(kc, a, a_is, a_ks, b, b_ks, C, ldc, load);
-#endif
 }
+#else
+typedef int gr_microkernel_avx2_empty; /* ISO C: no empty file */
+#endif

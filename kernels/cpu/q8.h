@@ -11,7 +11,7 @@
 #define GR_CPU_Q8_H
 #include <stdint.h>
 
-/* Software prefetch distance of the decode kernels (here and in backend_cpu.c),
+/* Software prefetch distance of the decode kernels (q8_avx2.c, matmul_rows_avx2.c),
  * in bytes along the weight row stream: the hardware prefetcher alone leaves one
  * core ~15% short of what it can pull (SmolLM2 F16 decode, 1 thread: 43 -> 50
  * tokens/s; Q8_0 85-88 -> 105-111). */
@@ -39,7 +39,19 @@ void gr_q8_abs(const uint8_t *wrow, int64_t cols, uint8_t *aw);
  * row meets two or more groups), or NULL; unused for Q4_0 and Q4_1. */
 void gr_q8_dot8(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *pq, const float *pd,
                 const int32_t *ps, int64_t cols, float out[8]);
-/* The portable version of gr_q8_dot (what NATIVE=0 builds run); the SIMD one is checked against it. */
+
+/* Each ISA's versions of the above (q8.c: portable, what NATIVE=0 builds run,
+ * and the reference the others are checked against; q8_avx2.c: AVX2). */
+void gr_q8_quantize_scalar(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s);
 float gr_q8_dot_scalar(int type, const uint8_t *wrow, const int8_t *q, const float *d,
                        const int32_t *s, int64_t cols);
+void gr_q8_dot8_scalar(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *pq,
+                       const float *pd, const int32_t *ps, int64_t cols, float out[8]);
+void gr_q8_abs_scalar(const uint8_t *wrow, int64_t cols, uint8_t *aw);
+void gr_q8_quantize_avx2(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s);
+float gr_q8_dot_avx2(int type, const uint8_t *wrow, const int8_t *q, const float *d,
+                     const int32_t *s, int64_t cols);
+void gr_q8_dot8_avx2(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *pq,
+                     const float *pd, const int32_t *ps, int64_t cols, float out[8]);
+void gr_q8_abs_avx2(const uint8_t *wrow, int64_t cols, uint8_t *aw);
 #endif

@@ -1,28 +1,19 @@
-/* Integer weight × 8-bit activation dot products (see cpu_q8.h). Weight blocks:
- *   Q8_0 (34 bytes): f16 d, int8 q[32]                 w = d*q
- *   Q4_0 (18): f16 d, u8 q[16]; lo nibbles are w[0..15], hi w[16..31]; w = d*(nib-8)
- *   Q4_1 (20): f16 d, f16 m, u8 q[16], same order;      w = d*nib + m
- * so a block's contribution is dw*dx*Σ q_w q_x (Q8_0), dw*dx*(Σ nib q_x - 8 s)
- * (Q4_0) and dw*dx*Σ nib q_x + m*dx*s (Q4_1), with the integer sums exact. */
-#include "cpu_q8.h"
+/* The AVX2 integer kernels (see q8.h and q8.c): the same quantized codes as the
+ * scalar path, and dot products whose integer sums are exact (maddubs with the
+ * sign moved onto the activation side, as llama.cpp's AVX2 path). */
+#include "cpu_backend.h"
+#if GR_CPU_AVX2
+#include "q8.h"
 #include "model.h"
-#include "quant.h"
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
 
-int gr_q8_supported(int type, int64_t cols) {
-    return (type == GR_Q8_0 || type == GR_Q4_0 || type == GR_Q4_1) && cols > 0 && cols % 32 == 0;
-}
-
-void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s) {
+void gr_q8_quantize_avx2(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s) {
     for (int64_t b = 0; b < cols / 32; b++) {
         const float *xb = x + 32 * b;
-        float amax = 0;
+        float amax;
         int i = 0;
-#if defined(__AVX2__)
         /* the same values as the scalar loop: max and nearest-even rounding are exact */
         const __m256 sign = _mm256_set1_ps(-0.0f);
         __m256 m = _mm256_setzero_ps();
@@ -31,15 +22,9 @@ void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_movehdup_ps(h));
         amax = _mm_cvtss_f32(h);
-#endif
-        for (; i < 32; i++) {
-            float a = fabsf(xb[i]);
-            if (a > amax) amax = a;
-        }
         float db = amax / 127.0f, id = db > 0 ? 1.0f / db : 0.0f;
         int32_t sum = 0;
         i = 0;
-#if defined(__AVX2__)
         const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
         __m256i acc = _mm256_setzero_si256(), qi[4];
         for (; i < 32; i += 8) {
@@ -56,93 +41,18 @@ void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *
         int32_t t[8];
         _mm256_storeu_si256((__m256i *)t, acc);
         for (int k = 0; k < 8; k++) sum += t[k];
-#endif
-        for (; i < 32; i++) {
-            /* |xb*id| <= 127 up to rounding of id: clamp so a q never wraps */
-            float v = nearbyintf(xb[i] * id);
-            int qi = v > 127 ? 127 : v < -127 ? -127 : (int)v;
-            q[32 * b + i] = (int8_t)qi;
-            sum += qi;
-        }
         d[b] = db;
         s[b] = sum;
     }
 }
 
-static inline float f16_at(const uint8_t *p) { return gr_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
-
-/* The scalar integer sums below must never be auto-vectorized. GCC 12 with
- * AVX-VNNI or AVX512-VNNI enabled (-march=native on Ice Lake and later, Sapphire
- * Rapids, Zen 4) turns a signed x signed int8 multiply-accumulate loop into
- * vpdpbusd, which multiplies *unsigned* by signed bytes: wrong sums (seen as
- * test_cpu_q8's "scalar -0.0131705, exact 0.0174377"). Passing each product
- * through an empty asm statement hides it from the vectorizer's dot-product
- * pattern, whatever the compiler version and -march: the scalar path is the
- * reference the SIMD paths are tested against, so it has to be right first. */
-#define GR_OPAQUE_INT(v) __asm__("" : "+r"(v))
-
-/* One block of the scalar dot: w at the block's bytes, q its 32 activations;
- * returns the weight block's size. */
-static size_t block_scalar(int type, const uint8_t *w, const int8_t *q, float d, int32_t s, float *acc) {
-    int32_t sumi = 0;
-    if (type == GR_Q8_0) {
-        for (int i = 0; i < 32; i++) {
-            int32_t p = (int8_t)w[2 + i] * q[i];
-            GR_OPAQUE_INT(p);
-            sumi += p;
-        }
-        *acc += f16_at(w) * d * (float)sumi;
-        return 34;
-    }
-    int q41 = type == GR_Q4_1;
-    const uint8_t *nb = w + (q41 ? 4 : 2);
-    for (int i = 0; i < 16; i++) {
-        int32_t p = (nb[i] & 0xF) * q[i] + (nb[i] >> 4) * q[i + 16];
-        GR_OPAQUE_INT(p);
-        sumi += p;
-    }
-    float dw = f16_at(w);
-    if (q41)
-        *acc += dw * d * (float)sumi + f16_at(w + 2) * d * (float)s;
-    else
-        *acc += dw * d * (float)(sumi - 8 * s);
-    return q41 ? 20 : 18;
-}
-
-float gr_q8_dot_scalar(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
-                       int64_t cols) {
-    float acc = 0;
-    for (int64_t b = 0; b < cols / 32; b++) w += block_scalar(type, w, q + 32 * b, d[b], s[b], &acc);
-    return acc;
-}
-
-void gr_q8_pack8(const int8_t *q, const float *d, const int32_t *s, int64_t cols, int8_t *pq,
-                 float *pd, int32_t *ps) {
-    int64_t nb = cols / 32;
-    for (int64_t b = 0; b < nb; b++)
-        for (int t = 0; t < 8; t++) {
-            for (int g = 0; g < 8; g++)
-                memcpy(pq + 32 * (8 * b + g) + 4 * t, q + (size_t)t * (size_t)cols + 32 * b + 4 * g, 4);
-            pd[8 * b + t] = d[(size_t)t * (size_t)nb + (size_t)b];
-            ps[8 * b + t] = s[(size_t)t * (size_t)nb + (size_t)b];
-        }
-}
-
-void gr_q8_abs(const uint8_t *w, int64_t cols, uint8_t *aw) {
+void gr_q8_abs_avx2(const uint8_t *w, int64_t cols, uint8_t *aw) {
     for (int64_t b = 0; b < cols / 32; b++, w += 34, aw += 32) {
-#ifdef __AVX2__
         __m256i wq = _mm256_loadu_si256((const __m256i *)(w + 2));
         _mm256_storeu_si256((__m256i *)aw, _mm256_sign_epi8(wq, wq));
-#else
-        for (int i = 0; i < 32; i++) {
-            int v = (int8_t)w[2 + i];
-            aw[i] = (uint8_t)(v < 0 ? -v : v);
-        }
-#endif
     }
 }
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 static inline float hf(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
 
 static float hsum(__m256 v) {
@@ -158,7 +68,7 @@ static inline __m256i dot_u8s8(__m256i u, __m256i v) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, v), _mm256_set1_epi16(1));
 }
 
-float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
+float gr_q8_dot_avx2(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
                 int64_t cols) {
     __m256 acc0 = _mm256_setzero_ps();
     float off = 0;
@@ -227,7 +137,7 @@ static inline __attribute__((always_inline)) void q8_0_blocks(const uint8_t *w, 
  * (row, token) result does not depend on how tokens were grouped. Lanes as tokens
  * let one multiply make the eight block scales and one broadcast serve eight
  * tokens (SmolLM2 Q8_0, 32 tokens, 1 thread: ~15% less time per matmul). */
-void gr_q8_dot8(int type, const uint8_t *w, const uint8_t *aw, const int8_t *pq, const float *pd,
+void gr_q8_dot8_avx2(int type, const uint8_t *w, const uint8_t *aw, const int8_t *pq, const float *pd,
                 const int32_t *ps, int64_t cols, float out[8]) {
     __m256 a[8], off = _mm256_setzero_ps();
 #pragma GCC unroll 8
@@ -272,23 +182,5 @@ void gr_q8_dot8(int type, const uint8_t *w, const uint8_t *aw, const int8_t *pq,
     _mm256_storeu_ps(out, _mm256_add_ps(sum, off));
 }
 #else
-float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
-                int64_t cols) {
-    return gr_q8_dot_scalar(type, w, q, d, s, cols);
-}
-
-void gr_q8_dot8(int type, const uint8_t *w, const uint8_t *aw, const int8_t *pq, const float *pd,
-                const int32_t *ps, int64_t cols, float out[8]) {
-    (void)aw;
-    for (int t = 0; t < 8; t++) {
-        const uint8_t *wb = w;
-        float acc = 0;
-        for (int64_t b = 0; b < cols / 32; b++) {
-            int8_t qb[32];
-            for (int g = 0; g < 8; g++) memcpy(qb + 4 * g, pq + 32 * (8 * b + g) + 4 * t, 4);
-            wb += block_scalar(type, wb, qb, pd[8 * b + t], ps[8 * b + t], &acc);
-        }
-        out[t] = acc;
-    }
-}
+typedef int gr_q8_avx2_empty; /* ISO C: no empty file */
 #endif

@@ -1,10 +1,10 @@
-/* See cpu_pool.h. The generation counter publishes a job; a worker that has
+/* See pool.h. The generation counter publishes a job; a worker that has
  * been idle for longer than SPIN_NS sleeps on a condition variable and is
  * counted in `sleepers`, so the caller takes the mutex only when someone is
  * asleep. The Dekker-style pair (caller: store gen, load sleepers; worker:
  * sleepers++, load gen, all sequentially consistent) guarantees a sleeper
  * never misses a job. */
-#include "cpu_pool.h"
+#include "pool.h"
 #include "gr_common.h"
 #include <pthread.h>
 #include <sched.h>
