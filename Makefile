@@ -65,7 +65,7 @@ build/libgr.a: $(LIB_OBJ)
 
 build/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) -MMD -c $< -o $@
+	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) -MMD -MP -c $< -o $@
 
 bin/%: build/cmd/%.o build/libgr.a
 	@mkdir -p $(@D)
@@ -73,7 +73,7 @@ bin/%: build/cmd/%.o build/libgr.a
 
 build/tests/%: tests/unit/%.c tests/unit/test.h build/libgr.a
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(TEST_INC) $(CFLAGS) -MMD $< build/libgr.a -o $@ $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(TEST_INC) $(CFLAGS) -MMD -MP $< build/libgr.a -o $@ $(LDLIBS)
 
 # `make test` runs the unit tests three times: built for this CPU (-march=native),
 # for x86-64-v3 (AVX2/FMA, no AVX-512 or VNNI) and portable (no -march: the
@@ -86,13 +86,13 @@ ARCH_portable :=
 define matrix_rules
 build-$(1)/%.o: %.c
 	@mkdir -p $$(@D)
-	$$(CC) $$(CPPFLAGS) $$(call src_inc,$$<) $$(BASE_CFLAGS) $$(ARCH_$(1)) -MMD -c $$< -o $$@
+	$$(CC) $$(CPPFLAGS) $$(call src_inc,$$<) $$(BASE_CFLAGS) $$(ARCH_$(1)) -MMD -MP -c $$< -o $$@
 build-$(1)/libgr.a: $$(LIB_SRC:%.c=build-$(1)/%.o)
 	@mkdir -p $$(@D)
 	$$(AR) rcs $$@ $$^
 build-$(1)/tests/%: tests/unit/%.c tests/unit/test.h build-$(1)/libgr.a
 	@mkdir -p $$(@D)
-	$$(CC) $$(CPPFLAGS) $$(TEST_INC) $$(BASE_CFLAGS) $$(ARCH_$(1)) -MMD $$< build-$(1)/libgr.a -o $$@ $$(LDLIBS)
+	$$(CC) $$(CPPFLAGS) $$(TEST_INC) $$(BASE_CFLAGS) $$(ARCH_$(1)) -MMD -MP $$< build-$(1)/libgr.a -o $$@ $$(LDLIBS)
 -include $$(LIB_SRC:%.c=build-$(1)/%.d)
 endef
 $(foreach v,$(MATRIX),$(eval $(call matrix_rules,$(v))))
@@ -113,7 +113,7 @@ test-integration: all
 # --- sanitizers -------------------------------------------------------------
 build-asan/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) -O1 $(ASAN_FLAGS) -MMD -c $< -o $@
+	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) -O1 $(ASAN_FLAGS) -MMD -MP -c $< -o $@
 
 build-asan/libgr.a: $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
