@@ -12,8 +12,10 @@ static const char usage_text[] =
     "Finds the hard samples among k sampled outputs per training example (some\n"
     "samples right, some wrong for a task) and writes weighted preference pairs\n"
     "(instruction, input, chosen, rejected, sample_weight) for gr-dpo.\n"
-    "Inputs are sample records (gr-sample output, or GuardReasoner's\n"
-    "generated_predictions.jsonl form), grouped by `id` (or by prompt).\n"
+    "Follows GuardReasoner's train/hard_sample_mining.py (see gr-mine(1) for the\n"
+    "differences). Inputs are sample records (gr-sample output, or GuardReasoner's\n"
+    "generated_predictions.jsonl form), grouped by `id` (or by prompt and label)\n"
+    "and ordered by `k`; sources are merged by input text.\n"
     "\n"
     "  --self FILE            samples of the model being trained (H_self)\n"
     "  --other FILE           samples of another model (H_ensemble); repeatable\n"
@@ -26,6 +28,10 @@ static const char usage_text[] =
     "                         the reference) or union\n"
     "  --split MODE           reference (default: GuardReasoner's DPO prompt split,\n"
     "                         one newline fewer) or exact\n"
+    "  --answers MODE         script (default: the first Request:/Completion:/\n"
+    "                         Response: word anywhere, any word, all three needed,\n"
+    "                         as the reference) or eval (as gr-eval scores: label\n"
+    "                         words in the last 300 characters, each task alone)\n"
     "  --label-task TASK      task of a bare harmful/unharmful gold label\n"
     "                         (default request)\n"
     "  --map PROGRAM          jq program applied to every sample record\n"
@@ -37,7 +43,7 @@ static const char usage_text[] =
     "Example:\n"
     "  gr-mine --self samples-1B.jsonl --other samples-1B_1.jsonl -o pairs.jsonl\n";
 
-enum { OPT_SELF = 256, OPT_OTHER, OPT_GAMMA, OPT_PICK, OPT_SEED, OPT_NORM, OPT_SPLIT, OPT_LABEL_TASK,
+enum { OPT_SELF = 256, OPT_OTHER, OPT_GAMMA, OPT_PICK, OPT_SEED, OPT_NORM, OPT_SPLIT, OPT_ANSWERS, OPT_LABEL_TASK,
        OPT_MAP, OPT_REPLACE, OPT_ZSTD, OPT_VERSION };
 
 int main(int argc, char **argv) {
@@ -47,7 +53,7 @@ int main(int argc, char **argv) {
         {"output", required_argument, 0, 'o'},          {"gamma", required_argument, 0, OPT_GAMMA},
         {"pick", required_argument, 0, OPT_PICK},       {"seed", required_argument, 0, OPT_SEED},
         {"normalize", required_argument, 0, OPT_NORM},  {"split", required_argument, 0, OPT_SPLIT},
-        {"label-task", required_argument, 0, OPT_LABEL_TASK},
+        {"answers", required_argument, 0, OPT_ANSWERS}, {"label-task", required_argument, 0, OPT_LABEL_TASK},
         {"map", required_argument, 0, OPT_MAP},         {"replace-invalid", no_argument, 0, OPT_REPLACE},
         {"zstd", no_argument, 0, OPT_ZSTD},             {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},                  {"version", no_argument, 0, OPT_VERSION},
@@ -83,6 +89,11 @@ int main(int argc, char **argv) {
             if (!strcmp(optarg, "reference")) o.split = GR_SPLIT_REFERENCE;
             else if (!strcmp(optarg, "exact")) o.split = GR_SPLIT_EXACT;
             else gr_usage_error("--split: '%s' (reference or exact)", optarg);
+            break;
+        case OPT_ANSWERS:
+            if (!strcmp(optarg, "script")) o.answers = GR_ANSWERS_SCRIPT;
+            else if (!strcmp(optarg, "eval")) o.answers = GR_ANSWERS_EVAL;
+            else gr_usage_error("--answers: '%s' (script or eval)", optarg);
             break;
         case OPT_LABEL_TASK:
             o.label_task = gr_task_from_name(optarg);
@@ -130,10 +141,11 @@ int main(int argc, char **argv) {
         fprintf(stderr,
                 "gr-mine: %ld sample records, %ld examples (%d source%s); hard: request %ld, response %ld, "
                 "completion %ld; not hard %ld, fewer than 2 parseable samples %ld, no gold label %ld; "
-                "samples without an answer %ld; %ld pairs written (%ld duplicates across sources dropped)\n",
+                "samples without %s %ld; %ld pairs written (%ld with an input already taken dropped)\n",
                 st.records, st.examples, 1 + n_others, n_others ? "s" : "", st.hard[GR_TASK_REQUEST],
                 st.hard[GR_TASK_RESPONSE], st.hard[GR_TASK_COMPLETION], st.not_hard, st.too_few, st.no_gold,
-                st.unparsed_samples, st.pairs, st.duplicates);
+                o.answers == GR_ANSWERS_SCRIPT ? "all three answers" : "an answer", st.unparsed_samples, st.pairs,
+                st.duplicates);
     gr_miner_free(m);
     free(others);
     gr_close_stdout();

@@ -118,7 +118,10 @@ done
 "$GR_BIN/gr-sft" --base "$M" --data "$P/sft.tok.jsonl" --out "$P/rsft" --micro-batch 4 --grad-accum 1 \
     --lr 1e-2 --epochs 15 --quiet --threads 2 && cp "$M"/tokenizer* "$P/rsft/" &&
 "$GR_BIN/gr-sample" -m "$P/rsft" -k 4 --temperature 1.0 --max-tokens 24 --seed 1 "$P/examples.jsonl" \
-    -o "$P/samples.jsonl" -q && "$GR_BIN/gr-mine" --self "$P/samples.jsonl" -o "$P/pairs.jsonl" 2>"$P/mine.err"
+    -o "$P/samples.jsonl" -q &&
+    # --answers eval: these outputs hold one answer line, and the reference reading
+    # (gr-mine's default) counts a sample only with all three
+    "$GR_BIN/gr-mine" --answers eval --self "$P/samples.jsonl" -o "$P/pairs.jsonl" 2>"$P/mine.err"
 n=$(wc -l <"$P/pairs.jsonl" 2>/dev/null || echo 0)
 [ "$n" -ge 4 ] && ok dpo_pipeline_mined || fail dpo_pipeline_mined "$n pairs; $(cat "$P/mine.err")"
 expect dpo_pipeline_train 0 "$D" --base "$P/rsft" --pairs "$P/pairs.jsonl" --out "$P/dpo" --template raw \
