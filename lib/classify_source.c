@@ -69,7 +69,7 @@ static int cands_open(const char *log, const char *pattern, const struct stat *c
 }
 
 /* 1 when the file's first fp_len bytes have prev's fingerprint. */
-static int same_fp(int fd, const struct stat *st, const gr_state_log *prev) {
+static int same_fp(int fd, const struct stat *st, const gr_cstate_log *prev) {
     if (prev->fp_len == 0 || (uint64_t)st->st_size < prev->fp_len) return 0;
     gr_err e;
     uint64_t h;
@@ -78,7 +78,7 @@ static int same_fp(int fd, const struct stat *st, const gr_state_log *prev) {
 
 /* Adds the old content's tail: the candidate with prev's inode, else a copy
  * with prev's fingerprint. by_inode 0: a copy only (copytruncate). */
-static void add_old_tail(gr_log_plan *p, const gr_state_log *prev, cand *c, int n, int by_inode) {
+static void add_old_tail(gr_log_plan *p, const gr_cstate_log *prev, cand *c, int n, int by_inode) {
     int pick = -1;
     for (int i = 0; by_inode && i < n && pick < 0; i++)
         if ((uint64_t)c[i].st.st_dev == prev->dev && (uint64_t)c[i].st.st_ino == prev->ino) pick = i;
@@ -105,7 +105,7 @@ static void add_old_tail(gr_log_plan *p, const gr_state_log *prev, cand *c, int 
     c[pick].fd = -1; /* the segment owns it now */
 }
 
-int gr_log_plan_make(const char *log, const gr_state_log *prev, const char *rotated_glob,
+int gr_log_plan_make(const char *log, const gr_cstate_log *prev, const char *rotated_glob,
                      gr_log_plan *p, gr_err *err) {
     memset(p, 0, sizeof *p);
     p->log = gr_xstrdup(log);
@@ -232,14 +232,14 @@ int gr_log_plan_read(gr_log_plan *p, gr_line_fn fn, void *ud, gr_err *err) {
     return 0;
 }
 
-int gr_log_plan_state(const gr_log_plan *p, gr_state_log *out, gr_err *err) {
+int gr_log_plan_state(const gr_log_plan *p, gr_cstate_log *out, gr_err *err) {
     if (p->n_seg == 0) return 0;
     const gr_segment *s = &p->seg[p->n_seg - 1];
     out->dev = s->dev;
     out->ino = s->ino;
     out->offset = p->next_offset;
     out->line = p->next_line;
-    out->fp_len = (uint32_t)(p->next_offset < GR_STATE_FP_MAX ? p->next_offset : GR_STATE_FP_MAX);
+    out->fp_len = (uint32_t)(p->next_offset < GR_CSTATE_FP_MAX ? p->next_offset : GR_CSTATE_FP_MAX);
     if (gr_fingerprint_fd(s->fd, out->fp_len, &out->fp, err)) {
         char m[1500];
         snprintf(m, sizeof m, "%.1400s", err->msg);

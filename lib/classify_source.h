@@ -47,7 +47,7 @@ typedef struct gr_log_plan {
 /* Plans the reads of log against prev (NULL: no state entry). rotated_glob:
  * NULL for "LOG.1". 0, or -1 with the reason (the log cannot be opened and
  * there is nothing rotated to finish). */
-int gr_log_plan_make(const char *log, const gr_state_log *prev, const char *rotated_glob,
+int gr_log_plan_make(const char *log, const gr_cstate_log *prev, const char *rotated_glob,
                      gr_log_plan *p, gr_err *err);
 void gr_log_plan_free(gr_log_plan *p);
 
@@ -71,5 +71,5 @@ int gr_log_plan_read(gr_log_plan *p, gr_line_fn fn, void *ud, gr_err *err);
 
 /* The state entry after a successful read: the last segment's file, offset
  * and line, and its fingerprint. (With no segment, prev is kept.) */
-int gr_log_plan_state(const gr_log_plan *p, gr_state_log *out, gr_err *err);
+int gr_log_plan_state(const gr_log_plan *p, gr_cstate_log *out, gr_err *err);
 #endif

@@ -17,8 +17,8 @@ uint64_t gr_fnv1a64(uint64_t h, const void *p, size_t n) {
 }
 
 int gr_fingerprint_fd(int fd, uint32_t len, uint64_t *fp, gr_err *err) {
-    unsigned char buf[GR_STATE_FP_MAX];
-    if (len > sizeof buf) return gr_errf(err, "fingerprint of %u bytes: at most %d", len, GR_STATE_FP_MAX);
+    unsigned char buf[GR_CSTATE_FP_MAX];
+    if (len > sizeof buf) return gr_errf(err, "fingerprint of %u bytes: at most %d", len, GR_CSTATE_FP_MAX);
     size_t got = 0;
     while (got < len) {
         ssize_t k = pread(fd, buf + got, len - got, (off_t)got);
@@ -32,14 +32,14 @@ int gr_fingerprint_fd(int fd, uint32_t len, uint64_t *fp, gr_err *err) {
 }
 
 /* ---- entries ------------------------------------------------------------- */
-gr_state_log *gr_state_find(gr_state *s, const char *path) {
+gr_cstate_log *gr_cstate_find(gr_cstate *s, const char *path) {
     for (size_t i = 0; i < s->n_logs; i++)
         if (strcmp(s->logs[i].path, path) == 0) return &s->logs[i];
     return NULL;
 }
 
-gr_state_log *gr_state_get(gr_state *s, const char *path) {
-    gr_state_log *l = gr_state_find(s, path);
+gr_cstate_log *gr_cstate_get(gr_cstate *s, const char *path) {
+    gr_cstate_log *l = gr_cstate_find(s, path);
     if (l) return l;
     if (s->n_logs == s->cap_logs) {
         s->cap_logs = s->cap_logs ? 2 * s->cap_logs : 8;
@@ -51,13 +51,13 @@ gr_state_log *gr_state_get(gr_state *s, const char *path) {
     return l;
 }
 
-void gr_state_file_set(gr_state_file *f, uint64_t dev, uint64_t ino, uint64_t size, const char *path) {
+void gr_cstate_file_set(gr_cstate_file *f, uint64_t dev, uint64_t ino, uint64_t size, const char *path) {
     char *p = gr_xstrdup(path);
     free(f->path);
-    *f = (gr_state_file){1, dev, ino, size, p};
+    *f = (gr_cstate_file){1, dev, ino, size, p};
 }
 
-void gr_state_free(gr_state *s) {
+void gr_cstate_free(gr_cstate *s) {
     for (size_t i = 0; i < s->n_logs; i++) free(s->logs[i].path);
     free(s->logs);
     free(s->output.path);
@@ -78,7 +78,7 @@ static void put_path(gr_buf *b, const char *p) {
     }
 }
 
-static void put_file(gr_buf *b, const char *kw, const gr_state_file *f) {
+static void put_file(gr_buf *b, const char *kw, const gr_cstate_file *f) {
     if (!f->set) return;
     gr_buf_printf(b, "%s dev=%llu ino=%llu size=%llu path=", kw, (unsigned long long)f->dev,
                   (unsigned long long)f->ino, (unsigned long long)f->size);
@@ -86,12 +86,12 @@ static void put_file(gr_buf *b, const char *kw, const gr_state_file *f) {
     gr_buf_putc(b, '\n');
 }
 
-void gr_state_format(const gr_state *s, gr_buf *out) {
+void gr_cstate_format(const gr_cstate *s, gr_buf *out) {
     gr_buf_printf(out, "%s\n# written by gr-classify --state; the format is in gr-classify(1)\n", magic);
     put_file(out, "output", &s->output);
     put_file(out, "rejects", &s->rejects);
     for (size_t i = 0; i < s->n_logs; i++) {
-        const gr_state_log *l = &s->logs[i];
+        const gr_cstate_log *l = &s->logs[i];
         gr_buf_printf(out, "log dev=%llu ino=%llu offset=%llu line=%llu fp=%u:%016llx path=",
                       (unsigned long long)l->dev, (unsigned long long)l->ino, (unsigned long long)l->offset,
                       (unsigned long long)l->line, l->fp_len, (unsigned long long)l->fp);
@@ -111,9 +111,9 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
-int gr_state_save(const char *path, const gr_state *s, gr_err *err) {
+int gr_cstate_save(const char *path, const gr_cstate *s, gr_err *err) {
     gr_buf text = {0}, tmp = {0};
-    gr_state_format(s, &text);
+    gr_cstate_format(s, &text);
     gr_buf_printf(&tmp, "%s.tmp.XXXXXX", path);
     char *tname = gr_xstrdup(gr_buf_cstr(&tmp));
     gr_buf_free(&tmp);
@@ -185,7 +185,8 @@ static int get_u64(cursor *c, const char *key, int last, uint64_t *v) {
     }
     if (c->p == s) return bad(c, "expected an unsigned decimal number");
     if (*s == '0' && c->p - s > 1) return bad(c, "number with a leading zero");
-    if (last ? c->p != c->e : (c->p == c->e || *c->p != ' ')) return bad(c, "unexpected text after a number");
+    if (!last && c->p == c->e) return bad(c, "the line ends early (expected more fields)");
+    if (last ? c->p != c->e : *c->p != ' ') return bad(c, "unexpected text after a number");
     if (!last) c->p++;
     *v = x;
     return 0;
@@ -234,19 +235,19 @@ static int get_path(cursor *c, char **out) {
     return 0;
 }
 
-static int parse_file(cursor *c, gr_state_file *f) {
+static int parse_file(cursor *c, gr_cstate_file *f) {
     if (f->set) return bad(c, "given twice");
     uint64_t dev, ino, size;
     char *path;
     if (get_u64(c, "dev", 0, &dev) || get_u64(c, "ino", 0, &ino) || get_u64(c, "size", 0, &size) ||
         get_path(c, &path))
         return -1;
-    *f = (gr_state_file){1, dev, ino, size, path};
+    *f = (gr_cstate_file){1, dev, ino, size, path};
     return 0;
 }
 
-static int parse_log(cursor *c, gr_state *s) {
-    gr_state_log l = {0};
+static int parse_log(cursor *c, gr_cstate *s) {
+    gr_cstate_log l = {0};
     uint64_t fp_len;
     if (get_u64(c, "dev", 0, &l.dev) || get_u64(c, "ino", 0, &l.ino) || get_u64(c, "offset", 0, &l.offset) ||
         get_u64(c, "line", 0, &l.line) || expect_key(c, "fp"))
@@ -254,10 +255,10 @@ static int parse_log(cursor *c, gr_state *s) {
     /* fp=LEN:HASH */
     const char *s0 = c->p;
     fp_len = 0;
-    while (c->p < c->e && *c->p >= '0' && *c->p <= '9' && fp_len <= GR_STATE_FP_MAX) fp_len = fp_len * 10 + (uint64_t)(*c->p++ - '0');
+    while (c->p < c->e && *c->p >= '0' && *c->p <= '9' && fp_len <= GR_CSTATE_FP_MAX) fp_len = fp_len * 10 + (uint64_t)(*c->p++ - '0');
     if (c->p == s0 || c->p == c->e || *c->p != ':') return bad(c, "fp: expected LEN:HASH");
     if (*s0 == '0' && c->p - s0 > 1) return bad(c, "fp: length with a leading zero");
-    if (fp_len > GR_STATE_FP_MAX) return bad(c, "fp: the length is larger than 1024");
+    if (fp_len > GR_CSTATE_FP_MAX) return bad(c, "fp: the length is larger than 1024");
     c->p++;
     uint64_t h = 0;
     for (int i = 0; i < 16; i++, c->p++) {
@@ -268,23 +269,23 @@ static int parse_log(cursor *c, gr_state *s) {
     }
     if (c->p == c->e || *c->p != ' ') return bad(c, "fp: unexpected text after the hash");
     c->p++;
-    uint64_t want = l.offset < GR_STATE_FP_MAX ? l.offset : GR_STATE_FP_MAX;
+    uint64_t want = l.offset < GR_CSTATE_FP_MAX ? l.offset : GR_CSTATE_FP_MAX;
     if (fp_len != want) return bad(c, "fp: the length must be min(offset, 1024)");
     if (l.line > l.offset) return bad(c, "more lines than bytes before the offset");
     l.fp_len = (uint32_t)fp_len;
     l.fp = h;
     if (get_path(c, &l.path)) return -1;
-    if (gr_state_find(s, l.path)) {
+    if (gr_cstate_find(s, l.path)) {
         free(l.path);
         return bad(c, "a second `log` line for the same path");
     }
-    gr_state_log *slot = gr_state_get(s, l.path);
+    gr_cstate_log *slot = gr_cstate_get(s, l.path);
     free(slot->path);
     *slot = l;
     return 0;
 }
 
-int gr_state_parse(const char *text, size_t n, const char *name, gr_state *s, gr_err *err) {
+int gr_cstate_parse(const char *text, size_t n, const char *name, gr_cstate *s, gr_err *err) {
     memset(s, 0, sizeof *s);
     cursor c = {.name = name, .line = 0, .err = err};
     const char *p = text, *end = text + n;
@@ -328,11 +329,11 @@ int gr_state_parse(const char *text, size_t n, const char *name, gr_state *s, gr
     }
     return 0;
 fail:
-    gr_state_free(s);
+    gr_cstate_free(s);
     return -1;
 }
 
-int gr_state_load(const char *path, gr_state *s, gr_err *err) {
+int gr_cstate_load(const char *path, gr_cstate *s, gr_err *err) {
     memset(s, 0, sizeof *s);
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
@@ -358,7 +359,7 @@ int gr_state_load(const char *path, gr_state *s, gr_err *err) {
         got += (size_t)k;
     }
     close(fd);
-    int rc = got == n ? gr_state_parse(buf, n, path, s, err) : gr_errf(err, "%s: read error", path);
+    int rc = got == n ? gr_cstate_parse(buf, n, path, s, err) : gr_errf(err, "%s: read error", path);
     free(buf);
     return rc;
 }

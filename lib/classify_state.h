@@ -32,46 +32,46 @@
 #define GR_CLASSIFY_STATE_H
 #include "gr_common.h"
 
-#define GR_STATE_FP_MAX 1024 /* bytes a fingerprint covers at most */
+#define GR_CSTATE_FP_MAX 1024 /* bytes a fingerprint covers at most */
 
-typedef struct gr_state_log {
+typedef struct gr_cstate_log {
     char *path;              /* the log as named on the command line (the key) */
     uint64_t dev, ino;       /* the file moderated last */
     uint64_t offset;         /* just past the last complete line moderated */
     uint64_t line;           /* lines before offset */
-    uint32_t fp_len;         /* bytes the fingerprint covers: min(offset, GR_STATE_FP_MAX) */
+    uint32_t fp_len;         /* bytes the fingerprint covers: min(offset, GR_CSTATE_FP_MAX) */
     uint64_t fp;             /* FNV-1a 64 of the first fp_len bytes */
-} gr_state_log;
+} gr_cstate_log;
 
-typedef struct gr_state_file {
+typedef struct gr_cstate_file {
     int set;                 /* 0: not recorded */
     uint64_t dev, ino, size;
     char *path;
-} gr_state_file;
+} gr_cstate_file;
 
-typedef struct gr_state {
-    gr_state_file output, rejects;
-    gr_state_log *logs;
+typedef struct gr_cstate {
+    gr_cstate_file output, rejects;
+    gr_cstate_log *logs;
     size_t n_logs, cap_logs;
-} gr_state;
+} gr_cstate;
 
 /* Parses text[0..n) (name is used in messages). 0, or -1 with "NAME:LINE: why";
  * on failure *s is left empty. */
-int gr_state_parse(const char *text, size_t n, const char *name, gr_state *s, gr_err *err);
+int gr_cstate_parse(const char *text, size_t n, const char *name, gr_cstate *s, gr_err *err);
 /* Appends the file's text to out. */
-void gr_state_format(const gr_state *s, gr_buf *out);
+void gr_cstate_format(const gr_cstate *s, gr_buf *out);
 
 /* Reads and parses path; a missing file is an empty state (0). */
-int gr_state_load(const char *path, gr_state *s, gr_err *err);
+int gr_cstate_load(const char *path, gr_cstate *s, gr_err *err);
 /* Writes path atomically: PATH.tmp.XXXXXX, fsync, rename, fsync of the folder. */
-int gr_state_save(const char *path, const gr_state *s, gr_err *err);
+int gr_cstate_save(const char *path, const gr_cstate *s, gr_err *err);
 
-gr_state_log *gr_state_find(gr_state *s, const char *path);
+gr_cstate_log *gr_cstate_find(gr_cstate *s, const char *path);
 /* The entry for path, added (zeroed) when missing. */
-gr_state_log *gr_state_get(gr_state *s, const char *path);
+gr_cstate_log *gr_cstate_get(gr_cstate *s, const char *path);
 /* Sets f to (dev, ino, size, path). */
-void gr_state_file_set(gr_state_file *f, uint64_t dev, uint64_t ino, uint64_t size, const char *path);
-void gr_state_free(gr_state *s);
+void gr_cstate_file_set(gr_cstate_file *f, uint64_t dev, uint64_t ino, uint64_t size, const char *path);
+void gr_cstate_free(gr_cstate *s);
 
 /* FNV-1a 64 of p[0..n), continuing from h (start with GR_FNV_INIT). */
 #define GR_FNV_INIT 14695981039346656037ull
