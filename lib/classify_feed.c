@@ -9,9 +9,10 @@
 
 enum { REJECT_TEXT_MAX = 65536 }; /* bytes of a rejected line kept in its reject record */
 
-/* ---- done keys: a set of (inode, offset, index) --------------------------- */
+/* ---- done keys: a set of (log, gen, offset, index) -------------------------
+ * (log, gen) held as one 64-bit hash (log_gen_hash). */
 typedef struct dkey {
-    uint64_t ino, off;
+    uint64_t lg, off;
     uint32_t idx;
     int used;
 } dkey;
@@ -24,24 +25,28 @@ struct gr_feed {
     size_t cap, n;
 };
 
-/* Inodes and offsets travel as JSON numbers (doubles): a key is made of the
- * value as it reads back, so a number above 2^53 still matches itself. */
+/* Offsets and generations travel as JSON numbers (doubles): a key is made of
+ * the value as it reads back, so a number above 2^53 still matches itself. */
 static uint64_t as_json(uint64_t x) { return (uint64_t)(double)x; }
 
-static size_t dkey_slot(const gr_feed *f, uint64_t ino, uint64_t off, uint32_t idx) {
-    uint64_t h = ino * 0x9E3779B97F4A7C15ull ^ (off + 0x632BE59BD9B4E019ull) * 0xC2B2AE3D27D4EB4Full ^ idx;
+static uint64_t log_gen_hash(const char *log, uint64_t gen) {
+    return gr_fnv1a64(GR_FNV_INIT, log, strlen(log)) ^ (as_json(gen) + 1) * 0x9E3779B97F4A7C15ull;
+}
+
+static size_t dkey_slot(const gr_feed *f, uint64_t lg, uint64_t off, uint32_t idx) {
+    uint64_t h = lg * 0x9E3779B97F4A7C15ull ^ (off + 0x632BE59BD9B4E019ull) * 0xC2B2AE3D27D4EB4Full ^ idx;
     h ^= h >> 29;
     size_t i = (size_t)h & (f->cap - 1);
-    while (f->keys[i].used && !(f->keys[i].ino == ino && f->keys[i].off == off && f->keys[i].idx == idx))
+    while (f->keys[i].used && !(f->keys[i].lg == lg && f->keys[i].off == off && f->keys[i].idx == idx))
         i = (i + 1) & (f->cap - 1);
     return i;
 }
 
-static int dkey_has(const gr_feed *f, uint64_t ino, uint64_t off, uint32_t idx) {
-    return f->cap && f->keys[dkey_slot(f, as_json(ino), as_json(off), idx)].used;
+static int dkey_has(const gr_feed *f, uint64_t lg, uint64_t off, uint32_t idx) {
+    return f->cap && f->keys[dkey_slot(f, lg, as_json(off), idx)].used;
 }
 
-static void dkey_add(gr_feed *f, uint64_t ino, uint64_t off, uint32_t idx) {
+static void dkey_add(gr_feed *f, uint64_t lg, uint64_t off, uint32_t idx) {
     if (2 * (f->n + 1) > f->cap) {
         dkey *old = f->keys;
         size_t oc = f->cap;
@@ -50,14 +55,14 @@ static void dkey_add(gr_feed *f, uint64_t ino, uint64_t off, uint32_t idx) {
         f->n = 0;
         for (size_t i = 0; i < oc; i++)
             if (old[i].used) {
-                f->keys[dkey_slot(f, old[i].ino, old[i].off, old[i].idx)] = old[i];
+                f->keys[dkey_slot(f, old[i].lg, old[i].off, old[i].idx)] = old[i];
                 f->n++;
             }
         free(old);
     }
-    size_t i = dkey_slot(f, ino, off, idx);
+    size_t i = dkey_slot(f, lg, off, idx);
     if (!f->keys[i].used) {
-        f->keys[i] = (dkey){ino, off, idx, 1};
+        f->keys[i] = (dkey){lg, off, idx, 1};
         f->n++;
     }
 }
@@ -118,14 +123,14 @@ int gr_feed_learn_done(gr_feed *f, const char *path, uint64_t from, gr_err *err)
         jv rec = jv_parse_sized(line, (int)n);
         if (jv_get_kind(rec) == JV_KIND_OBJECT) {
             jv src = jv_object_get(jv_copy(rec), jv_string("source"));
-            uint64_t ino, off, idx = 0;
-            if (jv_get_kind(src) == JV_KIND_OBJECT && num_field(src, "inode", &ino) == 0 &&
-                num_field(src, "offset", &off) == 0) {
+            uint64_t gen, off, idx = 0;
+            const char *log = gr_jv_str(src, "log");
+            if (log && num_field(src, "gen", &gen) == 0 && num_field(src, "offset", &off) == 0) {
                 jv ix = jv_object_get(jv_copy(src), jv_string("index"));
                 if (jv_get_kind(ix) == JV_KIND_NUMBER && jv_number_value(ix) >= 0 && jv_number_value(ix) < 4e9)
                     idx = (uint64_t)jv_number_value(ix);
                 jv_free(ix);
-                dkey_add(f, ino, off, (uint32_t)idx);
+                dkey_add(f, log_gen_hash(log, gen), off, (uint32_t)idx);
             }
             jv_free(src);
         }
@@ -147,8 +152,10 @@ typedef struct feed_ctx {
     gr_feed_stats *st;
 } feed_ctx;
 
-static jv source_of(const gr_line *l, int index) {
+static jv source_of(const feed_ctx *c, const gr_line *l, int index) {
     jv s = jv_object();
+    s = jv_object_set(s, jv_string("log"), jv_string(c->p->log));
+    s = jv_object_set(s, jv_string("gen"), jv_number((double)l->seg->gen));
     s = jv_object_set(s, jv_string("file"), jv_string(l->seg->file));
     s = jv_object_set(s, jv_string("line"), jv_number((double)l->line));
     s = jv_object_set(s, jv_string("offset"), jv_number((double)l->offset));
@@ -157,10 +164,10 @@ static jv source_of(const gr_line *l, int index) {
     return s;
 }
 
-/* "LOG:INODE:OFFSET", "#INDEX" from the second record of a line on. */
+/* "LOG:GEN:OFFSET", "#INDEX" from the second record of a line on. */
 static jv derived_id(const feed_ctx *c, const gr_line *l, int index) {
     char tail[80];
-    snprintf(tail, sizeof tail, ":%llu:%llu", (unsigned long long)l->seg->ino, (unsigned long long)l->offset);
+    snprintf(tail, sizeof tail, ":%llu:%llu", (unsigned long long)l->seg->gen, (unsigned long long)l->offset);
     gr_buf b = {0};
     gr_buf_printf(&b, "%s%s", c->p->log, tail);
     if (index > 0) gr_buf_printf(&b, "#%d", index);
@@ -177,7 +184,7 @@ static int reject(feed_ctx *c, const gr_line *l, const char *reason, gr_err *err
         c->st->other_shard++;
         return 0;
     }
-    if (dkey_has(c->f, l->seg->ino, l->offset, 0)) {
+    if (dkey_has(c->f, log_gen_hash(c->p->log, l->seg->gen), l->offset, 0)) {
         c->st->done_before++;
         return 0;
     }
@@ -190,7 +197,7 @@ static int reject(feed_ctx *c, const gr_line *l, const char *reason, gr_err *err
     if (!c->rejects) return 0;
     size_t n = l->n < REJECT_TEXT_MAX ? l->n : REJECT_TEXT_MAX;
     jv r = jv_object();
-    r = jv_object_set(r, jv_string("source"), source_of(l, -1));
+    r = jv_object_set(r, jv_string("source"), source_of(c, l, -1));
     r = jv_object_set(r, jv_string("reason"), jv_string(reason));
     /* jv_string_sized turns invalid UTF-8 into U+FFFD: the rejects file stays JSON */
     r = jv_object_set(r, jv_string("text"), jv_string_sized(l->text, (int)n));
@@ -376,12 +383,12 @@ static int on_line(void *ud, const gr_line *l, gr_err *err) {
             jv_free(rec);
             continue;
         }
-        if (dkey_has(f, l->seg->ino, l->offset, (uint32_t)(index < 0 ? 0 : index))) {
+        if (dkey_has(f, log_gen_hash(c->p->log, l->seg->gen), l->offset, (uint32_t)(index < 0 ? 0 : index))) {
             c->st->done_before++;
             jv_free(rec);
             continue;
         }
-        rec = jv_object_set(rec, jv_string("source"), source_of(l, index));
+        rec = jv_object_set(rec, jv_string("source"), source_of(c, l, index));
         rc = gr_writer_put(c->records, rec, err);
         if (!rc) c->st->records++;
     }

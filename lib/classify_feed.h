@@ -4,15 +4,20 @@
  * of it: objects, each with a prompt the guard can read). A line passes as a
  * whole or is rejected as a whole, with its source and the reason; a reject
  * never stops the lines after it. Every record gets
- *     source: {file, line, offset, inode}       (+ index when --map made several)
- * (an input field named `source` is replaced), and, when it has no `id`, the
- * id "LOG:INODE:OFFSET" (LOG as named on the command line; "#INDEX" appended
- * for the second and later records --map made of one line).
+ *     source: {log, gen, file, line, offset, inode}   (+ index when --map made several)
+ * (an input field named `source` is replaced): the log as named on the
+ * command line, its generation (classify_state.h), the file the line was read
+ * from (the log or its rotated name), the line number and byte offset in that
+ * file, and its inode. When it has no `id` it gets "LOG:GEN:OFFSET" ("#INDEX"
+ * appended for the second and later records --map made of one line): unique
+ * for the state's life, and the same when a rerun reads the line again from a
+ * rotated copy. (Not the inode: copytruncate keeps it, so one inode and
+ * offset can name two lines.)
  *
  * Done keys. A run killed after writing some verdicts but before saving the
  * state leaves verdicts (and rejects) that the next run would write again.
  * gr_feed_learn_done reads the records a file gained after a byte offset and
- * remembers their (source.inode, source.offset, source.index); a line whose
+ * remembers their (source.log, source.gen, source.offset, source.index): a line whose
  * key is known is skipped (counted as done_before), so no line is written
  * twice. */
 #ifndef GR_CLASSIFY_FEED_H

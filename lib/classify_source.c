@@ -101,7 +101,8 @@ static void add_old_tail(gr_log_plan *p, const gr_cstate_log *prev, cand *c, int
     }
     gr_segment *s = &p->seg[p->n_seg++];
     *s = (gr_segment){gr_xstrdup(c[pick].path), c[pick].fd, (uint64_t)c[pick].st.st_dev,
-                      (uint64_t)c[pick].st.st_ino, prev->offset, (uint64_t)c[pick].st.st_size, prev->line, 1};
+                      (uint64_t)c[pick].st.st_ino, prev->gen, prev->offset, (uint64_t)c[pick].st.st_size,
+                      prev->line, 1};
     c[pick].fd = -1; /* the segment owns it now */
 }
 
@@ -125,12 +126,12 @@ int gr_log_plan_make(const char *log, const gr_cstate_log *prev, const char *rot
     }
     if (!prev) {
         p->seg[p->n_seg++] = (gr_segment){gr_xstrdup(log), fd, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
-                                          0, (uint64_t)st.st_size, 0, 0};
+                                          0, 0, (uint64_t)st.st_size, 0, 0};
         return 0;
     }
     int same = fd >= 0 && (uint64_t)st.st_dev == prev->dev && (uint64_t)st.st_ino == prev->ino;
     if (same && (uint64_t)st.st_size >= prev->offset && (prev->fp_len == 0 || same_fp(fd, &st, prev))) {
-        p->seg[p->n_seg++] = (gr_segment){gr_xstrdup(log), fd, prev->dev, prev->ino, prev->offset,
+        p->seg[p->n_seg++] = (gr_segment){gr_xstrdup(log), fd, prev->dev, prev->ino, prev->gen, prev->offset,
                                           (uint64_t)st.st_size, prev->line, 0};
         return 0;
     }
@@ -146,7 +147,7 @@ int gr_log_plan_make(const char *log, const gr_cstate_log *prev, const char *rot
     cands_free(c, n);
     if (fd >= 0)
         p->seg[p->n_seg++] = (gr_segment){gr_xstrdup(log), fd, (uint64_t)st.st_dev, (uint64_t)st.st_ino,
-                                          0, (uint64_t)st.st_size, 0, 0};
+                                          prev->gen + 1, 0, (uint64_t)st.st_size, 0, 0};
     if (p->n_seg == 0) { /* the log is gone and nothing was found: keep the entry as it was */
         p->next_offset = prev->offset;
         p->next_line = prev->line;
@@ -237,6 +238,7 @@ int gr_log_plan_state(const gr_log_plan *p, gr_cstate_log *out, gr_err *err) {
     const gr_segment *s = &p->seg[p->n_seg - 1];
     out->dev = s->dev;
     out->ino = s->ino;
+    out->gen = s->gen;
     out->offset = p->next_offset;
     out->line = p->next_line;
     out->fp_len = (uint32_t)(p->next_offset < GR_CSTATE_FP_MAX ? p->next_offset : GR_CSTATE_FP_MAX);

@@ -30,6 +30,7 @@ typedef struct gr_segment {
     char *file;              /* path the bytes are read from (the log, or its rotated name) */
     int fd;
     uint64_t dev, ino;
+    uint64_t gen;            /* the log's generation this content belongs to (classify_state.h) */
     uint64_t start, end;     /* bytes [start, end) to read; end: the size when opened */
     uint64_t line;           /* lines before start */
     int rotated;             /* 1: an old file being finished */

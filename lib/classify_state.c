@@ -92,8 +92,9 @@ void gr_cstate_format(const gr_cstate *s, gr_buf *out) {
     put_file(out, "rejects", &s->rejects);
     for (size_t i = 0; i < s->n_logs; i++) {
         const gr_cstate_log *l = &s->logs[i];
-        gr_buf_printf(out, "log dev=%llu ino=%llu offset=%llu line=%llu fp=%u:%016llx path=",
-                      (unsigned long long)l->dev, (unsigned long long)l->ino, (unsigned long long)l->offset,
+        gr_buf_printf(out, "log dev=%llu ino=%llu gen=%llu offset=%llu line=%llu fp=%u:%016llx path=",
+                      (unsigned long long)l->dev, (unsigned long long)l->ino, (unsigned long long)l->gen,
+                      (unsigned long long)l->offset,
                       (unsigned long long)l->line, l->fp_len, (unsigned long long)l->fp);
         put_path(out, l->path);
         gr_buf_putc(out, '\n');
@@ -249,7 +250,8 @@ static int parse_file(cursor *c, gr_cstate_file *f) {
 static int parse_log(cursor *c, gr_cstate *s) {
     gr_cstate_log l = {0};
     uint64_t fp_len;
-    if (get_u64(c, "dev", 0, &l.dev) || get_u64(c, "ino", 0, &l.ino) || get_u64(c, "offset", 0, &l.offset) ||
+    if (get_u64(c, "dev", 0, &l.dev) || get_u64(c, "ino", 0, &l.ino) || get_u64(c, "gen", 0, &l.gen) ||
+        get_u64(c, "offset", 0, &l.offset) ||
         get_u64(c, "line", 0, &l.line) || expect_key(c, "fp"))
         return -1;
     /* fp=LEN:HASH */

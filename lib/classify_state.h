@@ -6,10 +6,13 @@
  *   # comment lines start with '#'
  *   output dev=2049 ino=1311 size=52817 path=verdicts.jsonl
  *   rejects dev=2049 ino=1312 size=0 path=rejects.jsonl
- *   log dev=2049 ino=1304 offset=1834 line=12 fp=1024:8c3f0a9d1e2b4c57 path=/var/log/app.jsonl
+ *   log dev=2049 ino=1304 gen=3 offset=1834 line=12 fp=1024:8c3f0a9d1e2b4c57 path=/var/log/app.jsonl
  *
  * `log`: one per log named on the command line (path exactly as given): the
- * file moderated last (st_dev, st_ino), the byte just past the last complete
+ * file moderated last (st_dev, st_ino), its generation (`gen`: 0 for the first
+ * file of the log, one more for each rotation or truncation seen, so that
+ * (log, gen, offset) names one line for the state's whole life, whatever
+ * inode numbers the filesystem reuses), the byte just past the last complete
  * line moderated (`offset`) and the number of lines before it (`line`), and a
  * fingerprint of the file's first bytes, `fp=LEN:HASH` (FNV-1a 64 of the first
  * LEN = min(offset, 1024) bytes, 16 lowercase hex digits): a log truncated in
@@ -37,6 +40,7 @@
 typedef struct gr_cstate_log {
     char *path;              /* the log as named on the command line (the key) */
     uint64_t dev, ino;       /* the file moderated last */
+    uint64_t gen;            /* its generation: rotations and truncations seen before it */
     uint64_t offset;         /* just past the last complete line moderated */
     uint64_t line;           /* lines before offset */
     uint32_t fp_len;         /* bytes the fingerprint covers: min(offset, GR_CSTATE_FP_MAX) */
