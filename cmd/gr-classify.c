@@ -166,6 +166,7 @@ int main(int argc, char **argv) {
     }
     if (io.rejects_path || io.rotated_glob || io.wait)
         gr_usage_error("--rejects, --rotated-glob and --wait go with --state");
+    if (shard.n) o.shard = &shard;
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;

@@ -27,8 +27,10 @@ if [ $# -lt 2 ]; then
     echo "usage: sbatch --array=1-N $0 OUTDIR -m MODEL [OPTIONS] INPUT..." >&2
     exit 2
 fi
-: "${SLURM_ARRAY_TASK_ID:?not a Slurm array task (submit with sbatch --array=1-N)}"
-: "${SLURM_ARRAY_TASK_COUNT:?SLURM_ARRAY_TASK_COUNT unset (Slurm too old?)}"
+if [ -z "${SLURM_ARRAY_TASK_ID:-}" ] || [ -z "${SLURM_ARRAY_TASK_COUNT:-}" ]; then
+    echo "$0: not a Slurm array task (SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT unset): submit with sbatch --array=1-N" >&2
+    exit 2
+fi
 outdir=$1
 shift
 min=${SLURM_ARRAY_TASK_MIN:-1}
