@@ -103,6 +103,10 @@ int gr_classify_incremental(const gr_run_opts *ro, const gr_incr_opts *io, char 
         /* keep what was written either way: the next run learns it (step 2) */
         int c = gr_writer_commit(out, r ? &ignored : err);
         out = NULL;
+        if (r == GR_RUN_STOPPED) {
+            rc = GR_RUN_STOPPED;
+            goto out;
+        }
         if (r || c) goto out;
     }
 
@@ -117,9 +121,9 @@ int gr_classify_incremental(const gr_run_opts *ro, const gr_incr_opts *io, char 
     note_file(&state.output, io->out_path);
     if (io->rejects_path) note_file(&state.rejects, io->rejects_path);
     if (gr_cstate_save(io->state_path, &state, err)) goto out;
-    unlink(gr_buf_cstr(&input_path));
     rc = 0;
 out:
+    if (n_plans || records) unlink(gr_buf_cstr(&input_path)); /* never someone else's: we held the lock */
     if (records) gr_writer_abort(records);
     if (rejects) {
         gr_err ignored;
