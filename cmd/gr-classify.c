@@ -88,6 +88,8 @@ static int run_state(const gr_run_opts *o, const gr_incr_opts *io, char *const *
                f->done_before, st.lost ? "; content LOST to rotation (see above)" : "", st.run.written,
                st.run.unparsed, st.run.rejected, st.run.generated_tokens, st.run.seconds);
     gr_close_stdout();
+    /* --fail-on: a verdict that matched, or (unverified) a line no verdict covers */
+    if (o->fail_on && (st.run.matched || ((o->fail_on & GR_FLAG_UNVERIFIED) && f->rejects))) return GR_EXIT_FLAGGED;
     return 0;
 }
 
