@@ -23,3 +23,9 @@ jq -c '.n_prompt = (.ids | length)' "$D" >"$T/none.jsonl"
 expect sft_no_targets 0 "$S" --base "$M" --data "$T/none.jsonl" --out "$T/n" $COMMON --max-steps 2 --log "$T/n.log"
 got=$(jq -s -r '[length, (map(.loss) | add), (map(.targets) | add)] | map(tostring) | join(" ")' "$T/n.log")
 [ "$got" = "2 0 0" ] && ok sft_no_targets_logged || fail sft_no_targets_logged "steps, loss, targets: $got"
+
+# --replace-invalid reaches the training-data reader (issue 12 §5)
+{ head -n 3 "$D"; printf '{"id":"bad \377","ids":[1,10,44,57,68,11,68,57,44,2],"n_prompt":6}\n'; } >"$T/badutf.jsonl"
+expect sft_invalid_utf8 1 "$S" --base "$M" --data "$T/badutf.jsonl" --out "$T/bu" $COMMON --max-steps 1
+grep_check sft_invalid_utf8_hint "$T/err" "badutf.jsonl:4: .*--replace-invalid"
+expect sft_replace_invalid 0 "$S" --base "$M" --data "$T/badutf.jsonl" --out "$T/bu2" $COMMON --max-steps 1 --replace-invalid
