@@ -66,13 +66,15 @@ char *synth_url_redacted(const char *url) {
     return b.data;
 }
 
-static void add_n(synth_secrets *s, const char *str, size_t n) {
-    if (n < 4) return;
+static void add_min(synth_secrets *s, const char *str, size_t n, size_t min) {
+    if (n < min) return;
     for (size_t i = 0; i < s->n; i++)
         if (strlen(s->v[i]) == n && memcmp(s->v[i], str, n) == 0) return;
     s->v = gr_xrealloc(s->v, (s->n + 1) * sizeof *s->v);
     s->v[s->n++] = gr_xstrndup(str, n);
 }
+
+static void add_n(synth_secrets *s, const char *str, size_t n) { add_min(s, str, n, 4); }
 
 void synth_secrets_add(synth_secrets *s, const char *str) {
     if (str) add_n(s, str, strlen(str));
@@ -85,9 +87,10 @@ static int hexval(char c) {
     return -1;
 }
 
-/* str[0..n) as written and percent-decoded ('+' as a space too). */
-static void add_both(synth_secrets *s, const char *str, size_t n) {
-    add_n(s, str, n);
+/* str[0..n) as written and percent-decoded ('+' as a space too), when it has
+ * at least min bytes. */
+static void add_both(synth_secrets *s, const char *str, size_t n, size_t min) {
+    add_min(s, str, n, min);
     char *d = gr_xmalloc(n + 1);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -98,7 +101,7 @@ static void add_both(synth_secrets *s, const char *str, size_t n) {
             d[k++] = str[i] == '+' ? ' ' : str[i];
         }
     }
-    add_n(s, d, k);
+    add_min(s, d, k, min);
     free(d);
 }
 
@@ -109,10 +112,10 @@ void synth_secrets_add_url(synth_secrets *s, const char *url) {
         size_t n = p.host - p.auth - 1;
         const char *colon = memchr(ui, ':', n);
         if (colon) {
-            add_both(s, ui, (size_t)(colon - ui));
-            add_both(s, colon + 1, n - (size_t)(colon - ui) - 1);
+            add_both(s, ui, (size_t)(colon - ui), 8);
+            add_both(s, colon + 1, n - (size_t)(colon - ui) - 1, 4);
         } else {
-            add_both(s, ui, n);
+            add_both(s, ui, n, 4); /* a lone userinfo is a token */
         }
     }
     const char *q = url + p.path_end;
@@ -121,8 +124,8 @@ void synth_secrets_add_url(synth_secrets *s, const char *url) {
     while (*q && *q != '#') {
         size_t item = strcspn(q, "&#");
         const char *eq = memchr(q, '=', item);
-        if (eq) add_both(s, eq + 1, item - (size_t)(eq - q) - 1);
-        else add_both(s, q, item);
+        if (eq) add_both(s, eq + 1, item - (size_t)(eq - q) - 1, 8);
+        else add_both(s, q, item, 8);
         q += item;
         if (*q == '&') q++;
     }

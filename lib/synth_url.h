@@ -22,7 +22,10 @@ typedef struct synth_secrets {
 } synth_secrets;
 /* Adds s (ignored when shorter than 4 bytes: too likely to occur by chance). */
 void synth_secrets_add(synth_secrets *s, const char *str);
-/* Adds the URL's user, password and query values, as written and percent-decoded. */
+/* Adds the URL's user, password and query values, as written and percent-decoded:
+ * the password from 4 bytes, the user and query values from 8 (shorter ones,
+ * "api-version=1" or "user", would cut ordinary words out of the answers; the
+ * URL itself is always shown without them). */
 void synth_secrets_add_url(synth_secrets *s, const char *url);
 /* Replaces every occurrence of a secret in b by "***" (longest secrets first,
  * so a secret that contains another goes whole). */
