@@ -6,6 +6,7 @@
 #include "gemm.h"
 #include "cpu_backend.h"
 #include "cpu_microkernel.h"
+#include "isa.h"
 #include <string.h>
 
 enum { KC = 256, MR = GR_MR };
@@ -61,8 +62,8 @@ void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t
         }
     }
     int64_t k = 0;
-#if GR_CPU_AVX2
-    k = gr_gemm_pack_w_avx2(wp, wr, cols);
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX2) k = gr_gemm_pack_w_avx2(wp, wr, cols);
 #endif
     for (; k < cols; k++)
         for (int r = 0; r < GR_GEMM_NR; r++) wp[16 * k + r] = wr[r][k];
