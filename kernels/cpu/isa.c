@@ -13,6 +13,7 @@
 int gr_cpu_isa = GR_ISA_SCALAR;
 static int isa_max = GR_ISA_SCALAR, has_vnni, has_bf16, has_avxvnni, has_amx;
 static char model[64] = "unknown CPU";
+static int forced; /* GR_CPU_ISA chose the level */
 
 #if defined(__x86_64__)
 static unsigned long long xgetbv0(void) {
@@ -90,8 +91,10 @@ __attribute__((constructor)) static void isa_init(void) {
         else if (want > gr_cpu_isa_max())
             fprintf(stderr, "warning: GR_CPU_ISA=%s: this %s cannot run it; using %s\n", e,
                     GR_CPU_X86 ? "CPU" : "build", gr_cpu_isa_name(gr_cpu_isa_max()));
-        else
+        else {
             gr_cpu_isa = want;
+            forced = 1;
+        }
     }
 }
 
@@ -100,10 +103,10 @@ const char *gr_cpu_describe(void) {
     int l = gr_cpu_isa;
     const char *wide = l == GR_ISA_AVX512 ? "avx512" : l == GR_ISA_AVX2 ? "avx2" : "scalar";
     snprintf(line, sizeof line,
-             "cpu: %s [%s%s%s%s%s]; kernels: %s (float matmul %s, prefill gemm %s, q8 %s, attention %s)%s",
+             "cpu: %s [%s%s%s%s%s]; kernels: %s (decode %s, prefill gemm %s, q8 %s, attention %s)%s",
              model, gr_cpu_isa_name(gr_cpu_isa_max()), has_vnni ? " avx512-vnni" : "",
              has_bf16 ? " avx512-bf16" : "", has_avxvnni ? " avx-vnni" : "", has_amx ? " amx" : "",
              gr_cpu_isa_name(l), wide, wide, gr_cpu_vnni() ? "avx512-vnni" : l >= GR_ISA_AVX2 ? "avx2" : "scalar",
-             l >= GR_ISA_AVX2 ? "avx2" : "scalar", getenv("GR_CPU_ISA") && *getenv("GR_CPU_ISA") ? " (GR_CPU_ISA)" : "");
+             l >= GR_ISA_AVX2 ? "avx2" : "scalar", forced ? " (set by GR_CPU_ISA)" : "");
     return line;
 }
