@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "backend.h"
 #include "gr_cli.h"
 #include "gr_lock.h"
 #include "guard_run.h"
@@ -98,7 +99,7 @@ int main(int argc, char **argv) {
         case OPT_RESUME: resume = 1; break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-classify %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-classify %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }

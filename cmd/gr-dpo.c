@@ -1,5 +1,6 @@
 /* gr-dpo: hard-sample DPO (HS-DPO) of an R-SFT model on weighted preference
  * pairs, with checkpoints that resume bit for bit. */
+#include "backend.h"
 #include "checkpoint.h"
 #include "dpo.h"
 #include "gr_cli.h"
@@ -200,7 +201,7 @@ int main(int argc, char **argv) {
         case O_PROGRESS: progress = 1; break;
         case O_QUIET: quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case O_VERSION: printf("gr-dpo %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case O_VERSION: printf("gr-dpo %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }

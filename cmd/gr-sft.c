@@ -1,5 +1,6 @@
 /* gr-sft: reasoning supervised fine-tuning (R-SFT) of a LLaMA model on token
  * records, with checkpoints that resume bit for bit. */
+#include "backend.h"
 #include "checkpoint.h"
 #include "gr_cli.h"
 #include "gr_io.h"
@@ -170,7 +171,7 @@ int main(int argc, char **argv) {
         case O_PROGRESS: progress = 1; break;
         case O_QUIET: quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case O_VERSION: printf("gr-sft %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case O_VERSION: printf("gr-sft %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
