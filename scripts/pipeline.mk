@@ -235,9 +235,13 @@ $(OUT)/data/train.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl)
 $(OUT)/data/drop-%.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl)
 	cat $(filter-out %/$*.jsonl,$^) > $@.tmp && mv $@.tmp $@
 
-# the records sampled for mining: the first MINE_PER_SET of each set (0: all)
+# the records sampled for mining: the first MINE_PER_SET of each set (0: all). Their gold
+# answers are the output's answer block (GuardReasonerTrain, gr-synth: all three answers
+# agree with the labels); a record with a label object (TRACES: one task checked, the
+# other two answers the publishing model's own) is mined on that label alone.
 $(OUT)/data/mine.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl) $(S)/sample
-	for f in $(filter %.jsonl,$^); do $(if $(filter-out 0,$(MINE_PER_SET)),head -n $(MINE_PER_SET) $$f,cat $$f); done > $@.tmp && mv $@.tmp $@
+	for f in $(filter %.jsonl,$^); do $(if $(filter-out 0,$(MINE_PER_SET)),head -n $(MINE_PER_SET) $$f,cat $$f); done \
+		| jq -c 'if (.label | type) == "object" then del(.output) else . end' > $@.tmp && mv $@.tmp $@
 
 # No request of an evaluation set may be trained on: the user's request of every
 # evaluation record (alpaca input's "Human user:" part, or an interaction's prompt)

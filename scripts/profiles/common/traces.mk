@@ -25,6 +25,12 @@ EVAL = SimpleSafetyTests:prompt=$(HELDOUT)/SimpleSafetyTests.jsonl \
        XSTestReponseHarmful:response=$(HELDOUT)/XSTest.jsonl \
        XSTestResponseRefusal:refusal=$(HELDOUT)/XSTest.jsonl
 
+# XSTest's two files joined by interaction: every record of the first with the refusal
+# label of the second added, then the second's records the first lacks
+export xstest_join := ($$r | map({key: .input, value: .label}) | from_entries) as $$rl \
+	| ($$h | map(.input) | INDEX(.)) as $$hi \
+	| ($$h[] | .label += ($$rl[.input] // {}) | .id |= sub("^XSTestReponseHarmful"; "XSTest")), \
+	  ($$r[] | select($$hi[.input] == null) | .id |= sub("^XSTestResponseRefusal"; "XSTest"))
 heldout_records = zstd -dcf $(TRACES_DIR)/$(1)/generated_predictions.jsonl* | \
 	jq -c --arg set $(1) --arg task $(2) --argjson keep false -f $(ROOT)/scripts/traces.jq
 $(HELDOUT)/SimpleSafetyTests.jsonl:
@@ -34,8 +40,5 @@ $(HELDOUT)/XSTest.jsonl:
 	@mkdir -p $(@D)
 	$(call heldout_records,XSTestReponseHarmful,response) > $@.harmful
 	$(call heldout_records,XSTestResponseRefusal,completion) > $@.refusal
-	jq -nc --slurpfile h $@.harmful --slurpfile r $@.refusal \
-		'($$r | map({key: .input, value: .label}) | from_entries) as $$rl | ($$h | map(.input) | INDEX(.)) as $$hi \
-		| ($$h[] | .label += ($$rl[.input] // {}) | .id |= sub("^XSTestReponseHarmful"; "XSTest")), \
-		  ($$r[] | select($$hi[.input] == null) | .id |= sub("^XSTestResponseRefusal"; "XSTest"))' > $@.tmp
+	jq -nc --slurpfile h $@.harmful --slurpfile r $@.refusal "$$xstest_join" > $@.tmp
 	rm -f $@.harmful $@.refusal; mv $@.tmp $@
