@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "backend.h"
 #include "gr_cli.h"
 #include "gr_lock.h"
 #include "guard_run.h"
@@ -119,7 +120,7 @@ int main(int argc, char **argv) {
         case OPT_PROGRESS: cli.progress = 1; break;
         case OPT_LOG: cli.log_path = optarg; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-sample %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-sample %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
