@@ -171,11 +171,19 @@ expect cron_wait_run 0 run --wait
 wait "$pa"
 [ $? -eq 0 ] && ok cron_first_of_waited || fail cron_first_of_waited "$(cat "$T/a.err")"
 
+# only a bad line is new: no model loaded, --fail-on unverified still pages (3),
+# and --summary-json carries the logs' counts
+echo '{"n":47,"broken' >> "$L"
+echo >> "$L"
+expect cron_fail_on_reject 3 run --fail-on unverified --summary-json "$T/sum.json"
+jq -e '.state.rejects == 1 and .state.lines == 2 and .state.blank == 1 and .exit_status == 3 and .written == 0' "$T/sum.json" >/dev/null \
+    && ok cron_summary_json || fail cron_summary_json "$(cat "$T/sum.json")"
+
 # every complete line: exactly one verdict or one reject
 want="$(seq 1 8 | paste -sd ' ') $(seq 10 46 | paste -sd ' ')"
 [ "$(ns)" = "$want" ] && ok cron_every_line_once || fail cron_every_line_once "n: $(ns)"
 [ -z "$(jq -r '.n' "$V" | sort | uniq -d)" ] && ok cron_no_line_twice || fail cron_no_line_twice "doubled: $(jq -r '.n' "$V" | sort | uniq -d | paste -sd ' ')"
-[ "$(wc -l < "$R")" -eq 2 ] && ok cron_rejects_once || fail cron_rejects_once "$(wc -l < "$R") rejects"
+[ "$(wc -l < "$R")" -eq 3 ] && ok cron_rejects_once || fail cron_rejects_once "$(wc -l < "$R") rejects"
 [ -z "$(jq -c '[.source.log, .source.gen, .source.offset]' "$V" | sort | uniq -d)" ] && [ -z "$(jq -r .id "$V" | sort | uniq -d)" ] \
     && ok cron_sources_unique || fail cron_sources_unique "a source or an id twice"
 ls -A "$T" | grep -Eq '\.(tmp|input|lock)' && fail cron_no_leftovers "$(ls -A "$T")" || ok cron_no_leftovers
