@@ -44,6 +44,7 @@ static const char usage_text[] =
     "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
     "  --progress            progress on stderr even when it is not a terminal\n"
     "  --log FILE            one JSON line per forward step (appended)\n"
+    "  --shard K/N           only the records whose id hashes to shard K of N (gr-classify(1))\n"
     "  -q, --quiet           no progress, no summary on stderr\n"
     "  -h, --help            this help;   --version   the version\n"
     "\n"
@@ -55,7 +56,8 @@ static const char usage_text[] =
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
-       OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG };
+       OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG,
+       OPT_SHARD };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -77,11 +79,13 @@ int main(int argc, char **argv) {
         {"token-ids", no_argument, 0, OPT_TOKEN_IDS}, {"replace-invalid", no_argument, 0, OPT_REPLACE},
         {"summary-json", required_argument, 0, OPT_SUMMARY_JSON}, {"progress", no_argument, 0, OPT_PROGRESS},
         {"log", required_argument, 0, OPT_LOG},
+        {"shard", required_argument, 0, OPT_SHARD},
         {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_SAMPLE, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.7f, 0.95f, 0}, .k = 4};
     gr_reader_opts ro = {0};
     const char *out_path = NULL;
+    gr_shard shard = {0, 0};
     int resume = 0, c;
     gr_run_cli cli = {.sample_mode = 1, .progress = -1};
     gr_err err;
@@ -113,6 +117,10 @@ int main(int argc, char **argv) {
             break;
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
+        case OPT_SHARD:
+            if (gr_shard_parse(optarg, &shard, &err)) gr_usage_error("--shard %s", err.msg);
+            o.shard = &shard;
+            break;
         case 'q': cli.quiet = 1; break;
         case OPT_TOKEN_IDS: o.token_ids = 1; break;
         case OPT_REPLACE: ro.replace_invalid_utf8 = 1; break;

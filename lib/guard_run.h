@@ -20,6 +20,7 @@
 #include <signal.h>
 #include "gr_io.h"
 #include "guard.h"
+#include "record_shard.h"
 #include "sample.h"
 #include "template.h"
 
@@ -64,6 +65,8 @@ typedef struct gr_run_opts {
     const char *model_name;      /* the `model` field; NULL: the model path's base name */
     const gr_reader_opts *reader;
     int strict;                  /* a bad record fails the run instead of being skipped */
+    const gr_shard *shard;       /* --shard K/N: only records whose id falls in it; NULL: all.
+                                    Positions (default ids, sample streams) stay the input's. */
     unsigned fail_on;            /* GR_FLAG_* bits: verdicts with any are counted in st->matched */
     volatile sig_atomic_t *stop; /* non-zero (a signal handler sets it): stop at the next step */
     int wait_lock;               /* gr_run_to_path: wait for the output lock instead of failing */
@@ -73,6 +76,7 @@ typedef struct gr_run_opts {
 
 struct gr_run_stats {
     long records, written, skipped_bad, skipped_done, unparsed, truncated;
+    long other_shard;            /* records of other shards (--shard), not counted in records */
     long rejected;               /* prompts too long for the context, answered with `error` */
     long flagged[3];             /* verdicts harmful / refusal / harmful, per task (classify) */
     long matched;                /* verdicts with a --fail-on flag */
