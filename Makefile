@@ -54,7 +54,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=build/%.o)
 BINS     := $(CMD_SRC:cmd/%.c=bin/%)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
-MANS     := $(sort $(wildcard man/*.1 man/*.5))
+MANS     := $(sort $(wildcard man/*.1 man/*.5 man/*.7))
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
@@ -153,11 +153,13 @@ bench: all
 	@for b in $(sort $(wildcard scripts/bench-*)); do echo "== $$b"; $$b || exit 1; done
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	for m in $(MANS); do case $$m in \
 		*.1) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; \
-		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; esac; done
+		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; \
+		*.7) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man7/ ;; esac; done
 
 clean:
 	rm -rf build build-asan build-fuzz $(MATRIX:%=build-%) bin
