@@ -142,7 +142,8 @@ static int flush_window(runner *R, gr_err *err) {
                      .watch = o->mode == GR_RUN_CLASSIFY ? R->watch.ids : NULL,
                      .n_watch = o->mode == GR_RUN_CLASSIFY ? R->watch.n : 0,
                      .stop = R->stop, .n_stop = R->n_stop,
-                     .prefix = lcp >= 8 ? R->items[0].ids.v : NULL, .n_prefix = lcp >= 8 ? lcp : 0};
+                     .prefix = lcp >= 8 ? R->items[0].ids.v : NULL, .n_prefix = lcp >= 8 ? lcp : 0,
+                     .ignore_eos = o->ignore_eos};
     int rc = gr_generate(R->ctx, reqs, R->n_items, &g, NULL, NULL, err);
     for (int i = 0; i < R->n_items && !rc; i++) {
         item *it = &R->items[i];
@@ -243,9 +244,11 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
     for (int i = 0; i < R.n_stop; i++)
         if (R.stop[i] >= R.m->cfg.vocab_size) R.stop[i--] = R.stop[--R.n_stop];
     R.model_name = gr_xstrdup(o->model_name ? o->model_name : base_name(o->model_path));
-    R.be = gr_backend_cpu(o->threads);
+    R.be = gr_backend_open(o->device, o->threads, err);
+    if (!R.be) goto out;
     R.be->exact = o->exact;
-    R.ctx = gr_ctx_new(R.m, R.be);
+    R.ctx = gr_ctx_open(R.m, R.be, err);
+    if (!R.ctx) goto out;
     int window = o->batch * 4 < 64 ? 64 : o->batch * 4;
     int k_per = o->mode == GR_RUN_SAMPLE ? o->k : 1;
     long pos = 0;
