@@ -82,7 +82,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
 ASAN_UNITS   := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 
-.PHONY: all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu
+.PHONY: all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu gpu-tests
 .SECONDARY:
 
 all: $(BINS)
@@ -108,7 +108,17 @@ cuda:
 	@if [ "$(CUDA)" != 1 ]; then echo "make cuda: no nvcc (or CUDA=0)"; exit 1; fi
 	@$(MAKE) --no-print-directory all
 
-# the GPU suite and benchmarks (tests/gpu/run.sh: on a machine with a GPU)
+# the GPU suite and benchmarks (tests/gpu/run.sh: on a machine with a GPU); its
+# C programs are built with every CUDA build, so that CI compiles them
+GPU_SRC  := $(sort $(wildcard tests/gpu/*.c))
+GPU_BINS := $(GPU_SRC:tests/gpu/%.c=build/gpu/%)
+build/gpu/%: tests/gpu/%.c build/libgr.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< build/libgr.a -o $@ $(LDLIBS)
+gpu-tests: $(GPU_BINS)
+ifeq ($(CUDA),1)
+all: $(GPU_BINS)
+endif
 test-gpu:
 	tests/gpu/run.sh
 
@@ -201,4 +211,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz $(MATRIX:%=build-%) bin
 
--include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(CMD_SRC:cmd/%.c=build/cmd/%.d) $(ASAN_LIB_OBJ:.o=.d) $(UNITS:=.d)
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(GPU_BINS:=.d) $(CMD_SRC:cmd/%.c=build/cmd/%.d) $(ASAN_LIB_OBJ:.o=.d) $(UNITS:=.d)
