@@ -14,7 +14,8 @@ gr_ctx *gr_ctx_open(const gr_model *m, gr_backend *be, gr_err *err) {
     gr_ctx *c = gr_xcalloc(1, sizeof *c);
     c->model = m;
     c->be = be;
-    c->chunk = 256;
+    /* a device wants big launches: a chunk of up to 1024 tokens per weight pass */
+    c->chunk = be->host_memory ? 256 : 1024;
     return c;
 }
 

@@ -101,6 +101,7 @@ extern "C" gr_backend *gr_backend_cuda(int device, gr_err *err) {
         return NULL;
     }
     GR_CUBLAS(cublasSetStream(ci->cublas, ci->stream));
+    GR_CUBLAS(cublasSetMathMode(ci->cublas, CUBLAS_PEDANTIC_MATH)); /* SGEMM stays f32: no TF32 */
     /* GR_CUDA_CUBLAS=1: cublasGemmEx instead of cuBLASLt (to test the fallback) */
     const char *fb = getenv("GR_CUDA_CUBLAS");
     ci->use_lt = !(fb && *fb && strcmp(fb, "0") != 0);

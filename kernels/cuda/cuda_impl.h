@@ -36,6 +36,8 @@ typedef struct cuda_impl {
     cublasLtHandle_t lt;
     cublasHandle_t cublas;
     int use_lt;                  /* 0 after cuBLASLt found no algorithm: cuBLAS */
+    int f32;                     /* exact mode (gr_backend.exact at prepare): f32 weights,
+                                    f32 KV, f32 matmuls (cuBLAS SGEMM, no TF32) */
     void *workspace;             /* cuBLASLt workspace */
     size_t workspace_bytes;
     __nv_bfloat16 *xbf;          /* activations converted for a matmul */
@@ -51,10 +53,10 @@ typedef struct cuda_impl {
 
 static inline cuda_impl *gr_cuda_impl(gr_backend *b) { return (cuda_impl *)b->impl; }
 
-/* weights.cu: the device copy of a model matrix (bf16, [rows][cols]) or of a
- * host f32 vector of n elements (norm weights, RoPE frequencies), made on first
- * use (prepare makes them all at load). */
-const __nv_bfloat16 *gr_cuda_weight(gr_backend *b, const gr_tensor *t);
+/* weights.cu: the device copy of a model matrix ([rows][cols], bf16, or f32 in
+ * exact mode) or of a host f32 vector of n elements (norm weights, RoPE
+ * frequencies), made on first use (prepare makes them all at load). */
+const void *gr_cuda_weight(gr_backend *b, const gr_tensor *t);
 const float *gr_cuda_vector(gr_backend *b, const float *host, size_t n);
 int gr_cuda_prepare(gr_backend *b, const gr_model *m, gr_err *err);
 void gr_cuda_weights_free(gr_backend *b);

@@ -3,7 +3,8 @@
  * fp32 accumulation and an f32 output. In cuBLAS's column-major terms
  * yᵀ (rows x n) = op_T(W as cols x rows) · xᵀ (cols x n). cuBLASLt's algorithm
  * for each (rows, n, cols) is chosen once by its heuristic and kept; when it
- * offers none, cublasGemmEx does the product (same types) from then on. */
+ * offers none, cublasGemmEx does the product (same types) from then on.
+ * Exact mode (gr_backend.exact): f32 weights and activations, cublasSgemm. */
 #include "cuda_impl.h"
 #include <map>
 #include <tuple>
@@ -47,8 +48,14 @@ static mm_plan *plan_for(cuda_impl *ci, int64_t m, int64_t n, int64_t k) {
 void gr_cuda_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     if (n <= 0) return;
     cuda_impl *ci = gr_cuda_impl(b);
-    const __nv_bfloat16 *W = gr_cuda_weight(b, w);
+    const void *W = gr_cuda_weight(b, w);
     int64_t m = w->rows, k = w->cols;
+    const float one = 1.0f, zero = 0.0f;
+    if (ci->f32) { /* exact mode: f32 throughout (cuBLAS's default math: no TF32) */
+        GR_CUBLAS(cublasSgemm(ci->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, n, (int)k, &one, (const float *)W,
+                              (int)k, x, (int)k, &zero, y, (int)m));
+        return;
+    }
     size_t need = (size_t)n * (size_t)k;
     if (need > ci->xbf_cap) {
         GR_CU(cudaStreamSynchronize(ci->stream));
@@ -57,7 +64,6 @@ void gr_cuda_matmul(gr_backend *b, float *y, const float *x, int n, const gr_ten
         ci->xbf_cap = need;
     }
     gr_cuda_f32_to_bf16(b, ci->xbf, x, (int64_t)need);
-    const float one = 1.0f, zero = 0.0f;
     mm_plan *p = plan_for(ci, m, n, k);
     if (p->ok && ci->use_lt) {
         GR_CUBLAS(cublasLtMatmul(ci->lt, p->op, &one, W, p->a, ci->xbf, p->bl, &zero, y, p->c, y, p->c, &p->algo,

@@ -7,6 +7,7 @@
  * uploads in the middle of a forward pass and running out of memory is reported
  * up front rather than aborting an op. */
 #include "cuda_impl.h"
+#include <string.h>
 #include <unordered_map>
 #include <vector>
 
@@ -27,38 +28,47 @@ static gr_weight_map *wmap(gr_backend *b) {
 
 /* Converts t to bf16 on the host, a slab of rows at a time, and uploads it.
  * NULL when the device has no room. */
-static const __nv_bfloat16 *upload_tensor(gr_backend *b, const gr_tensor *t) {
+static const void *upload_tensor(gr_backend *b, const gr_tensor *t) {
     gr_weight_map *w = wmap(b);
     auto it = w->map.find(t->data);
-    if (it != w->map.end()) return (const __nv_bfloat16 *)it->second.dev;
+    if (it != w->map.end()) return it->second.dev;
     cuda_impl *ci = gr_cuda_impl(b);
-    size_t rows = (size_t)t->rows, cols = (size_t)t->cols, bytes = rows * cols * sizeof(__nv_bfloat16);
+    size_t es = ci->f32 ? sizeof(float) : sizeof(__nv_bfloat16);
+    size_t rows = (size_t)t->rows, cols = (size_t)t->cols, bytes = rows * cols * es;
     void *dev = NULL;
     if (cudaMalloc(&dev, bytes) != cudaSuccess) {
         (void)cudaGetLastError();
         return NULL;
     }
-    size_t slab = (16u << 20) / (cols * sizeof(__nv_bfloat16));
+    size_t slab = (16u << 20) / (cols * es);
     if (slab < 1) slab = 1;
     if (slab > rows) slab = rows;
     __nv_bfloat16 *stage = NULL;
-    GR_CU(cudaMallocHost((void **)&stage, slab * cols * sizeof(__nv_bfloat16)));
+    GR_CU(cudaMallocHost((void **)&stage, slab * cols * es));
+    float *stage32 = (float *)stage;
     std::vector<float> row(cols);
     for (size_t r0 = 0; r0 < rows; r0 += slab) {
         size_t nr = rows - r0 < slab ? rows - r0 : slab;
         GR_CU(cudaStreamSynchronize(ci->stream)); /* the previous slab has left the stage */
-        for (size_t r = 0; r < nr; r++) {
-            gr_tensor_row_f32(t, (int64_t)(r0 + r), row.data());
-            for (size_t c = 0; c < cols; c++) stage[r * cols + c] = __float2bfloat16_rn(row[c]);
+        if (ci->f32) {
+            for (size_t r = 0; r < nr; r++) gr_tensor_row_f32(t, (int64_t)(r0 + r), stage32 + r * cols);
+        } else if (t->type == GR_BF16 && t->row_bytes == cols * sizeof(__nv_bfloat16)) {
+            /* already bf16: the file's bytes as they are */
+            memcpy(stage, (const char *)t->data + r0 * t->row_bytes, nr * t->row_bytes);
+        } else {
+            for (size_t r = 0; r < nr; r++) {
+                gr_tensor_row_f32(t, (int64_t)(r0 + r), row.data());
+                for (size_t c = 0; c < cols; c++) stage[r * cols + c] = __float2bfloat16_rn(row[c]);
+            }
         }
-        GR_CU(cudaMemcpyAsync((char *)dev + r0 * cols * sizeof(__nv_bfloat16), stage,
-                              nr * cols * sizeof(__nv_bfloat16), cudaMemcpyHostToDevice, ci->stream));
+        GR_CU(cudaMemcpyAsync((char *)dev + r0 * cols * es, stage, nr * cols * es, cudaMemcpyHostToDevice,
+                              ci->stream));
     }
     GR_CU(cudaStreamSynchronize(ci->stream));
     GR_CU(cudaFreeHost(stage));
     w->map[t->data] = weight_entry{dev, bytes};
     w->bytes += bytes;
-    return (const __nv_bfloat16 *)dev;
+    return dev;
 }
 
 static const float *upload_vector(gr_backend *b, const float *host, size_t n) {
@@ -76,8 +86,8 @@ static const float *upload_vector(gr_backend *b, const float *host, size_t n) {
     return (const float *)dev;
 }
 
-const __nv_bfloat16 *gr_cuda_weight(gr_backend *b, const gr_tensor *t) {
-    const __nv_bfloat16 *d = upload_tensor(b, t);
+const void *gr_cuda_weight(gr_backend *b, const gr_tensor *t) {
+    const void *d = upload_tensor(b, t);
     if (!d) {
         fprintf(stderr, "out of GPU memory (a %lld x %lld weight)\n", (long long)t->rows, (long long)t->cols);
         abort();
@@ -96,6 +106,12 @@ const float *gr_cuda_vector(gr_backend *b, const float *host, size_t n) {
 
 int gr_cuda_prepare(gr_backend *b, const gr_model *m, gr_err *err) {
     const gr_model_config *c = &m->cfg;
+    cuda_impl *ci = gr_cuda_impl(b);
+    /* the number formats are fixed here, before any weight or KV pool exists */
+    if (ci->weights && ci->f32 != (b->exact != 0))
+        return gr_errf(err, "cuda: one backend cannot hold weights in both bf16 and exact (f32) form");
+    ci->f32 = b->exact != 0;
+    b->kv_dtype = ci->f32 ? GR_F32 : GR_BF16;
     std::vector<const gr_tensor *> ts;
     ts.push_back(&m->tok_emb);
     for (int l = 0; l < c->n_layers; l++) {
