@@ -35,7 +35,7 @@ void gr_ctx_free(gr_ctx *c) {
     gr_dbuf *d[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2, &c->last,
                     &c->tok_d, &c->pos_d, &c->seq_d, &c->slot_d, &c->bt_d, &c->logits_d};
     for (size_t i = 0; i < sizeof d / sizeof *d; i++) gr_dbuf_free(be, d[i]);
-    free(c->pos); free(c->tok); free(c->seq); free(c->slot); free(c->tkv); free(c->bt);
+    free(c->pos); free(c->tok); free(c->seq); free(c->slot); free(c->tkv); free(c->bt); free(c->dec);
     free(c);
 }
 
@@ -60,7 +60,8 @@ static void ctx_reserve(gr_ctx *c, int n) {
         gr_dbuf_free(be, ints[i]);
         *ints[i] = gr_dbuf_alloc(be, GR_I32, N);
     }
-    free(c->pos); free(c->tok); free(c->seq); free(c->slot); free(c->tkv);
+    free(c->pos); free(c->tok); free(c->seq); free(c->slot); free(c->tkv); free(c->dec);
+    c->dec = gr_xmalloc(N);
     c->pos = gr_xmalloc(sizeof(int) * N);
     c->tok = gr_xmalloc(sizeof(int) * N);
     c->seq = gr_xmalloc(sizeof(int) * N);
@@ -206,6 +207,7 @@ static int forward_impl(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, c
         int n = 0, n_out = 0;
         int out_rows[1024];   /* chunk <= 1024 */
         int64_t out_idx[1024];
+        unsigned char out_dec[1024];
         while (n < c->chunk && s < n_seq) {
             c->tok[n] = tokens[s][i];
             c->pos[n] = start[s] + i;
@@ -217,8 +219,16 @@ static int forward_impl(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, c
                              start[s] + i, s);
                 break;
             }
+            /* a row's kind (backend.h): the same for a sequence's token whatever
+             * else is in the call, so its results do not depend on the batch */
+            c->dec[n] = n_tokens[s] == 1;
             int last = i == n_tokens[s] - 1;
             if (all_logits || last) {
+                /* a sequence's next-token logits are one row of the lm_head
+                 * matmul: the decode kernel, whatever the row's kind (the GEMM
+                 * would pack the whole vocabulary for one token); every
+                 * position's logits (all_logits): each row by its kind */
+                out_dec[n_out] = all_logits ? c->dec[n] : 1;
                 out_rows[n_out] = n;
                 out_idx[n_out++] = all_logits ? done + n : s;
             }
@@ -229,6 +239,7 @@ static int forward_impl(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, c
             }
         }
         if (rc) break;
+        be->decode_rows = c->dec;
         forward_chunk(c, n, done, &call);
         /* Caches now hold the chunk's positions: advance their lengths. */
         for (int t = 0; t < n; t++) {
@@ -257,13 +268,16 @@ static int forward_impl(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, c
             while (r < n_out) {
                 int e = r + 1;
                 while (e < n_out && out_idx[e] == out_idx[e - 1] + 1) e++;
+                be->decode_rows = out_dec + r;
                 be->matmul(be, logits + (size_t)out_idx[r] * (size_t)cf->vocab_size,
-                           o + (size_t)r * D, e - r, &c->model->lm_head);
+                              o + (size_t)r * D, e - r, &c->model->lm_head);
                 r = e;
             }
         }
+        c->be->decode_rows = NULL;
         done += n;
     }
+    be->decode_rows = NULL;
     free(start);
     return rc;
 }

@@ -51,6 +51,7 @@ typedef struct gr_ctx {
     gr_kv **tkv;
     int *bt;
     size_t bt_cap;
+    unsigned char *dec;      /* (cap) row kinds for backend.decode_rows */
     /* Optional, for training and inspection: when non-NULL, gr_forward stores the
      * residual stream here: (n_layers + 1, Σ n_tokens, dim), entry l < n_layers
      * the input of layer l, entry n_layers the final-normed output (the layout

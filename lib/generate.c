@@ -49,6 +49,7 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
     for (int w = 0; w < o->n_watch; w++)
         if (o->watch[w] < 0 || o->watch[w] >= V) return gr_errf(err, "generate: watched id out of range");
     int rc = 0;
+    if (o->step && o->step(o->step_ud, 0, 0)) return 0;
     gr_backend *be = c->be;
     gr_kv_pool *pool = o->pool;
     if (!pool) pool = gr_kv_pool_new(be, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 0);
@@ -139,6 +140,8 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
             rc = -1;
             break;
         }
+        int fed = 0;
+        for (int b = 0; b < nb; b++) fed += ntok[b];
         if (be->sample) {
             for (int b = 0; b < nb; b++) {
                 slot *sl = &slots[which[b]];
@@ -191,6 +194,7 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
                 sl->pending = tok;
             }
         }
+        if (o->step && o->step(o->step_ud, nb, fed)) break; /* the caller stops early */
     }
 out:
     for (int s = 0; s < B; s++) gr_kv_free(slots[s].kv);

@@ -52,6 +52,12 @@ typedef struct gr_gen_opts {
     int ignore_eos;      /* 1: never stop on an end id (fixed-length runs, benchmarks) */
     struct gr_kv_pool *pool; /* the pool to use (in c's backend), or NULL: one of the
                                 backend's own, unlimited, made and freed by the call */
+    /* Called before the first forward step (0, 0) and after each one with the
+     * sequences in it and the tokens it fed; a nonzero return stops generation
+     * early: gr_generate returns 0 and requests not finished keep stop
+     * GR_STOP_NONE (the caller zeroes stop before the call). NULL: none. */
+    int (*step)(void *ud, int n_seqs, int n_fed);
+    void *step_ud;
 } gr_gen_opts;
 
 /* Called once per request as soon as it finishes (in completion order). */
