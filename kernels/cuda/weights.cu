@@ -3,7 +3,8 @@
  * gr_tensor_row_f32 then round-to-nearest-even), norm vectors and RoPE
  * frequencies as f32. Keyed by the host address of the loaded model's data: the
  * model is read-only and outlives the backend's use of it, so one address is one
- * weight. prepare() converts all of a model's weights at load, so that no op
+ * weight (an entry whose type or shape differs -- another model now mapped at a
+ * freed one's address -- is converted again). prepare() converts all of a model's weights at load, so that no op
  * uploads in the middle of a forward pass and running out of memory is reported
  * up front rather than aborting an op. */
 #include "cuda_impl.h"
@@ -14,6 +15,8 @@
 struct weight_entry {
     void *dev;
     size_t bytes;
+    int type;              /* what was converted: a hit must match it */
+    int64_t rows, cols;
 };
 struct gr_weight_map {
     std::unordered_map<const void *, weight_entry> map;
@@ -31,7 +34,14 @@ static gr_weight_map *wmap(gr_backend *b) {
 static const void *upload_tensor(gr_backend *b, const gr_tensor *t) {
     gr_weight_map *w = wmap(b);
     auto it = w->map.find(t->data);
-    if (it != w->map.end()) return it->second.dev;
+    if (it != w->map.end()) {
+        if (it->second.type == t->type && it->second.rows == t->rows && it->second.cols == t->cols)
+            return it->second.dev;
+        GR_CU(cudaStreamSynchronize(gr_cuda_impl(b)->stream));
+        cudaFree(it->second.dev);
+        w->bytes -= it->second.bytes;
+        w->map.erase(it);
+    }
     cuda_impl *ci = gr_cuda_impl(b);
     size_t es = ci->f32 ? sizeof(float) : sizeof(__nv_bfloat16);
     size_t rows = (size_t)t->rows, cols = (size_t)t->cols, bytes = rows * cols * es;
@@ -66,7 +76,7 @@ static const void *upload_tensor(gr_backend *b, const gr_tensor *t) {
     }
     GR_CU(cudaStreamSynchronize(ci->stream));
     GR_CU(cudaFreeHost(stage));
-    w->map[t->data] = weight_entry{dev, bytes};
+    w->map[t->data] = weight_entry{dev, bytes, t->type, t->rows, t->cols};
     w->bytes += bytes;
     return dev;
 }
@@ -74,14 +84,20 @@ static const void *upload_tensor(gr_backend *b, const gr_tensor *t) {
 static const float *upload_vector(gr_backend *b, const float *host, size_t n) {
     gr_weight_map *w = wmap(b);
     auto it = w->map.find(host);
-    if (it != w->map.end()) return (const float *)it->second.dev;
+    if (it != w->map.end()) {
+        if (it->second.type == -1 && it->second.bytes == n * sizeof(float)) return (const float *)it->second.dev;
+        GR_CU(cudaStreamSynchronize(gr_cuda_impl(b)->stream));
+        cudaFree(it->second.dev);
+        w->bytes -= it->second.bytes;
+        w->map.erase(it);
+    }
     void *dev = NULL;
     if (cudaMalloc(&dev, n * sizeof(float)) != cudaSuccess) {
         (void)cudaGetLastError();
         return NULL;
     }
     GR_CU(cudaMemcpy(dev, host, n * sizeof(float), cudaMemcpyHostToDevice));
-    w->map[host] = weight_entry{dev, n * sizeof(float)};
+    w->map[host] = weight_entry{dev, n * sizeof(float), -1, (int64_t)n, 1};
     w->bytes += n * sizeof(float);
     return (const float *)dev;
 }

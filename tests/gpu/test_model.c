@@ -155,16 +155,18 @@ int main(int argc, char **argv) {
     gr_backend *cpu = gr_backend_cpu(0);
     cpu->exact = 1;
     /* one backend per mode: a CUDA backend fixes its number formats at prepare */
-    for (exact_mode = 0; exact_mode < 2; exact_mode++) {
-        gr_backend *gpu = gr_backend_open(dev && *dev ? dev : "cuda", 0, &err);
-        if (!gpu) {
-            printf("# skip: %s\n", err.msg);
-            return 77;
+    /* (and one per model: device copies of weights are keyed by host address) */
+    for (exact_mode = 0; exact_mode < 2; exact_mode++)
+        for (int i = 1; i < argc; i++) {
+            gr_backend *gpu = gr_backend_open(dev && *dev ? dev : "cuda", 0, &err);
+            if (!gpu) {
+                printf("# skip: %s\n", err.msg);
+                return 77;
+            }
+            gpu->exact = exact_mode;
+            run_model(argv[i], cpu, gpu);
+            gr_backend_free(gpu);
         }
-        gpu->exact = exact_mode;
-        for (int i = 1; i < argc; i++) run_model(argv[i], cpu, gpu);
-        gr_backend_free(gpu);
-    }
     printf("%d passed, %d failed\n", cases - failures, failures);
     gr_backend_free(cpu);
     return failures ? 1 : 0;
