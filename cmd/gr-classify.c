@@ -25,10 +25,12 @@ static const char usage_text[] =
     "                        GuardReasoner models are prompted), llama3, chatml\n"
     "  --batch N             sequences decoding together (default 16)\n"
     "  --max-tokens N        most generated tokens per record (default 2048)\n"
+    "  --ignore-eos          do not stop at an end token: exactly --max-tokens per record\n"
+    "                        (benchmarks)\n"
     "  --threads N           CPU threads (default: all cores)\n"
     "  --exact               keep activations f32 with quantized weights (slower; matches\n"
     "                        transformers on the dequantized weights to ~1e-6)\n"
-    "  --device NAME         cpu (the only backend in this build)\n"
+    "  --device NAME         cpu (default) or cuda[:N] (GPU N; builds with CUDA, see --version)\n"
     "  --temperature T       default 0 (greedy, as the reference evaluation)\n"
     "  --top-p P, --top-k K  sampling filters (with --temperature > 0)\n"
     "  --seed N              random seed (default 0)\n"
@@ -44,7 +46,8 @@ static const char usage_text[] =
     "  --replace-invalid     replace invalid UTF-8 in the input by U+FFFD (counted)\n"
     "  --fail-on WHAT        exit 3 when a verdict is WHAT: harmful (request or\n"
     "                        response), refusal, unverified (no answer read), any;\n"
-    "                        repeatable\n"    "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
+    "                        repeatable\n"
+    "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
     "  --progress            progress on stderr even when it is not a terminal\n"
     "  --log FILE            one JSON line per forward step (appended)\n"
     "  --state FILE          moderate only what each LOG gained since the last run with\n"
@@ -70,7 +73,7 @@ static const char usage_text[] =
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
        OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG,
-       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD };
+       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD, OPT_IGNORE_EOS };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -165,7 +168,7 @@ int main(int argc, char **argv) {
         {"state", required_argument, 0, OPT_STATE}, {"rotated-glob", required_argument, 0, OPT_ROTATED},
         {"rejects", required_argument, 0, OPT_REJECTS}, {"wait", no_argument, 0, OPT_WAIT},
         {"shard", required_argument, 0, OPT_SHARD},
-        {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
+        {"version", no_argument, 0, OPT_VERSION}, {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_CLASSIFY, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.0f, 1.0f, 0}, .k = 1};
     gr_reader_opts ro = {0};
@@ -197,9 +200,10 @@ int main(int argc, char **argv) {
             break;
         case OPT_STRICT: o.strict = 1; break;
         case OPT_EXACT: o.exact = 1; break;
+        case OPT_IGNORE_EOS: o.ignore_eos = 1; break;
         case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") != 0)
-                gr_usage_error("--device %s: this build has only the cpu backend", optarg);
+            if (gr_device_check(optarg, &err)) gr_usage_error("%s", err.msg);
+            o.device = optarg;
             break;
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
@@ -218,7 +222,7 @@ int main(int argc, char **argv) {
         case OPT_LOG: cli.log_path = optarg; break;
         case OPT_FAIL_ON: o.fail_on |= gr_run_cli_fail_on(optarg); break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-classify %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-classify %s (backends: %s)\n%s\n", GR_VERSION, gr_backends_built(), gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }

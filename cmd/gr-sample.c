@@ -31,7 +31,7 @@ static const char usage_text[] =
     "  --threads N           CPU threads (default: all cores)\n"
     "  --exact               keep activations f32 with quantized weights (slower; matches\n"
     "                        transformers on the dequantized weights to ~1e-6)\n"
-    "  --device NAME         cpu (the only backend in this build)\n"
+    "  --device NAME         cpu (default) or cuda[:N] (GPU N; builds with CUDA, see --version)\n"
     "  --model-name NAME     the `model` field (default: the model's file name)\n"
     "  --map PROGRAM         jq program applied to every input record\n"
     "  --strict              fail on a bad record instead of skipping it\n"
@@ -112,8 +112,8 @@ int main(int argc, char **argv) {
         case OPT_STRICT: o.strict = 1; break;
         case OPT_EXACT: o.exact = 1; break;
         case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") != 0)
-                gr_usage_error("--device %s: this build has only the cpu backend", optarg);
+            if (gr_device_check(optarg, &err)) gr_usage_error("%s", err.msg);
+            o.device = optarg;
             break;
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
         case OPT_PROGRESS: cli.progress = 1; break;
         case OPT_LOG: cli.log_path = optarg; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-sample %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-sample %s (backends: %s)\n%s\n", GR_VERSION, gr_backends_built(), gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }

@@ -88,6 +88,7 @@ gr_backend *gr_backend_cpu(int n_threads) {
     b->swiglu = gr_cpu_swiglu;
     b->add = gr_cpu_add;
     b->free = cpu_free;
+    gr_cpu_device_init(b);
     ci->pool = gr_pool_new(n_threads - 1);
     return b;
 }

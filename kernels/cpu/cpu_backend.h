@@ -49,4 +49,6 @@ void gr_cpu_rmsnorm(gr_backend *b, float *out, const float *x, const float *w, i
 void gr_cpu_rope(gr_backend *b, float *x, const int *pos, int n, int n_heads, int hd, const float *inv);
 void gr_cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n);
 void gr_cpu_add(gr_backend *b, float *y, const float *x, int64_t n);
+/* The device interface on host memory (cpu_device.c). */
+void gr_cpu_device_init(gr_backend *b);
 #endif
