@@ -91,7 +91,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
 ASAN_UNITS   := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 
-.PHONY: all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu gpu-tests
+.PHONY: print-ldlibs all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu gpu-tests
 .SECONDARY:
 
 all: $(BINS)
@@ -207,6 +207,11 @@ fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 		ASAN_OPTIONS=fast_unwind_on_malloc=0 LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp \
 		$$f -max_total_time=$${FUZZ_SECONDS:-20} -artifact_prefix=build-fuzz/ \
 		build-fuzz/corpus/$$(basename $$f) tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+
+# the link flags of programs built against build/libgr.a outside make (the
+# benchmarks): CUDA libraries too when the CUDA backend is in it
+print-ldlibs:
+	@echo '$(LDLIBS)'
 
 bench: all
 	@for b in $(sort $(wildcard scripts/bench-*)); do echo "== $$b"; $$b || exit 1; done
