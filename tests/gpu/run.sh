@@ -23,7 +23,10 @@
 # GuardReasoner benchmark files under ../shared or ./shared, else the seed
 # records of testdata/seeds cycled to 1,000), GR_SMOLLM2 (the SmolLM2 GGUF),
 # GR_GPU_OUT (scratch folder, default build/gpu-run: needs ~3 GB, ~19 GB with 8B),
-# GR_GPU_BUDGET (seconds, default 460), GR_GPU_SKIP_8B=1.
+# GR_GPU_BUDGET (seconds, default 460), GR_GPU_SKIP_8B=1. GR_GPU_DRY_BENCH=1 runs
+# the benchmark section without a GPU too (on the CPU stand-in: a test of this
+# script, not a measurement), best with GR_BENCH_MODEL (default: the random 1B
+# folder), GR_BENCH_N (1000) and GR_BENCH_TOKENS (256) made small.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root" || exit 1
@@ -54,7 +57,7 @@ if ! make -j"$J" CUDA=1 all gpu-tests >"$OUT/build.log" 2>&1; then
     summary
     exit 1
 fi
-say "build: $(bin/gr-classify --version) in $(($(date +%s) - t0)) s with -j$J"
+say "build: $(bin/gr-classify --version | head -1) in $(($(date +%s) - t0)) s with -j$J"
 
 # ---- is there a GPU? -------------------------------------------------------------
 GPU=""
@@ -143,7 +146,7 @@ else
     bad "classify 20 records on the cpu: $(head -c 300 "$OUT/c20.err")"
 fi
 
-if [ -z "$GPU" ]; then
+if [ -z "$GPU" ] && [ "${GR_GPU_DRY_BENCH:-0}" != 1 ]; then
     # the CPU half of the benchmark: the prompts tokenized for the peer
     bin/gr-tokenize -q -t "$TOK" --text --map '{text: ((.instruction // "") + "\n" + (.input // .prompt // ""))}' "$REC" -o "$OUT/ids.jsonl" \
         && say "peer prompts: $(wc -l <"$OUT/ids.jsonl") records tokenized for transformers" || bad "gr-tokenize of the peer prompts"
@@ -153,10 +156,16 @@ if [ -z "$GPU" ]; then
 fi
 
 # ---- 5. benchmarks -----------------------------------------------------------------
-t0=$(date +%s)
-python3 scripts/make-random-llama.py 1b "$OUT/llama-1b" >/dev/null || bad "make-random-llama 1b"
-say "1b model: random bf16 LLaMA-3.2-1B shapes in $OUT/llama-1b ($(($(date +%s) - t0)) s)"
-M1=$OUT/llama-1b
+BN=${GR_BENCH_N:-1000}
+BT=${GR_BENCH_TOKENS:-256}
+if [ -n "${GR_BENCH_MODEL:-}" ]; then
+    M1=$GR_BENCH_MODEL
+else
+    t0=$(date +%s)
+    python3 scripts/make-random-llama.py 1b "$OUT/llama-1b" >/dev/null || bad "make-random-llama 1b"
+    say "1b model: random bf16 LLaMA-3.2-1B shapes in $OUT/llama-1b ($(($(date +%s) - t0)) s)"
+    M1=$OUT/llama-1b
+fi
 bench_classify() { # NAME MODEL N BATCH TOKENS: ms/record, load time subtracted
     local name=$1 model=$2 n=$3 batch=$4 tokens=$5 lim
     lim=$(left)
@@ -164,9 +173,9 @@ bench_classify() { # NAME MODEL N BATCH TOKENS: ms/record, load time subtracted
     head -1 "$REC" >"$OUT/r1.jsonl"
     head -"$n" "$REC" >"$OUT/rn.jsonl"
     local a b
-    a=$( { /usr/bin/time -f %e timeout "$lim" bin/gr-classify -q -m "$model" -t "$TOK" --device cuda --max-tokens 1 \
+    a=$( { /usr/bin/time -f %e timeout "$lim" bin/gr-classify -q -m "$model" -t "$TOK" --device "$DEV" --max-tokens 1 \
         "$OUT/r1.jsonl" -o "$OUT/b1.jsonl"; } 2>&1 | tail -1)
-    b=$( { /usr/bin/time -f %e timeout "$(left)" bin/gr-classify -m "$model" -t "$TOK" --device cuda --batch "$batch" \
+    b=$( { /usr/bin/time -f %e timeout "$(left)" bin/gr-classify -m "$model" -t "$TOK" --device "$DEV" --batch "$batch" \
         --max-tokens "$tokens" --ignore-eos "$OUT/rn.jsonl" -o "$OUT/bn.jsonl"; } 2>"$OUT/$name.err"; tail -1 "$OUT/$name.err")
     if [ "$(wc -l <"$OUT/bn.jsonl" 2>/dev/null || echo 0)" -ne "$n" ]; then
         bad "$name: gr-classify failed: $(grep -v '^[0-9.]*$' "$OUT/$name.err" | tail -2 | head -c 300)"
@@ -174,15 +183,15 @@ bench_classify() { # NAME MODEL N BATCH TOKENS: ms/record, load time subtracted
     fi
     say "$name: $(jq -n "(($b - $a) * 1000 / $n) * 100 | round / 100") ms/record ($n records, --batch $batch, $tokens tokens each; $b s total, $a s load; $(grep -o '[0-9.]* tokens/s' "$OUT/$name.err" | tail -1) with load)"
 }
-bench_classify "gr-classify 1b" "$M1" 1000 256 256
+bench_classify "gr-classify 1b" "$M1" "$BN" 256 "$BT"
 bin/gr-tokenize -q -t "$TOK" --text --map '{text: ((.instruction // "") + "\n" + (.input // .prompt // ""))}' "$REC" -o "$OUT/ids.jsonl"
 if [ "$(left)" -gt 60 ]; then
-    line=$(timeout $(($(left) - 40)) python3 tests/gpu/peer_transformers.py "$M1" "$OUT/ids.jsonl" 256 64 256 2>"$OUT/peer.err" | tail -1)
+    line=$(timeout $(($(left) - 40)) python3 tests/gpu/peer_transformers.py "$M1" "$OUT/ids.jsonl" $((BN < 256 ? BN : 256)) 64 "$BT" 2>"$OUT/peer.err" | tail -1)
     say "peer: ${line:-failed or timed out: $(tail -2 "$OUT/peer.err" | head -c 300)}"
 else
     say "peer: not run (out of time)"
 fi
-line=$(timeout 60 build/gpu/bench_decode "$M1" 256 2>&1 | tail -1)
+line=$(timeout 60 build/gpu/bench_decode "$M1" "$BT" 2>&1 | tail -1)
 say "$line"
 if [ "${GR_GPU_SKIP_8B:-0}" != 1 ] && [ "$(left)" -gt 200 ]; then
     t0=$(date +%s)
@@ -193,4 +202,5 @@ else
     say "8b: not run (GR_GPU_SKIP_8B or out of time)"
 fi
 summary
+[ -z "$GPU" ] && exit 2
 [ "$FAILS" -eq 0 ]
