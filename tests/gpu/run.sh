@@ -101,11 +101,19 @@ else
         [ -d "$d" ] && BDIR=$d && break
     done
     if [ -n "$BDIR" ]; then
-        for f in "$BDIR"/*.json; do jq -c '.[]' "$f"; done | head -1000 >"$REC"
+        python3 -c 'import json, sys
+out = []
+for f in sorted(sys.argv[1:]):
+    out += json.load(open(f))
+for r in out[:1000]:
+    print(json.dumps(r, ensure_ascii=False))' "$BDIR"/*.json >"$REC"
         say "records: 1,000 from the GuardReasoner benchmark files ($BDIR)"
     else
         # the 30 seed interaction records, cycled, each with its own id
-        cat "$root"/testdata/seeds/*train.jsonl | jq -c -s '. as $a | [range(1000) | $a[. % ($a | length)] + {id: .}] | .[]' >"$REC"
+        cat "$root"/testdata/seeds/*train.jsonl | python3 -c 'import json, sys
+a = [json.loads(l) for l in sys.stdin if l.strip()]
+for i in range(1000):
+    print(json.dumps(dict(a[i % len(a)], id=i), ensure_ascii=False))' >"$REC"
         say "records: 1,000 cycled from testdata/seeds (no benchmark files here; GR_BENCH_RECORDS to choose)"
     fi
 fi
@@ -115,13 +123,16 @@ PM=${SMOL}
 PT=()
 if [ ! -f "$PM" ]; then PM=$root/testdata/models/tiny-smollm2-vocab; PT=(-t "$TOK"); fi
 head -20 "$REC" >"$OUT/r20.jsonl"
-compare20() { # MODE FLAGS...: prints "identical max_score_diff"
-    jq -n -r --slurpfile a "$OUT/c20.cpu.jsonl" --slurpfile b "$OUT/c20.$1.jsonl" '
-        [range($a | length) | select($a[.].reasoning == $b[.].reasoning)] as $eq
-        | [$eq[] as $i | ($a[$i].scores // {}) as $s | ($b[$i].scores // {}) as $t
-           | $s | keys[] | select($s[.] != null and $t[.] != null) | (($s[.] - $t[.]) | fabs)] as $d
-        | "\($eq | length) \(if ($d | length) > 0 then ($d | max) else 0 end)"'
+compare20() { # MODE: prints "identical max_score_diff" (python3 and awk: the GPU image may lack the jq CLI)
+    python3 -c 'import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+eq = [i for i in range(min(len(a), len(b))) if a[i].get("reasoning") == b[i].get("reasoning")]
+d = [abs(a[i]["scores"][k] - b[i]["scores"][k]) for i in eq for k in (a[i].get("scores") or {})
+     if a[i]["scores"][k] is not None and (b[i].get("scores") or {}).get(k) is not None]
+print(len(eq), max(d) if d else 0)' "$OUT/c20.cpu.jsonl" "$OUT/c20.$1.jsonl"
 }
+le() { awk "BEGIN { exit !($1 <= $2) }"; }
 if bin/gr-classify -q -m "$PM" "${PT[@]}" --max-tokens 64 --batch 8 --device cpu --exact "$OUT/r20.jsonl" \
         -o "$OUT/c20.cpu.jsonl" 2>"$OUT/c20.err"; then
     for mode in exact bf16; do
@@ -136,10 +147,10 @@ if bin/gr-classify -q -m "$PM" "${PT[@]}" --max-tokens 64 --batch 8 --device cpu
         msg="classify 20 records $mode ($(basename "$PM"), 64 tokens, cpu --exact vs $DEV): text identical $same/20, scores max |diff| $worst on those"
         if [ $mode = exact ]; then
             # f32 against f32 (other summation orders): the same text, the same scores
-            if [ "$same" -ge 19 ] && jq -n -e "$worst <= 0.001" >/dev/null; then say "$msg"; else bad "$msg (need >= 19/20, <= 0.001)"; fi
+            if [ "$same" -ge 19 ] && le "$worst" 0.001; then say "$msg"; else bad "$msg (need >= 19/20, <= 0.001)"; fi
         else
             # bf16: the agreement is stated, not required; scores on identical texts within 0.05
-            if jq -n -e "$worst <= 0.05" >/dev/null; then say "$msg"; else bad "$msg (scores need <= 0.05)"; fi
+            if le "$worst" 0.05; then say "$msg"; else bad "$msg (scores need <= 0.05)"; fi
         fi
     done
 else
@@ -172,16 +183,20 @@ bench_classify() { # NAME MODEL N BATCH TOKENS: ms/record, load time subtracted
     [ "$lim" -lt 30 ] && { say "$name: not run (out of time)"; return; }
     head -1 "$REC" >"$OUT/r1.jsonl"
     head -"$n" "$REC" >"$OUT/rn.jsonl"
-    local a b
-    a=$( { /usr/bin/time -f %e timeout "$lim" bin/gr-classify -q -m "$model" -t "$TOK" --device "$DEV" --max-tokens 1 \
-        "$OUT/r1.jsonl" -o "$OUT/b1.jsonl"; } 2>&1 | tail -1)
-    b=$( { /usr/bin/time -f %e timeout "$(left)" bin/gr-classify -m "$model" -t "$TOK" --device "$DEV" --batch "$batch" \
-        --max-tokens "$tokens" --ignore-eos "$OUT/rn.jsonl" -o "$OUT/bn.jsonl"; } 2>"$OUT/$name.err"; tail -1 "$OUT/$name.err")
+    local a b t
+    t=$(date +%s.%N)
+    timeout "$lim" bin/gr-classify -q -m "$model" -t "$TOK" --device "$DEV" --max-tokens 1 \
+        "$OUT/r1.jsonl" -o "$OUT/b1.jsonl" 2>"$OUT/$name.load.err"
+    a=$(awk "BEGIN { print $(date +%s.%N) - $t }")
+    t=$(date +%s.%N)
+    timeout "$(left)" bin/gr-classify -m "$model" -t "$TOK" --device "$DEV" --batch "$batch" \
+        --max-tokens "$tokens" --ignore-eos "$OUT/rn.jsonl" -o "$OUT/bn.jsonl" 2>"$OUT/$name.err"
+    b=$(awk "BEGIN { print $(date +%s.%N) - $t }")
     if [ "$(wc -l <"$OUT/bn.jsonl" 2>/dev/null || echo 0)" -ne "$n" ]; then
-        bad "$name: gr-classify failed: $(grep -v '^[0-9.]*$' "$OUT/$name.err" | tail -2 | head -c 300)"
+        bad "$name: gr-classify failed: $(tail -2 "$OUT/$name.err" | head -c 300)"
         return
     fi
-    say "$name: $(jq -n "(($b - $a) * 1000 / $n) * 100 | round / 100") ms/record ($n records, --batch $batch, $tokens tokens each; $b s total, $a s load; $(grep -o '[0-9.]* tokens/s' "$OUT/$name.err" | tail -1) with load)"
+    say "$name: $(awk "BEGIN { printf \"%.2f\", ($b - $a) * 1000 / $n }") ms/record ($n records, --batch $batch, $tokens tokens each; $b s total, $a s load; $(grep -o '[0-9.]* tokens/s' "$OUT/$name.err" | tail -1) with load)"
 }
 bench_classify "gr-classify 1b" "$M1" "$BN" 256 "$BT"
 bin/gr-tokenize -q -t "$TOK" --text --map '{text: ((.instruction // "") + "\n" + (.input // .prompt // ""))}' "$REC" -o "$OUT/ids.jsonl"
