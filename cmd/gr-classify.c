@@ -3,10 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "backend.h"
+#include "classify_incr.h"
 #include "gr_cli.h"
 #include "gr_lock.h"
 #include "guard_run.h"
+#include "guard_run_cli.h"
 
 static const char usage_text[] =
     "Usage: gr-classify [OPTIONS] [FILE...]\n"
@@ -35,21 +38,79 @@ static const char usage_text[] =
     "  --model-name NAME     the `model` field (default: the model's file name)\n"
     "  --map PROGRAM         jq program applied to every input record\n"
     "  --strict              fail on a bad record instead of skipping it\n"
-    "  -o, --output FILE     write to FILE (atomically; .zst compresses)\n"
-    "  --resume              with -o: append, skipping ids already in FILE\n"
-    "  -q, --quiet           no summary on stderr\n"
+    "  -o, --output FILE     write to FILE (atomically; .zst compresses); locked\n"
+    "                        (FILE.lock): a second run on it exits 4\n"
+    "  --resume              with -o: append, skipping records already in FILE\n"
+    "                        (each verdict flushed as soon as all before it are done)\n"
+    "  --token-ids           add token_ids (the generated ids)\n"
+    "  --replace-invalid     replace invalid UTF-8 in the input by U+FFFD (counted)\n"
+    "  --fail-on WHAT        exit 3 when a verdict is WHAT: harmful (request or\n"
+    "                        response), refusal, unverified (no answer read), any;\n"
+    "                        repeatable\n"
+    "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
+    "  --progress            progress on stderr even when it is not a terminal\n"
+    "  --log FILE            one JSON line per forward step (appended)\n"
+    "  --state FILE          moderate only what each LOG gained since the last run with\n"
+    "                        this state (appending to -o); rotation and truncation safe\n"
+    "  --rotated-glob PAT    where rotated logs go (default LOG.1), for --state\n"
+    "  --rejects FILE        lines that are not JSON or that --map or the guard cannot\n"
+    "                        read, with source and reason (appended; --state)\n"
+    "  --wait                with --state: wait for a run holding the lock (default: exit 4)\n"
+    "  --shard K/N           only the records whose id hashes to shard K of N\n"
+    "  -q, --quiet           no progress, no summary on stderr\n"
     "  -h, --help            this help;   --version   the version\n"
+    "\n"
+    "Exit status: 0 ok, 1 failure, 2 usage, 3 --fail-on matched, 4 output locked,\n"
+    "130/143 stopped by "
+    "SIGINT/SIGTERM (what was complete kept with --resume).\n"
     "\n"
     "Example:\n"
     "  gr-classify -m GuardReasoner-1B/ logs.jsonl --map '{id:.ts, prompt:.q, response:.a}' \\\n"
-    "      -o verdicts.jsonl --resume\n";
+    "      -o verdicts.jsonl --resume\n"
+    "  gr-classify -m guard.gguf --state app.state --rejects rejects.jsonl \\\n"
+    "      -o verdicts.jsonl /var/log/app.jsonl          # from cron, every minute\n";
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
-       OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION, OPT_IGNORE_EOS };
+       OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
+       OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG,
+       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD, OPT_IGNORE_EOS };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
     gr_msg("%s (skipped)", msg);
+}
+
+/* Rejects and rotation warnings say what happened themselves. */
+static void state_warn(void *ud, const char *msg) {
+    (void)ud;
+    gr_msg("%s", msg);
+}
+
+/* gr-classify --state: classify_incr.h does the work; this prints (a line on
+ * the logs, then the run's summary) and gives the exit status. */
+static int run_state(gr_run_cli *cli, gr_run_opts *o, const gr_incr_opts *io, char *const *logs, int n_logs) {
+    gr_run_cli_start(cli, o, NULL, 0);
+    cli->total = -1; /* the new lines are not known before they are read */
+    gr_catch_stop_signals();
+    o->stop = &gr_stop_signal;
+    gr_incr_stats st;
+    gr_err err;
+    int rc = gr_classify_incremental(o, io, logs, n_logs, state_warn, NULL, &st, &err);
+    const gr_feed_stats *f = &st.feed;
+    if (!cli->quiet && rc != GR_LOCK_BUSY)
+        gr_msg("%s: %ld logs, %ld new lines: %ld records, %ld rejected, %ld blank, %ld dropped by --map, "
+               "%ld other shards, %ld already written by an interrupted run%s",
+               io->state_path, st.logs, f->lines, f->records, f->rejects, f->blank, f->dropped, f->other_shard,
+               f->done_before, st.lost ? "; content LOST to rotation (see above)" : "");
+    int status = gr_run_cli_finish(cli, o, rc, &err, &st.run, io->out_path, 1);
+    /* --fail-on unverified: a rejected line is one no verdict covers */
+    if (status == GR_EXIT_OK && (o->fail_on & GR_FLAG_UNVERIFIED) && f->rejects) {
+        gr_msg("%ld lines rejected, --fail-on unverified: exit status %d", f->rejects, GR_EXIT_FLAGGED);
+        status = GR_EXIT_FLAGGED;
+    }
+    if (status != GR_EXIT_OK && status != GR_EXIT_FLAGGED) return status;
+    gr_close_stdout();
+    return status;
 }
 
 int main(int argc, char **argv) {
@@ -64,12 +125,22 @@ int main(int argc, char **argv) {
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
         {"device", required_argument, 0, OPT_DEVICE}, {"exact", no_argument, 0, OPT_EXACT}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+        {"token-ids", no_argument, 0, OPT_TOKEN_IDS}, {"replace-invalid", no_argument, 0, OPT_REPLACE},
+        {"summary-json", required_argument, 0, OPT_SUMMARY_JSON}, {"progress", no_argument, 0, OPT_PROGRESS},
+        {"log", required_argument, 0, OPT_LOG},
+        {"fail-on", required_argument, 0, OPT_FAIL_ON},
+        {"state", required_argument, 0, OPT_STATE}, {"rotated-glob", required_argument, 0, OPT_ROTATED},
+        {"rejects", required_argument, 0, OPT_REJECTS}, {"wait", no_argument, 0, OPT_WAIT},
+        {"shard", required_argument, 0, OPT_SHARD},
         {"version", no_argument, 0, OPT_VERSION}, {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_CLASSIFY, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.0f, 1.0f, 0}, .k = 1};
     gr_reader_opts ro = {0};
     const char *out_path = NULL;
-    int resume = 0, quiet = 0, c;
+    gr_incr_opts io = {0};
+    gr_shard shard = {0, 0};
+    int resume = 0, c;
+    gr_run_cli cli = {.sample_mode = 0, .progress = -1};
     gr_err err;
     while ((c = getopt_long(argc, argv, "m:t:o:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -100,7 +171,20 @@ int main(int argc, char **argv) {
             break;
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
-        case 'q': quiet = 1; break;
+        case OPT_STATE: io.state_path = optarg; break;
+        case OPT_ROTATED: io.rotated_glob = optarg; break;
+        case OPT_REJECTS: io.rejects_path = optarg; break;
+        case OPT_WAIT: io.wait = 1; break;
+        case OPT_SHARD:
+            if (gr_shard_parse(optarg, &shard, &err)) gr_usage_error("--shard %s", err.msg);
+            break;
+        case 'q': cli.quiet = 1; break;
+        case OPT_TOKEN_IDS: o.token_ids = 1; break;
+        case OPT_REPLACE: ro.replace_invalid_utf8 = 1; break;
+        case OPT_SUMMARY_JSON: cli.summary_json = optarg; break;
+        case OPT_PROGRESS: cli.progress = 1; break;
+        case OPT_LOG: cli.log_path = optarg; break;
+        case OPT_FAIL_ON: o.fail_on |= gr_run_cli_fail_on(optarg); break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
         case OPT_VERSION: printf("gr-classify %s (backends: %s)\n%s\n", GR_VERSION, gr_backends_built(), gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
@@ -109,32 +193,38 @@ int main(int argc, char **argv) {
     if (!o.model_path || !*o.model_path) gr_usage_error("no model: give -m PATH or set GR_MODEL");
     if (resume && (!out_path || strcmp(out_path, "-") == 0)) gr_usage_error("--resume needs -o FILE");
     o.reader = &ro;
+    if (cli.progress < 0) cli.progress = isatty(2);
+    if (io.state_path) {
+        if (!out_path || strcmp(out_path, "-") == 0) gr_usage_error("--state needs -o FILE (the verdicts are appended to it)");
+        if (optind >= argc) gr_usage_error("--state needs the logs to read (FILE...; not stdin)");
+        for (int i = optind; i < argc; i++)
+            if (strcmp(argv[i], "-") == 0) gr_usage_error("--state reads files, not stdin");
+        io.out_path = out_path;
+        io.feed.map = ro.map;
+        io.feed.replace_invalid = ro.replace_invalid_utf8;
+        io.feed.shard = shard.n ? &shard : NULL;
+        /* none of the files written may be one of the logs read */
+        gr_refuse_output_as_input(out_path, argv + optind, argc - optind);
+        gr_refuse_output_as_input(io.state_path, argv + optind, argc - optind);
+        if (io.rejects_path) gr_refuse_output_as_input(io.rejects_path, argv + optind, argc - optind);
+        if (io.rejects_path && strcmp(io.rejects_path, out_path) == 0)
+            gr_usage_error("--rejects and -o name the same file");
+        return run_state(&cli, &o, &io, argv + optind, argc - optind);
+    }
+    if (io.rejects_path || io.rotated_glob || io.wait)
+        gr_usage_error("--rejects, --rotated-glob and --wait go with --state");
+    if (shard.n) o.shard = &shard;
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;
     gr_refuse_output_as_input(out_path, files, n_files);
+    gr_run_cli_start(&cli, &o, files, n_files);
     gr_catch_stop_signals();
     o.stop = &gr_stop_signal;
     gr_run_stats st = {0};
     int rc = gr_run_to_path(&o, files, n_files, out_path, resume, warn_cb, NULL, &st, &err);
-    if (st.cut_bytes && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, st.cut_bytes);
-    if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
-    if (rc == GR_RUN_STOPPED) {
-        int sig = gr_stop_signal;
-        if (resume)
-            gr_msg("stopped by %s: %ld written; --resume goes on", sig == SIGINT ? "SIGINT" : "SIGTERM", st.written);
-        else
-            gr_msg("stopped by %s: nothing written (%s untouched; with --resume a stopped run keeps what it wrote)",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", out_path && strcmp(out_path, "-") ? out_path : "stdout");
-        return gr_exit_for_signal(sig);
-    }
-    if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    if (!quiet)
-        gr_msg("%ld records: %ld written, %ld already done, %ld skipped as bad, %ld rejected as too long, %ld without an "
-               "answer, %ld cut at --max-tokens; %ld prompt + %ld generated tokens in %.1f s "
-               "(%.1f tokens/s)", st.records, st.written, st.skipped_done, st.skipped_bad,
-               st.rejected, st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
-               st.seconds > 0 ? (double)st.generated_tokens / st.seconds : 0.0);
+    int status = gr_run_cli_finish(&cli, &o, rc, &err, &st, out_path, resume);
+    if (status != GR_EXIT_OK && status != GR_EXIT_FLAGGED) return status;
     gr_close_stdout();
-    return 0;
+    return status;
 }

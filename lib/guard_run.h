@@ -19,6 +19,8 @@
 #define GR_GUARD_RUN_H
 #include <signal.h>
 #include "gr_io.h"
+#include "guard.h"
+#include "record_shard.h"
 #include "sample.h"
 #include "template.h"
 
@@ -31,6 +33,11 @@ enum {
     GR_FLAG_UNVERIFIED = 4, /* no answer could be read (parse_ok false), or rejected */
     GR_FLAG_ANY = 7,
 };
+
+/* The GR_FLAG_* bits of a verdict, and per task whether it is the flagged
+ * label (request harmful, completion refusal, response harmful). A verdict
+ * without a parsed Request answer is GR_FLAG_UNVERIFIED and nothing else. */
+unsigned gr_verdict_flags(const gr_verdict *v, int per_task[GR_NTASKS]);
 
 /* gr_run / gr_run_to_path return this when *opts.stop was set: what was complete
  * is written, the rest is not. */
@@ -60,6 +67,8 @@ typedef struct gr_run_opts {
     const char *model_name;      /* the `model` field; NULL: the model path's base name */
     const gr_reader_opts *reader;
     int strict;                  /* a bad record fails the run instead of being skipped */
+    const gr_shard *shard;       /* --shard K/N: only records whose id falls in it; NULL: all.
+                                    Positions (default ids, sample streams) stay the input's. */
     unsigned fail_on;            /* GR_FLAG_* bits: verdicts with any are counted in st->matched */
     volatile sig_atomic_t *stop; /* non-zero (a signal handler sets it): stop at the next step */
     int wait_lock;               /* gr_run_to_path: wait for the output lock instead of failing */
@@ -69,12 +78,14 @@ typedef struct gr_run_opts {
 
 struct gr_run_stats {
     long records, written, skipped_bad, skipped_done, unparsed, truncated;
+    long other_shard;            /* records of other shards (--shard), not counted in records */
     long rejected;               /* prompts too long for the context, answered with `error` */
     long flagged[3];             /* verdicts harmful / refusal / harmful, per task (classify) */
     long matched;                /* verdicts with a --fail-on flag */
     long prompt_tokens, generated_tokens;
     long steps, sampled_tokens;  /* forward steps so far, tokens sampled in them */
     long done_in_output;         /* records found in the output by --resume */
+    long replaced;               /* invalid UTF-8 sequences replaced (--replace-invalid) */
     double seconds;
     size_t cut_bytes;            /* torn last line cut from the output on resume */
 };
