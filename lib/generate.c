@@ -52,8 +52,23 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
     if (o->step && o->step(o->step_ud, 0, 0)) return 0;
     gr_backend *be = c->be;
     gr_kv_pool *pool = o->pool;
-    if (!pool) pool = gr_kv_pool_new(be, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 0);
-    else pool->users++;
+    if (!pool) {
+        pool = gr_kv_pool_new(be, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 0);
+        if (!be->host_memory) {
+            /* a device pool sized once for the batch's longest sequences (growing it
+             * later copies it); if the device says no, it grows as needed */
+            int longest = 0;
+            for (int i = 0; i < n; i++) {
+                int t = reqs[i].n_prompt + (o->max_tokens > 0 ? o->max_tokens : 0);
+                if (t > longest) longest = t < max_len ? t : max_len;
+            }
+            int64_t want = (int64_t)(n < B ? n : B) * (gr_kv_blocks_for(longest) + 1) +
+                           gr_kv_blocks_for(o->n_prefix > 0 ? o->n_prefix : 0);
+            if (want < INT32_MAX / 4) (void)gr_kv_pool_reserve(pool, (int)want);
+        }
+    } else {
+        pool->users++;
+    }
     gr_kv *prefix = NULL;
     if (o->prefix && o->n_prefix > 0) {
         prefix = gr_kv_new_in(pool, NULL);

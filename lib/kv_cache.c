@@ -104,6 +104,11 @@ static int pool_grow(gr_kv_pool *p, int want) {
     return 0;
 }
 
+int gr_kv_pool_reserve(gr_kv_pool *p, int n_blocks) {
+    if (p->max_blocks && n_blocks > p->max_blocks) n_blocks = p->max_blocks;
+    return pool_grow(p, n_blocks); /* (at least doubles an existing pool) */
+}
+
 static int block_take(gr_kv_pool *p) {
     if (!p->n_free && pool_grow(p, p->n_blocks + 1)) return -1;
     int b = p->free_ids[--p->n_free];

@@ -46,6 +46,10 @@ typedef struct gr_kv_pool {
 gr_kv_pool *gr_kv_pool_new(gr_backend *be, int n_layers, int kv_dim, int max_blocks);
 /* Drops the creator's hold; the pool goes when its last sequence does. */
 void gr_kv_pool_release(gr_kv_pool *p);
+/* Grows the pool to at least n_blocks now (capped by the limit; one allocation
+ * instead of doublings with copies: what a device pool wants); -1 when memory
+ * says no. */
+int gr_kv_pool_reserve(gr_kv_pool *p, int n_blocks);
 /* Turns on the checksums of shared blocks (host pools; for the tests). */
 void gr_kv_pool_verify_shared(gr_kv_pool *p);
 static inline int gr_kv_pool_used(const gr_kv_pool *p) { return p->n_blocks - p->n_free; }

@@ -224,6 +224,11 @@ TEST(pool_grows_and_limits) {
     gr_kv_free(b);
     CHECK(gr_kv_pool_used(p) == 0);
     gr_kv_pool_release(p);
+    /* reserving up front: one growth to the size asked, capped by the limit */
+    gr_kv_pool *q = gr_kv_pool_new(be, 2, 8, 100);
+    CHECK(gr_kv_pool_reserve(q, 70) == 0 && q->n_blocks == 70 && q->n_free == 70);
+    CHECK(gr_kv_pool_reserve(q, 500) == 0 && q->n_blocks == 100);
+    gr_kv_pool_release(q);
     gr_backend_free(be);
 }
 
