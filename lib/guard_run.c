@@ -3,6 +3,8 @@
 #include "forward.h"
 #include "generate.h"
 #include "guard.h"
+#include "guard_policy.h"
+#include "guard_verdict.h"
 #include "model.h"
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +103,7 @@ typedef struct item {
     gr_ids ids;
     int k;          /* sample number (sample mode), 0 in classify mode */
     long pos;       /* the record's 0-based position in the input */
+    char policy[65]; /* sha256 of the instruction the record is classified with */
 } item;
 
 typedef struct runner {
@@ -110,6 +113,7 @@ typedef struct runner {
     gr_backend *be;
     gr_ctx *ctx;
     gr_guard_watch watch;
+    gr_fast_plan fast;           /* --mode verdict / tiered */
     int stop[2], n_stop;
     char *model_name;
     gr_writer *w;
@@ -143,7 +147,14 @@ static int flush_window(runner *R, gr_err *err) {
                      .n_watch = o->mode == GR_RUN_CLASSIFY ? R->watch.n : 0,
                      .stop = R->stop, .n_stop = R->n_stop,
                      .prefix = lcp >= 8 ? R->items[0].ids.v : NULL, .n_prefix = lcp >= 8 ? lcp : 0};
-    int rc = gr_generate(R->ctx, reqs, R->n_items, &g, NULL, NULL, err);
+    unsigned char *decided = NULL; /* 1: the verdict tier decided the record */
+    int rc = 0;
+    if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON) {
+        decided = gr_xcalloc((size_t)R->n_items, 1);
+        rc = gr_fast_window(R->ctx, R->tok, &R->fast, &R->watch, &g, o->guard_mode == GR_GUARD_TIERED,
+                            o->escalate_lo, o->escalate_hi, reqs, R->n_items, decided, err);
+    }
+    if (!rc) rc = gr_generate_some(R->ctx, reqs, R->n_items, decided, &g, err);
     for (int i = 0; i < R->n_items && !rc; i++) {
         item *it = &R->items[i];
         gr_gen_req *q = &reqs[i];
@@ -163,6 +174,8 @@ static int flush_window(runner *R, gr_err *err) {
             out = gr_verdict_to_json(&v, rec);
             out = jv_object_set(out, jv_string("model"), jv_string(R->model_name));
             out = jv_object_set(out, jv_string("tokens"), jv_number(q->n_out));
+            out = jv_object_set(out, jv_string("mode"), jv_string(decided && decided[i] ? "verdict" : "reason"));
+            out = jv_object_set(out, jv_string("policy"), jv_string(it->policy));
             if (q->stop == GR_STOP_LENGTH) out = jv_object_set(out, jv_string("truncated"), jv_true());
             if (q->stop == GR_STOP_TOO_LONG)
                 out = jv_object_set(out, jv_string("error"), jv_string("prompt longer than the model's context"));
@@ -206,6 +219,7 @@ static int flush_window(runner *R, gr_err *err) {
         gr_ids_free(&R->items[i].ids);
     }
     free(reqs);
+    free(decided);
     R->n_items = 0;
     return rc;
 }
@@ -237,6 +251,8 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
         goto out;
     }
     if (o->mode == GR_RUN_CLASSIFY && gr_guard_watch_init(R.tok, &R.watch, err)) goto out;
+    if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON && gr_fast_plan_init(R.tok, &R.fast, err))
+        goto out;
     int32_t eot = gr_template_eot(R.tok, o->tmpl), eos = gr_tokenizer_eos(R.tok);
     if (eot >= 0) R.stop[R.n_stop++] = eot;
     if (eos >= 0 && eos != eot) R.stop[R.n_stop++] = eos;
@@ -282,6 +298,7 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
                 if (warn) warn(ud, msg);
                 continue;
             }
+            gr_policy_apply(o->policy, rec, &instr);
             for (int s = 0; s < k_per && !rc; s++) {
                 char *key = key_of(id, o->mode == GR_RUN_SAMPLE ? s : -1);
                 int skip = set_has(&done, key);
@@ -299,6 +316,7 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
                 it->rec = jv_copy(rec);
                 it->k = s;
                 it->pos = my;
+                gr_policy_hash(instr, it->policy);
                 gr_buf pt = {0};
                 gr_buf_printf(&pt, "%s\n%s", instr, input);
                 it->prompt_text = gr_xstrdup(gr_buf_cstr(&pt));
@@ -329,6 +347,7 @@ out:
     }
     free(R.items);
     free(R.model_name);
+    gr_fast_plan_free(&R.fast);
     gr_ctx_free(R.ctx);
     if (R.be) gr_backend_free(R.be);
     gr_tokenizer_free(R.tok);

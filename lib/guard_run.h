@@ -32,6 +32,10 @@ typedef struct gr_run_opts {
     const char *model_name;      /* the `model` field; NULL: the model path's base name */
     const gr_reader_opts *reader;
     int strict;                  /* a bad record fails the run instead of being skipped */
+    /* classify: --mode, --escalate, --instruction (guard_verdict.h, guard_policy.h) */
+    int guard_mode;              /* gr_guard_mode: GR_GUARD_REASON (0), _VERDICT, _TIERED */
+    double escalate_lo, escalate_hi; /* tiered: a score in [lo, hi] sends the record to reason mode */
+    const struct gr_policy *policy;  /* replaces the guard instruction of interaction records; NULL: built in */
 } gr_run_opts;
 
 typedef struct gr_run_stats {
