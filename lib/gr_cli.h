@@ -4,11 +4,29 @@
 #define GR_CLI_H
 #include "gr_common.h"
 
+/* The exit status of every tool, documented in each man page's EXIT STATUS:
+ *   0   ok
+ *   1   runtime failure (I/O, a bad model, a bad record under --strict, ...)
+ *   2   usage error (a bad option or value)
+ *   3   flagged: a verdict matched --fail-on (gr-classify)
+ *   4   locked: another run holds the lock on this output, folder or state file
+ *   130 stopped by SIGINT, 143 by SIGTERM (128 + the signal, as the shells
+ *       report a process killed by it), after flushing what was complete. */
+enum {
+    GR_EXIT_OK = 0,
+    GR_EXIT_FAIL = 1,
+    GR_EXIT_USAGE = 2,
+    GR_EXIT_FLAGGED = 3,
+    GR_EXIT_LOCKED = 4,
+    GR_EXIT_SIGINT = 130,
+    GR_EXIT_SIGTERM = 143,
+};
+
 extern const char *gr_prog; /* set by main: "gr-eval", ... */
 
 /* "gr-NAME: message\n" on stderr. */
 void gr_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Prints "gr-NAME: msg" and exits with status (1 runtime, 2 usage). */
+/* Prints "gr-NAME: msg" and exits with status (a GR_EXIT_* value). */
 _Noreturn void gr_die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Usage error that also points to --help. */
 _Noreturn void gr_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,4 +1,4 @@
-/* Common definitions of libgr: errors, allocation, exit codes.
+/* Common definitions of libgr: errors, allocation. (Exit codes: gr_cli.h.)
  *
  * Error rule (as ggml and jq do it): the library never exits the process and
  * never prints. A function that can fail takes a `gr_err *` and returns -1 (or
@@ -10,8 +10,6 @@
 #define GR_COMMON_H
 #include <stddef.h>
 #include <stdint.h>
-
-enum { GR_EXIT_OK = 0, GR_EXIT_FAIL = 1, GR_EXIT_USAGE = 2 };
 
 typedef struct gr_err {
     char msg[2048];

@@ -7,18 +7,17 @@
 #include <sys/file.h>
 #include <unistd.h>
 #include "gr_io.h"
+#include "gr_lock.h"
 
 int synth_resume_lock(const char *path, int dry, int *fd, gr_err *err) {
-    *fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | (dry ? 0 : O_CREAT), 0666);
-    if (*fd < 0 && dry && errno == ENOENT) return 0;
-    if (*fd < 0) return gr_errf(err, "%s: %s", path, strerror(errno));
-    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(*fd);
-        *fd = -1;
-        if (e == EWOULDBLOCK) return gr_errf(err, "%s: another gr-synth run is writing it", path);
-        return gr_errf(err, "%s: cannot lock: %s", path, strerror(e));
-    }
+    *fd = -1;
+    if (dry && access(path, F_OK) != 0 && errno == ENOENT) return 0;
+    gr_lock lk = GR_LOCK_INIT;
+    int rc = gr_lock_file(&lk, path, !dry, 0, err);
+    if (rc == GR_LOCK_BUSY) return gr_errf(err, "%s: another gr-synth run is writing it", path);
+    if (rc < 0) return -1;
+    *fd = lk.fd; /* the lock lasts while fd is open */
+    free(lk.path);
     return 0;
 }
 
