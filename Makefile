@@ -148,6 +148,8 @@ install: all
 	for m in $(MANS); do case $$m in \
 		*.1) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; \
 		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; esac; done
+	install -d $(DESTDIR)$(PREFIX)/share/guardreasoner-c
+	install -m 644 man/gr-verdict.schema.json scripts/check-schema.jq $(DESTDIR)$(PREFIX)/share/guardreasoner-c/
 
 clean:
 	rm -rf build build-asan build-fuzz $(MATRIX:%=build-%) bin
