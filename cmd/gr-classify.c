@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "classify_incr.h"
 #include "gr_cli.h"
+#include "gr_lock.h"
 #include "guard_policy.h"
 #include "guard_run.h"
 #include "guard_verdict.h"
@@ -42,20 +44,55 @@ static const char usage_text[] =
     "                        every verdict's `policy` is its sha256\n"
     "  -o, --output FILE     write to FILE (atomically; .zst compresses)\n"
     "  --resume              with -o: append, skipping ids already in FILE\n"
+    "  --state FILE          moderate only what each LOG gained since the last run with\n"
+    "                        this state (appending to -o); rotation and truncation safe\n"
+    "  --rotated-glob PAT    where rotated logs go (default LOG.1), for --state\n"
+    "  --rejects FILE        lines that are not JSON or that --map or the guard cannot\n"
+    "                        read, with source and reason (appended; --state)\n"
+    "  --wait                with --state: wait for a run holding the lock (default: exit 4)\n"
+    "  --shard K/N           only the records whose id hashes to shard K of N\n"
     "  -q, --quiet           no summary on stderr\n"
     "  -h, --help            this help;   --version   the version\n"
     "\n"
     "Example:\n"
     "  gr-classify -m GuardReasoner-1B/ logs.jsonl --map '{id:.ts, prompt:.q, response:.a}' \\\n"
-    "      -o verdicts.jsonl --resume\n";
+    "      -o verdicts.jsonl --resume\n"
+    "  gr-classify -m guard.gguf --state app.state --rejects rejects.jsonl \\\n"
+    "      -o verdicts.jsonl /var/log/app.jsonl          # from cron, every minute\n";
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
+       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD,
        OPT_MODE, OPT_ESCALATE, OPT_INSTRUCTION };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
     gr_msg("%s (skipped)", msg);
+}
+
+/* Rejects and rotation warnings say what happened themselves. */
+static void state_warn(void *ud, const char *msg) {
+    (void)ud;
+    gr_msg("%s", msg);
+}
+
+/* gr-classify --state: classify_incr.h does the work; this prints and exits. */
+static int run_state(const gr_run_opts *o, const gr_incr_opts *io, char *const *logs, int n_logs, int quiet) {
+    gr_incr_stats st;
+    gr_err err;
+    int rc = gr_classify_incremental(o, io, logs, n_logs, state_warn, NULL, &st, &err);
+    if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
+    if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    const gr_feed_stats *f = &st.feed;
+    if (!quiet)
+        gr_msg("%s: %ld logs, %ld new lines: %ld records, %ld rejected, %ld blank, %ld dropped by --map, "
+               "%ld other shards, %ld already written by an interrupted run%s; %ld verdicts written, "
+               "%ld without an answer; %ld generated tokens in %.1f s",
+               io->state_path, st.logs, f->lines, f->records, f->rejects, f->blank, f->dropped, f->other_shard,
+               f->done_before, st.lost ? "; content LOST to rotation (see above)" : "", st.run.written,
+               st.run.unparsed, st.run.generated_tokens, st.run.seconds);
+    gr_close_stdout();
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -70,13 +107,18 @@ int main(int argc, char **argv) {
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
         {"device", required_argument, 0, OPT_DEVICE}, {"exact", no_argument, 0, OPT_EXACT}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION}, {"mode", required_argument, 0, OPT_MODE},
+        {"version", no_argument, 0, OPT_VERSION},
+        {"state", required_argument, 0, OPT_STATE}, {"rotated-glob", required_argument, 0, OPT_ROTATED},
+        {"rejects", required_argument, 0, OPT_REJECTS}, {"wait", no_argument, 0, OPT_WAIT},
+        {"shard", required_argument, 0, OPT_SHARD}, {"mode", required_argument, 0, OPT_MODE},
         {"escalate", required_argument, 0, OPT_ESCALATE}, {"instruction", required_argument, 0, OPT_INSTRUCTION},
         {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_CLASSIFY, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.0f, 1.0f, 0}, .k = 1};
     gr_reader_opts ro = {0};
     const char *out_path = NULL;
+    gr_incr_opts io = {0};
+    gr_shard shard = {0, 0};
     int resume = 0, quiet = 0, escalate = 0, c;
     gr_guard_mode guard_mode = GR_GUARD_REASON;
     gr_policy policy = {0};
@@ -127,6 +169,13 @@ int main(int argc, char **argv) {
         }
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
+        case OPT_STATE: io.state_path = optarg; break;
+        case OPT_ROTATED: io.rotated_glob = optarg; break;
+        case OPT_REJECTS: io.rejects_path = optarg; break;
+        case OPT_WAIT: io.wait = 1; break;
+        case OPT_SHARD:
+            if (gr_shard_parse(optarg, &shard, &err)) gr_usage_error("--shard %s", err.msg);
+            break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
         case OPT_VERSION: printf("gr-classify %s\n", GR_VERSION); gr_close_stdout(); return 0;
@@ -140,6 +189,20 @@ int main(int argc, char **argv) {
         gr_usage_error("--logprobs needs --mode reason (verdict mode samples no tokens)");
     if (resume && (!out_path || strcmp(out_path, "-") == 0)) gr_usage_error("--resume needs -o FILE");
     o.reader = &ro;
+    if (io.state_path) {
+        if (!out_path || strcmp(out_path, "-") == 0) gr_usage_error("--state needs -o FILE (the verdicts are appended to it)");
+        if (optind >= argc) gr_usage_error("--state needs the logs to read (FILE...; not stdin)");
+        for (int i = optind; i < argc; i++)
+            if (strcmp(argv[i], "-") == 0) gr_usage_error("--state reads files, not stdin");
+        io.out_path = out_path;
+        io.feed.map = ro.map;
+        io.feed.replace_invalid = ro.replace_invalid_utf8;
+        io.feed.shard = shard.n ? &shard : NULL;
+        return run_state(&o, &io, argv + optind, argc - optind, quiet);
+    }
+    if (io.rejects_path || io.rotated_glob || io.wait)
+        gr_usage_error("--rejects, --rotated-glob and --wait go with --state");
+    if (shard.n) o.shard = &shard;
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;

@@ -33,6 +33,7 @@ static const char usage_text[] =
     "  --strict              fail on a bad record instead of skipping it\n"
     "  -o, --output FILE     write to FILE (atomically; .zst compresses)\n"
     "  --resume              with -o: append, skipping (id, k) already in FILE\n"
+    "  --shard K/N           only the records whose id hashes to shard K of N (gr-classify(1))\n"
     "  -q, --quiet           no summary on stderr\n"
     "  -h, --help            this help;   --version   the version\n"
     "\n"
@@ -40,7 +41,8 @@ static const char usage_text[] =
     "  gr-sample -m R-SFT-1B/ -k 4 train.jsonl -o samples.jsonl --resume\n";
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
-       OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION };
+       OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
+       OPT_SHARD };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -59,11 +61,12 @@ int main(int argc, char **argv) {
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
         {"device", required_argument, 0, OPT_DEVICE}, {"exact", no_argument, 0, OPT_EXACT}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
+        {"version", no_argument, 0, OPT_VERSION}, {"shard", required_argument, 0, OPT_SHARD}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_SAMPLE, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.7f, 0.95f, 0}, .k = 4};
     gr_reader_opts ro = {0};
     const char *out_path = NULL;
+    gr_shard shard = {0, 0};
     int resume = 0, quiet = 0, c;
     gr_err err;
     while ((c = getopt_long(argc, argv, "m:t:o:k:qh", longopts, NULL)) != -1) {
@@ -94,6 +97,10 @@ int main(int argc, char **argv) {
             break;
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
+        case OPT_SHARD:
+            if (gr_shard_parse(optarg, &shard, &err)) gr_usage_error("--shard %s", err.msg);
+            o.shard = &shard;
+            break;
         case 'q': quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
         case OPT_VERSION: printf("gr-sample %s\n", GR_VERSION); gr_close_stdout(); return 0;

@@ -276,13 +276,19 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
         int k;
         while (!rc && (k = gr_reader_next(r, &rec, err)) == 1) {
             long my = pos++;
-            st->records++;
             jv id = jv_object_get(jv_copy(rec), jv_string("id"));
             if (!jv_is_valid(id) || jv_get_kind(id) == JV_KIND_NULL) {
                 jv_free(id);
                 id = jv_number((double)my);
                 rec = jv_object_set(rec, jv_string("id"), jv_copy(id));
             }
+            if (!gr_shard_mine(o->shard, id)) { /* --shard: another shard's record */
+                st->other_shard++;
+                jv_free(id);
+                jv_free(rec);
+                continue;
+            }
+            st->records++;
             char *instr = NULL, *input = NULL;
             gr_err qerr;
             if (gr_guard_query(rec, &instr, &input, &qerr)) {

@@ -10,6 +10,7 @@
 #ifndef GR_GUARD_RUN_H
 #define GR_GUARD_RUN_H
 #include "gr_io.h"
+#include "record_shard.h"
 #include "sample.h"
 #include "template.h"
 
@@ -32,6 +33,8 @@ typedef struct gr_run_opts {
     const char *model_name;      /* the `model` field; NULL: the model path's base name */
     const gr_reader_opts *reader;
     int strict;                  /* a bad record fails the run instead of being skipped */
+    const gr_shard *shard;       /* --shard K/N: only records whose id falls in it; NULL: all.
+                                    Positions (default ids, sample streams) stay the input's. */
     /* classify: --mode, --escalate, --instruction (guard_verdict.h, guard_policy.h) */
     int guard_mode;              /* gr_guard_mode: GR_GUARD_REASON (0), _VERDICT, _TIERED */
     double escalate_lo, escalate_hi; /* tiered: a score in [lo, hi] sends the record to reason mode */
@@ -40,6 +43,7 @@ typedef struct gr_run_opts {
 
 typedef struct gr_run_stats {
     long records, written, skipped_bad, skipped_done, unparsed, truncated;
+    long other_shard;            /* records of other shards (--shard), not counted in records */
     long prompt_tokens, generated_tokens;
     double seconds;
     size_t cut_bytes;            /* torn last line cut from the output on resume */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # man/gr-verdict.schema.json against real gr-classify output (SmolLM2 GGUF):
 # reason mode (with --logprobs, cut at --max-tokens), verdict and tiered mode,
-# --instruction, and a prompt too long for the context (the error field), all
+# --instruction, --state (source), and a prompt too long for the context (the error field), all
 # checked by scripts/check-schema.jq and, where Python's jsonschema is
 # installed, by it too; records broken one field at a time are rejected with
 # the field named, so the check can fail.
@@ -34,13 +34,16 @@ R=(-m "$MODEL" --threads 2 --max-tokens 5)
 expect schema_run_reason 0 "$C" "${R[@]}" --logprobs "$T/in.jsonl" -o "$T/reason.jsonl"
 expect schema_run_verdict 0 "$C" "${R[@]}" --mode verdict --instruction "$T/policy.txt" "$T/in.jsonl" -o "$T/verdict.jsonl"
 expect schema_run_tiered 0 "$C" "${R[@]}" --mode tiered --escalate 0.5:1 "$T/in.jsonl" -o "$T/tiered.jsonl"
-cat "$T/reason.jsonl" "$T/verdict.jsonl" "$T/tiered.jsonl" > "$T/all.jsonl"
+# incremental (--state): every verdict carries its source; ids derived from it
+head -n 3 "$T/in.jsonl" > "$T/log.jsonl"
+expect schema_run_state 0 "$C" "${R[@]}" --mode verdict --state "$T/state" -o "$T/state.jsonl" "$T/log.jsonl"
+cat "$T/reason.jsonl" "$T/verdict.jsonl" "$T/tiered.jsonl" "$T/state.jsonl" > "$T/all.jsonl"
 # the runs hold every optional field the schema names that these modes write
 jq -e -s 'any(.[]; has("truncated")) and any(.[]; has("error")) and any(.[]; has("token_logprobs"))
-          and any(.[]; .mode == "verdict") and any(.[]; .mode == "reason")' "$T/all.jsonl" >/dev/null \
+          and any(.[]; .mode == "verdict") and any(.[]; .mode == "reason") and any(.[]; has("source"))' "$T/all.jsonl" >/dev/null \
     && ok schema_sample_covers_fields || fail schema_sample_covers_fields "some optional field is missing from the sample"
 out=$(check "$T/all.jsonl")
-[ -z "$out" ] && [ "$(wc -l < "$T/all.jsonl")" -eq 12 ] && ok schema_real_output || fail schema_real_output "$(printf '%s' "$out" | head -c 600)"
+[ -z "$out" ] && [ "$(wc -l < "$T/all.jsonl")" -eq 15 ] && ok schema_real_output || fail schema_real_output "$(printf '%s' "$out" | head -c 600)"
 
 # one broken field at a time: each is reported at its path
 n=0 bad=""
@@ -64,6 +67,7 @@ del(.policy)|missing required field policy
 .token_ids = [1, -2]|/token_ids/1: -2 < minimum 0
 .source = {file: "log", line: 0, offset: 3}|/source/line: 0 < minimum 1
 .source = {file: "log", line: 2}|/source: missing required field offset
+.source = {file: "log", line: 2, offset: 0, inode: -1}|/source/inode: -1 < minimum 0
 .error = "x"|/parse_ok: true is not false
 .parse_ok = false|/pred/request:
 E
