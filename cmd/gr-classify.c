@@ -82,16 +82,24 @@ static int run_state(const gr_run_opts *o, const gr_incr_opts *io, char *const *
     gr_err err;
     int rc = gr_classify_incremental(o, io, logs, n_logs, state_warn, NULL, &st, &err);
     if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
+    if (rc == GR_RUN_STOPPED) {
+        int sig = gr_stop_signal;
+        gr_msg("stopped by %s: %ld verdicts written, kept; the next run goes on after them",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", st.run.written);
+        return gr_exit_for_signal(sig);
+    }
     if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     const gr_feed_stats *f = &st.feed;
     if (!quiet)
         gr_msg("%s: %ld logs, %ld new lines: %ld records, %ld rejected, %ld blank, %ld dropped by --map, "
                "%ld other shards, %ld already written by an interrupted run%s; %ld verdicts written, "
-               "%ld without an answer; %ld generated tokens in %.1f s",
+               "%ld without an answer, %ld prompts too long; %ld generated tokens in %.1f s",
                io->state_path, st.logs, f->lines, f->records, f->rejects, f->blank, f->dropped, f->other_shard,
                f->done_before, st.lost ? "; content LOST to rotation (see above)" : "", st.run.written,
-               st.run.unparsed, st.run.generated_tokens, st.run.seconds);
+               st.run.unparsed, st.run.rejected, st.run.generated_tokens, st.run.seconds);
     gr_close_stdout();
+    /* --fail-on: a verdict that matched, or (unverified) a line no verdict covers */
+    if (o->fail_on && (st.run.matched || ((o->fail_on & GR_FLAG_UNVERIFIED) && f->rejects))) return GR_EXIT_FLAGGED;
     return 0;
 }
 
@@ -198,6 +206,14 @@ int main(int argc, char **argv) {
         io.feed.map = ro.map;
         io.feed.replace_invalid = ro.replace_invalid_utf8;
         io.feed.shard = shard.n ? &shard : NULL;
+        /* none of the files written may be one of the logs read */
+        gr_refuse_output_as_input(out_path, argv + optind, argc - optind);
+        gr_refuse_output_as_input(io.state_path, argv + optind, argc - optind);
+        if (io.rejects_path) gr_refuse_output_as_input(io.rejects_path, argv + optind, argc - optind);
+        if (io.rejects_path && strcmp(io.rejects_path, out_path) == 0)
+            gr_usage_error("--rejects and -o name the same file");
+        gr_catch_stop_signals();
+        o.stop = &gr_stop_signal;
         return run_state(&o, &io, argv + optind, argc - optind, quiet);
     }
     if (io.rejects_path || io.rotated_glob || io.wait)
@@ -206,16 +222,29 @@ int main(int argc, char **argv) {
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;
+    gr_refuse_output_as_input(out_path, files, n_files);
+    gr_catch_stop_signals();
+    o.stop = &gr_stop_signal;
     gr_run_stats st = {0};
     int rc = gr_run_to_path(&o, files, n_files, out_path, resume, warn_cb, NULL, &st, &err);
     if (st.cut_bytes && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, st.cut_bytes);
     gr_policy_free(&policy);
-    if (rc) gr_die(1, "%s", err.msg);
+    if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
+    if (rc == GR_RUN_STOPPED) {
+        int sig = gr_stop_signal;
+        if (resume)
+            gr_msg("stopped by %s: %ld written; --resume goes on", sig == SIGINT ? "SIGINT" : "SIGTERM", st.written);
+        else
+            gr_msg("stopped by %s: nothing written (%s untouched; with --resume a stopped run keeps what it wrote)",
+                   sig == SIGINT ? "SIGINT" : "SIGTERM", out_path && strcmp(out_path, "-") ? out_path : "stdout");
+        return gr_exit_for_signal(sig);
+    }
+    if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (!quiet)
-        gr_msg("%ld records: %ld written, %ld already done, %ld skipped as bad, %ld without an "
+        gr_msg("%ld records: %ld written, %ld already done, %ld skipped as bad, %ld rejected as too long, %ld without an "
                "answer, %ld cut at --max-tokens; %ld prompt + %ld generated tokens in %.1f s "
                "(%.1f tokens/s)", st.records, st.written, st.skipped_done, st.skipped_bad,
-               st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
+               st.rejected, st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
                st.seconds > 0 ? (double)st.generated_tokens / st.seconds : 0.0);
     gr_close_stdout();
     return 0;

@@ -192,6 +192,8 @@ int main(int argc, char **argv) {
     if (quiet) progress = 0;
     if (no_save && (save_every || resume)) gr_usage_error("--no-save goes with neither --save-every nor --resume");
 
+    if (gr_mkdir_p(out, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    gr_lock_output_or_die(out, 1); /* one run per output folder: a second exits GR_EXIT_LOCKED */
     uint64_t have = 0;
     char ckpt[4096];
     if (gr_checkpoint_latest(out, &have, ckpt, sizeof ckpt, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "gr_cli.h"
+#include "gr_lock.h"
 #include "guard_run.h"
 
 static const char usage_text[] =
@@ -113,15 +114,28 @@ int main(int argc, char **argv) {
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;
+    gr_refuse_output_as_input(out_path, files, n_files);
+    gr_catch_stop_signals();
+    o.stop = &gr_stop_signal;
     gr_run_stats st = {0};
     int rc = gr_run_to_path(&o, files, n_files, out_path, resume, warn_cb, NULL, &st, &err);
     if (st.cut_bytes && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, st.cut_bytes);
-    if (rc) gr_die(1, "%s", err.msg);
+    if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
+    if (rc == GR_RUN_STOPPED) {
+        int sig = gr_stop_signal;
+        if (resume)
+            gr_msg("stopped by %s: %ld written; --resume goes on", sig == SIGINT ? "SIGINT" : "SIGTERM", st.written);
+        else
+            gr_msg("stopped by %s: nothing written (%s untouched; with --resume a stopped run keeps what it wrote)",
+                   sig == SIGINT ? "SIGINT" : "SIGTERM", out_path && strcmp(out_path, "-") ? out_path : "stdout");
+        return gr_exit_for_signal(sig);
+    }
+    if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (!quiet)
-        gr_msg("%ld records: %ld samples written, %ld already done, %ld records skipped as bad, "
+        gr_msg("%ld records: %ld samples written, %ld already done, %ld records skipped as bad, %ld rejected as too long, "
                "%ld samples without an answer, %ld cut at --max-tokens; %ld prompt + %ld generated tokens in %.1f s "
                "(%.1f tokens/s)", st.records, st.written, st.skipped_done, st.skipped_bad,
-               st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
+               st.rejected, st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
                st.seconds > 0 ? (double)st.generated_tokens / st.seconds : 0.0);
     gr_close_stdout();
     return 0;

@@ -212,6 +212,10 @@ int main(int argc, char **argv) {
         gr_usage_error("--no-save goes with neither --save-every nor --resume");
 
     gr_err err;
+    if (rank == 0) { /* one run per output folder: a second exits GR_EXIT_LOCKED */
+        if (gr_mkdir_p(out, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_lock_output_or_die(out, 1);
+    }
     uint64_t have = 0;
     char ckpt[4096];
     if (gr_checkpoint_latest(out, &have, ckpt, sizeof ckpt, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);

@@ -256,36 +256,47 @@ static void replace_invalid(const char *s, size_t n, gr_buf *out) {
     }
 }
 
-/* The --map outputs of v (consumed) into *outs (an array); NULL, or the reason. */
+/* The --map outputs of v (consumed) into *outs (an array); NULL, or the reason
+ * of the first problem. The program runs to its end or its first error (where
+ * jq itself stops, and libjq must not be asked for more): libjq leaks its
+ * stack when a program is abandoned half-way, so a non-object output does not
+ * stop it. */
 static const char *map_apply(gr_feed *f, jv v, jv *outs, char *why, size_t why_n) {
     *outs = jv_array();
+    const char *bad = NULL;
     jq_start(f->jq, v, 0);
     for (;;) {
         jv out = jq_next(f->jq);
         if (jv_is_valid(out)) {
-            if (jv_get_kind(out) != JV_KIND_OBJECT) {
+            if (!bad && jv_get_kind(out) != JV_KIND_OBJECT) {
                 snprintf(why, why_n, "--map produced %s, not an object", gr_jv_kind(out));
-                jv_free(out);
-                return why;
+                bad = why;
             }
-            *outs = jv_array_append(*outs, out);
+            if (bad) jv_free(out);
+            else *outs = jv_array_append(*outs, out);
             continue;
         }
         if (jv_invalid_has_msg(jv_copy(out))) {
             jv msg = jv_invalid_get_msg(out);
-            snprintf(why, why_n, "--map: %s", jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "jq error");
+            if (!bad) {
+                snprintf(why, why_n, "--map: %s", jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "jq error");
+                bad = why;
+            }
             jv_free(msg);
-            return why;
+            break;
         }
         jv_free(out);
-        if (jv_get_kind(f->map_err) == JV_KIND_STRING) {
-            snprintf(why, why_n, "--map: %s", jv_string_value(f->map_err));
-            jv_free(f->map_err);
-            f->map_err = jv_null();
-            return why;
-        }
-        return NULL;
+        break;
     }
+    if (jv_get_kind(f->map_err) == JV_KIND_STRING) {
+        if (!bad) {
+            snprintf(why, why_n, "--map: %s", jv_string_value(f->map_err));
+            bad = why;
+        }
+        jv_free(f->map_err);
+        f->map_err = jv_null();
+    }
+    return bad;
 }
 
 static int is_blank(const char *s, size_t n) {

@@ -45,7 +45,7 @@ int gr_classify_incremental(const gr_run_opts *ro, const gr_incr_opts *io, char 
     gr_feed *feed = NULL;
     gr_writer *records = NULL, *rejects = NULL, *out = NULL;
     gr_log_plan *plans = gr_xcalloc((size_t)n_logs, sizeof *plans);
-    int n_plans = 0, rc;
+    int n_plans = 0, made_input = 0, rc;
     warn_fwd wf = {warn, ud};
     gr_buf input_path = {0};
     gr_buf_printf(&input_path, "%s.input", io->state_path);
@@ -70,9 +70,16 @@ int gr_classify_incremental(const gr_run_opts *ro, const gr_incr_opts *io, char 
     st->done_known = gr_feed_done_known(feed);
 
     /* 3. new lines -> STATE.input and rejects */
-    gr_writer_opts plain = {0}, app = {.append = 1};
-    records = gr_writer_open(gr_buf_cstr(&input_path), &plain, err);
+    gr_writer_opts app = {.append = 1};
+    /* STATE.input: a fixed name under the lock, emptied and rewritten each run
+     * (no temporary that a killed run could leave behind) */
+    if (truncate(gr_buf_cstr(&input_path), 0) != 0 && errno != ENOENT) {
+        gr_errf(err, "%s: %s", gr_buf_cstr(&input_path), strerror(errno));
+        goto out;
+    }
+    records = gr_writer_open(gr_buf_cstr(&input_path), &app, err);
     if (!records) goto out;
+    made_input = 1;
     if (io->rejects_path && !(rejects = gr_writer_open(io->rejects_path, &app, err))) goto out;
     for (int i = 0; i < n_logs; i++) {
         gr_log_plan *p = &plans[n_plans];
@@ -103,6 +110,10 @@ int gr_classify_incremental(const gr_run_opts *ro, const gr_incr_opts *io, char 
         /* keep what was written either way: the next run learns it (step 2) */
         int c = gr_writer_commit(out, r ? &ignored : err);
         out = NULL;
+        if (r == GR_RUN_STOPPED) {
+            rc = GR_RUN_STOPPED;
+            goto out;
+        }
         if (r || c) goto out;
     }
 
@@ -117,10 +128,13 @@ int gr_classify_incremental(const gr_run_opts *ro, const gr_incr_opts *io, char 
     note_file(&state.output, io->out_path);
     if (io->rejects_path) note_file(&state.rejects, io->rejects_path);
     if (gr_cstate_save(io->state_path, &state, err)) goto out;
-    unlink(gr_buf_cstr(&input_path));
     rc = 0;
 out:
-    if (records) gr_writer_abort(records);
+    if (records) {
+        gr_err ignored;
+        gr_writer_commit(records, &ignored);
+    }
+    if (made_input) unlink(gr_buf_cstr(&input_path)); /* ours: we hold the state's lock */
     if (rejects) {
         gr_err ignored;
         gr_writer_commit(rejects, &ignored); /* appended in place: keep what was written */

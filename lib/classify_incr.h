@@ -41,7 +41,9 @@ typedef struct gr_incr_stats {
 /* Runs steps 1-5 over logs[0..n_logs). ro: the generation options (its
  * reader must not carry a --map: the feed applies it). warn gets each reject
  * ("FILE:LINE: reason (rejected)"), each rotation warning and each record
- * the guard run skips. 0; GR_LOCK_BUSY (err says who holds it); -1. */
+ * the guard run skips. 0; GR_LOCK_BUSY (err says who holds it); GR_RUN_STOPPED
+ * (*ro->stop was set: the verdicts written are kept, the state is not
+ * replaced, and the next run knows them done); -1. */
 int gr_classify_incremental(const gr_run_opts *ro, const gr_incr_opts *io, char *const *logs, int n_logs,
                             gr_run_warn warn, void *ud, gr_incr_stats *st, gr_err *err);
 #endif

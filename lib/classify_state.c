@@ -115,17 +115,17 @@ static int write_all(int fd, const char *p, size_t n) {
 int gr_cstate_save(const char *path, const gr_cstate *s, gr_err *err) {
     gr_buf text = {0}, tmp = {0};
     gr_cstate_format(s, &text);
-    gr_buf_printf(&tmp, "%s.tmp.XXXXXX", path);
+    /* a fixed name: the caller holds the state's lock, so no one else writes it,
+     * and a run killed here leaves one file the next run overwrites */
+    gr_buf_printf(&tmp, "%s.tmp", path);
     char *tname = gr_xstrdup(gr_buf_cstr(&tmp));
     gr_buf_free(&tmp);
-    int rc = 0, fd = mkstemp(tname);
+    int rc = 0, fd = open(tname, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     if (fd < 0) {
-        rc = gr_errf(err, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        rc = gr_errf(err, "%s: cannot create %s beside it: %s", path, tname, strerror(errno));
         goto out;
     }
-    mode_t um = umask(0);
-    umask(um);
-    if (fchmod(fd, 0666 & ~um) != 0 || write_all(fd, text.data, text.len) != 0 || fsync(fd) != 0)
+    if (write_all(fd, text.data, text.len) != 0 || fsync(fd) != 0)
         rc = gr_errf(err, "%s: cannot write the state: %s", tname, strerror(errno));
     if (close(fd) != 0 && rc == 0) rc = gr_errf(err, "%s: close: %s", tname, strerror(errno));
     if (rc == 0 && rename(tname, path) != 0)

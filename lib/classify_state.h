@@ -29,7 +29,7 @@
  * The parser checks every field, names the line of the first error, and
  * refuses duplicates (two `log` lines for one path, two `output` lines).
  *
- * The file is replaced atomically (a temporary beside it, fsync, rename, fsync
+ * The file is replaced atomically (STATE.tmp beside it, fsync, rename, fsync
  * of the folder): a reader sees the old state or the new one, never a mix. */
 #ifndef GR_CLASSIFY_STATE_H
 #define GR_CLASSIFY_STATE_H
@@ -67,7 +67,8 @@ void gr_cstate_format(const gr_cstate *s, gr_buf *out);
 
 /* Reads and parses path; a missing file is an empty state (0). */
 int gr_cstate_load(const char *path, gr_cstate *s, gr_err *err);
-/* Writes path atomically: PATH.tmp.XXXXXX, fsync, rename, fsync of the folder. */
+/* Writes path atomically: PATH.tmp, fsync, rename, fsync of the folder. The
+ * caller holds the state's lock (PATH.tmp is a fixed name). */
 int gr_cstate_save(const char *path, const gr_cstate *s, gr_err *err);
 
 gr_cstate_log *gr_cstate_find(gr_cstate *s, const char *path);

@@ -47,6 +47,7 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
         if (o->watch[w] < 0 || o->watch[w] >= V) return gr_errf(err, "generate: watched id out of range");
     int rc = 0;
     gr_kv *prefix = NULL;
+    if (o->step && o->step(o->step_ud, 0, 0)) return 0;
     if (o->prefix && o->n_prefix > 0) {
         prefix = gr_kv_new(m, NULL);
         const int *pt = o->prefix;
@@ -114,6 +115,8 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
             rc = -1;
             break;
         }
+        int fed = 0;
+        for (int b = 0; b < nb; b++) fed += ntok[b];
         for (int b = 0; b < nb; b++) {
             slot *sl = &slots[which[b]];
             gr_gen_req *r = &reqs[sl->req];
@@ -142,6 +145,7 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
                 sl->pending = tok;
             }
         }
+        if (o->step && o->step(o->step_ud, nb, fed)) break; /* the caller stops early */
     }
     for (int s = 0; s < B; s++) gr_kv_free(slots[s].kv);
     gr_sample_buf_free(&sb);

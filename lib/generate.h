@@ -42,6 +42,12 @@ typedef struct gr_gen_opts {
     int n_stop;
     const int *prefix;   /* shared prefix tokens, or NULL */
     int n_prefix;
+    /* Called before the first forward step (0, 0) and after each one with the
+     * sequences in it and the tokens it fed; a nonzero return stops generation
+     * early: gr_generate returns 0 and requests not finished keep stop
+     * GR_STOP_NONE (the caller zeroes stop before the call). NULL: none. */
+    int (*step)(void *ud, int n_seqs, int n_fed);
+    void *step_ud;
 } gr_gen_opts;
 
 /* Called once per request as soon as it finishes (in completion order). */

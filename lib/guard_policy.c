@@ -2,7 +2,7 @@
 #include "guard_policy.h"
 #include "gr_io.h"
 #include "gr_utf8.h"
-#include "sha256.h"
+#include "gr_sha256.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +109,7 @@ int gr_policy_load(const char *path, gr_policy *p, int *invalid, gr_err *err) {
     p->len = b.len;
     p->text = gr_xstrndup(b.data, b.len);
     gr_buf_free(&b);
-    gr_sha256_hex(p->text, p->len, p->sha256);
+    gr_sha256_hex(p->text, p->len, 32, p->sha256);
     return 0;
 }
 
@@ -118,7 +118,7 @@ void gr_policy_free(gr_policy *p) {
     memset(p, 0, sizeof *p);
 }
 
-void gr_policy_hash(const char *instruction, char hex[65]) { gr_sha256_hex(instruction, strlen(instruction), hex); }
+void gr_policy_hash(const char *instruction, char hex[65]) { gr_sha256_hex(instruction, strlen(instruction), 32, hex); }
 
 void gr_policy_apply(const gr_policy *p, jv rec, char **instruction) {
     if (!p || gr_jv_has(rec, "instruction") || gr_jv_has(rec, "input")) return;

@@ -1,109 +1,34 @@
 /* gr-classify / gr-sample driver: see guard_run.h. */
 #include "guard_run.h"
-#include "forward.h"
-#include "generate.h"
-#include "guard.h"
-#include "guard_policy.h"
-#include "guard_verdict.h"
-#include "model.h"
+#include <dirent.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ---- a set of strings (ids already written) -------------------------------- */
-typedef struct strset {
-    char **slot;
-    size_t cap, n;
-} strset;
-
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static int set_has(const strset *s, const char *k) {
-    if (!s->cap) return 0;
-    for (size_t i = hash_str(k) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-        if (!s->slot[i]) return 0;
-        if (strcmp(s->slot[i], k) == 0) return 1;
-    }
-}
-
-static void set_add(strset *s, const char *k) {
-    if (set_has(s, k)) return;
-    if (2 * (s->n + 1) > s->cap) {
-        strset bigger = {gr_xcalloc(s->cap ? 2 * s->cap : 1024, sizeof(char *)), s->cap ? 2 * s->cap : 1024, 0};
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->slot[i]) {
-                size_t j = hash_str(s->slot[i]) & (bigger.cap - 1);
-                while (bigger.slot[j]) j = (j + 1) & (bigger.cap - 1);
-                bigger.slot[j] = s->slot[i];
-                bigger.n++;
-            }
-        free(s->slot);
-        *s = bigger;
-    }
-    size_t j = hash_str(k) & (s->cap - 1);
-    while (s->slot[j]) j = (j + 1) & (s->cap - 1);
-    s->slot[j] = gr_xstrdup(k);
-    s->n++;
-}
-
-static void set_free(strset *s) {
-    for (size_t i = 0; i < s->cap; i++) free(s->slot[i]);
-    free(s->slot);
-}
-
-/* The resume key of an id (its JSON text), with "/k" in sample mode. */
-static char *key_of(jv id, int k) {
-    jv d = jv_dump_string(jv_copy(id), 0);
-    char buf[64];
-    snprintf(buf, sizeof buf, "/%d", k);
-    gr_buf b = {0};
-    gr_buf_append(&b, jv_string_value(d), strlen(jv_string_value(d)));
-    if (k >= 0) gr_buf_append(&b, buf, strlen(buf));
-    jv_free(d);
-    gr_buf_putc(&b, 0);
-    return b.data;
-}
-
-static int load_done(const char *path, gr_run_mode mode, strset *done, gr_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0; /* nothing written yet */
-    fclose(f);
-    gr_reader *r = gr_reader_open(path, NULL, err);
-    if (!r) return -1;
-    jv rec;
-    int k;
-    while ((k = gr_reader_next(r, &rec, err)) == 1) {
-        jv id = jv_object_get(jv_copy(rec), jv_string("id"));
-        if (jv_is_valid(id) && jv_get_kind(id) != JV_KIND_NULL) {
-            int kk = -1;
-            if (mode == GR_RUN_SAMPLE) {
-                jv kv = jv_object_get(jv_copy(rec), jv_string("k"));
-                kk = jv_get_kind(kv) == JV_KIND_NUMBER ? (int)jv_number_value(kv) : -1;
-                jv_free(kv);
-            }
-            char *key = key_of(id, kk);
-            set_add(done, key);
-            free(key);
-        }
-        jv_free(id);
-        jv_free(rec);
-    }
-    gr_reader_close(r);
-    return k < 0 ? -1 : 0;
-}
+#include <unistd.h>
+#include "forward.h"
+#include "generate.h"
+#include "gr_lock.h"
+#include "guard.h"
+#include "guard_policy.h"
+#include "guard_resume.h"
+#include "guard_verdict.h"
+#include "model.h"
 
 /* ---- one window ------------------------------------------------------------- */
+enum { ITEM_QUEUED, ITEM_DONE, ITEM_WRITTEN };
+
 typedef struct item {
-    jv rec;         /* with id set */
+    jv rec;            /* with id set */
     char *prompt_text; /* instruction + "\n" + input (sample records' `prompt`) */
     gr_ids ids;
-    int k;          /* sample number (sample mode), 0 in classify mode */
-    long pos;       /* the record's 0-based position in the input */
-    char policy[65]; /* sha256 of the instruction the record is classified with */
+    int k;             /* sample number (sample mode), 0 in classify mode */
+    long pos;          /* the record's 0-based position in the input */
+    char fp[GR_FINGERPRINT_HEX + 1];
+    char policy[65];   /* sha256 of the instruction the record is classified with */
+    int by_verdict;    /* decided by the verdict tier (--mode verdict / tiered) */
+    int state;
+    jv out;            /* the output record once done */
 } item;
 
 typedef struct runner {
@@ -115,112 +40,229 @@ typedef struct runner {
     gr_guard_watch watch;
     gr_fast_plan fast;           /* --mode verdict / tiered */
     int stop[2], n_stop;
+    size_t max_token_bytes; /* the longest token's bytes: a lower bound on a text's tokens */
     char *model_name;
     gr_writer *w;
     gr_run_stats *st;
     item *items;
-    int n_items, cap_items;
-    long next_stream;
+    int n_items, cap_items, head; /* items[0..head) written */
+    int *req_item;                /* request index -> item index, in flush_window */
+    gr_gen_req *reqs;
+    int failed;                   /* a write or decode failed inside a callback */
+    gr_err cb_err;
+    struct timespec t0;
 } runner;
 
-static int flush_window(runner *R, gr_err *err) {
-    if (R->n_items == 0) return 0;
+static double since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static int stop_asked(const runner *R) { return R->o->stop && *R->o->stop; }
+
+static void item_free(item *it) {
+    jv_free(it->rec);
+    it->rec = jv_invalid();
+    free(it->prompt_text);
+    it->prompt_text = NULL;
+    gr_ids_free(&it->ids);
+    if (it->state == ITEM_DONE) jv_free(it->out);
+    it->state = ITEM_WRITTEN;
+}
+
+/* Writes (and flushes) every done record at the head of the window, in order. */
+static int emit_ready(runner *R, gr_err *err) {
+    int wrote = 0;
+    while (R->head < R->n_items && R->items[R->head].state == ITEM_DONE) {
+        item *it = &R->items[R->head++];
+        jv out = it->out;
+        it->state = ITEM_QUEUED; /* out is consumed by the writer */
+        item_free(it);
+        if (gr_writer_put(R->w, out, err)) return -1;
+        R->st->written++;
+        wrote = 1;
+    }
+    return wrote ? gr_writer_flush(R->w, err) : 0;
+}
+
+/* pred and scores of an unverified verdict are null: never read as safe. */
+static jv unverified(jv out) {
+    jv none = jv_object();
+    for (int k = 0; k < GR_NTASKS; k++) none = jv_object_set(none, jv_string(gr_task_field((gr_task)k)), jv_null());
+    out = jv_object_set(out, jv_string("pred"), jv_copy(none));
+    return jv_object_set(out, jv_string("scores"), none);
+}
+
+/* The output record of an item from its generation (n ids; watch NULL when
+ * none), or -1 with err when the ids cannot be decoded. too_long: the
+ * rejection message, or NULL. */
+static int build_output(runner *R, item *it, const gr_gen_req *q, const char *too_long, gr_err *err) {
     const gr_run_opts *o = R->o;
-    gr_gen_req *reqs = gr_xcalloc((size_t)R->n_items, sizeof *reqs);
-    /* the longest common prefix of all prompts, one token short of the shortest */
-    int lcp = (int)R->items[0].ids.n - 1;
-    for (int i = 1; i < R->n_items && lcp > 0; i++) {
-        int j = 0, n = (int)R->items[i].ids.n - 1;
-        while (j < lcp && j < n && R->items[i].ids.v[j] == R->items[0].ids.v[j]) j++;
-        lcp = j;
+    const int *ids = q ? q->out : NULL;
+    int n = q ? q->n_out : 0;
+    gr_verdict v;
+    if (gr_verdict_build(R->tok, ids, n, q ? q->watch : NULL, &R->watch, &v, err)) return -1;
+    gr_run_stats *st = R->st;
+    if (q) {
+        st->generated_tokens += q->n_out;
+        st->prompt_tokens += q->n_prompt;
+        if (q->stop == GR_STOP_LENGTH) st->truncated++;
     }
-    for (int i = 0; i < R->n_items; i++) {
-        reqs[i].prompt = R->items[i].ids.v;
-        reqs[i].n_prompt = (int)R->items[i].ids.n;
-        /* streams from the record's position in the input, so that a sample does
-         * not depend on the batch or window it falls in */
-        reqs[i].stream = (uint64_t)R->items[i].pos * 1024u + (uint64_t)R->items[i].k;
+    if (too_long) st->rejected++;
+    unsigned flags = 0;
+    if (!v.parse_ok) {
+        st->unparsed++;
+        flags |= GR_FLAG_UNVERIFIED;
+    } else {
+        if (v.ans.label[GR_TASK_REQUEST] == GR_LABEL_HARMFUL) st->flagged[0]++, flags |= GR_FLAG_HARMFUL;
+        if (v.ans.label[GR_TASK_COMPLETION] == GR_LABEL_REFUSAL) st->flagged[1]++, flags |= GR_FLAG_REFUSAL;
+        if (v.ans.label[GR_TASK_RESPONSE] == GR_LABEL_HARMFUL) st->flagged[2]++, flags |= GR_FLAG_HARMFUL;
     }
-    gr_gen_opts g = {.sampler = o->sampler, .seed = o->seed, .max_tokens = o->max_tokens,
-                     .max_batch = o->batch, .logprobs = o->logprobs,
-                     .watch = o->mode == GR_RUN_CLASSIFY ? R->watch.ids : NULL,
-                     .n_watch = o->mode == GR_RUN_CLASSIFY ? R->watch.n : 0,
-                     .stop = R->stop, .n_stop = R->n_stop,
-                     .prefix = lcp >= 8 ? R->items[0].ids.v : NULL, .n_prefix = lcp >= 8 ? lcp : 0};
-    unsigned char *decided = NULL; /* 1: the verdict tier decided the record */
+    if (flags & o->fail_on) st->matched++;
+    jv rec = jv_copy(it->rec), out;
+    if (o->mode == GR_RUN_CLASSIFY) {
+        out = gr_verdict_to_json(&v, rec);
+        if (!v.parse_ok) out = unverified(out);
+        out = jv_object_set(out, jv_string("model"), jv_string(R->model_name));
+        out = jv_object_set(out, jv_string("tokens"), jv_number(n));
+        out = jv_object_set(out, jv_string("mode"), jv_string(it->by_verdict ? "verdict" : "reason"));
+        out = jv_object_set(out, jv_string("policy"), jv_string(it->policy));
+        if (q && q->stop == GR_STOP_LENGTH) out = jv_object_set(out, jv_string("truncated"), jv_true());
+        if (o->logprobs) {
+            jv lp = jv_array();
+            for (int t = 0; t < n; t++) lp = jv_array_append(lp, jv_number(q->logprobs[t]));
+            out = jv_object_set(out, jv_string("token_logprobs"), lp);
+        }
+    } else {
+        out = jv_object();
+        out = jv_object_set(out, jv_string("prompt"), jv_string(it->prompt_text));
+        jv label = jv_object_get(jv_copy(rec), jv_string("output"));
+        if (!jv_is_valid(label)) {
+            jv_free(label);
+            label = jv_object_get(jv_copy(rec), jv_string("label"));
+        }
+        if (!jv_is_valid(label)) {
+            jv_free(label);
+            label = jv_null();
+        }
+        out = jv_object_set(out, jv_string("label"), label);
+        out = jv_object_set(out, jv_string("predict"),
+                            jv_string_sized(v.text.data ? v.text.data : "", (int)v.text.len));
+        out = jv_object_set(out, jv_string("id"), jv_object_get(jv_copy(rec), jv_string("id")));
+        out = jv_object_set(out, jv_string("k"), jv_number(it->k));
+        out = jv_object_set(out, jv_string("model"), jv_string(R->model_name));
+        out = jv_object_set(out, jv_string("tokens"), jv_number(n));
+        jv_free(rec);
+    }
+    if (o->token_ids) {
+        jv a = jv_array();
+        for (int t = 0; t < n; t++) a = jv_array_append(a, jv_number(ids[t]));
+        out = jv_object_set(out, jv_string("token_ids"), a);
+    }
+    if (too_long) out = jv_object_set(out, jv_string("error"), jv_string(too_long));
+    out = jv_object_set(out, jv_string("fingerprint"), jv_string(it->fp));
+    gr_verdict_free(&v);
+    it->out = out;
+    it->state = ITEM_DONE;
+    return 0;
+}
+
+/* gr_generate's callbacks: a finished request becomes its output record at once,
+ * and is written as soon as everything before it is. */
+static void on_done(void *ud, gr_gen_req *q, int index) {
+    runner *R = ud;
+    if (R->failed) return;
+    item *it = &R->items[R->req_item[index]];
+    if (build_output(R, it, q, NULL, &R->cb_err) || emit_ready(R, &R->cb_err)) R->failed = 1;
+    gr_gen_req_free(q); /* its ids and logits are in the output record now */
+}
+
+static int on_step(void *ud, int n_seqs, int n_fed) {
+    runner *R = ud;
+    if (n_seqs) {
+        R->st->steps++;
+        R->st->sampled_tokens += n_seqs;
+    }
+    if (R->o->on_step) {
+        R->st->seconds = since(&R->t0);
+        R->o->on_step(R->o->step_ud, R->st, n_seqs, n_fed);
+    }
+    return R->failed || stop_asked(R);
+}
+
+/* 0 when the window is written; -1 (err); GR_RUN_STOPPED. */
+static int flush_window(runner *R, gr_err *err) {
+    const gr_run_opts *o = R->o;
+    int n = 0;
+    for (int i = R->head; i < R->n_items; i++) n += R->items[i].state == ITEM_QUEUED;
     int rc = 0;
-    if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON) {
-        decided = gr_xcalloc((size_t)R->n_items, 1);
-        rc = gr_fast_window(R->ctx, R->tok, &R->fast, &R->watch, &g, o->guard_mode == GR_GUARD_TIERED,
-                            o->escalate_lo, o->escalate_hi, reqs, R->n_items, decided, err);
-    }
-    if (!rc) rc = gr_generate_some(R->ctx, reqs, R->n_items, decided, &g, err);
-    for (int i = 0; i < R->n_items && !rc; i++) {
-        item *it = &R->items[i];
-        gr_gen_req *q = &reqs[i];
-        jv rec = jv_copy(it->rec);
-        gr_verdict v;
-        if (gr_verdict_build(R->tok, q->out, q->n_out, q->watch, &R->watch, &v, err)) {
-            jv_free(rec);
+    if (n > 0) {
+        R->reqs = gr_xcalloc((size_t)n, sizeof *R->reqs);
+        R->req_item = gr_xmalloc(sizeof(int) * (size_t)n);
+        int r = 0;
+        for (int i = R->head; i < R->n_items; i++) {
+            item *it = &R->items[i];
+            if (it->state != ITEM_QUEUED) continue;
+            R->req_item[r] = i;
+            R->reqs[r].prompt = it->ids.v;
+            R->reqs[r].n_prompt = (int)it->ids.n;
+            /* streams from the record's position in the input, so that a sample does
+             * not depend on the batch or window it falls in */
+            R->reqs[r].stream = (uint64_t)it->pos * 1024u + (uint64_t)it->k;
+            r++;
+        }
+        /* the longest common prefix of the prompts (each already known to fit the
+         * context), one token short of the shortest */
+        const gr_ids *first = &R->items[R->req_item[0]].ids;
+        int lcp = (int)first->n - 1;
+        for (int i = 1; i < n && lcp > 0; i++) {
+            const gr_ids *b = &R->items[R->req_item[i]].ids;
+            int j = 0, m = (int)b->n - 1;
+            while (j < lcp && j < m && b->v[j] == first->v[j]) j++;
+            lcp = j;
+        }
+        gr_gen_opts g = {.sampler = o->sampler, .seed = o->seed, .max_tokens = o->max_tokens,
+                         .max_batch = o->batch, .logprobs = o->logprobs,
+                         .watch = o->mode == GR_RUN_CLASSIFY ? R->watch.ids : NULL,
+                         .n_watch = o->mode == GR_RUN_CLASSIFY ? R->watch.n : 0,
+                         .stop = R->stop, .n_stop = R->n_stop,
+                         .prefix = lcp >= 8 ? first->v : NULL, .n_prefix = lcp >= 8 ? lcp : 0,
+                         .step = on_step, .step_ud = R};
+        unsigned char *decided = NULL; /* 1: the verdict tier decided the record */
+        if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON) {
+            decided = gr_xcalloc((size_t)n, 1);
+            rc = gr_fast_window(R->ctx, R->tok, &R->fast, &R->watch, &g, o->guard_mode == GR_GUARD_TIERED,
+                                o->escalate_lo, o->escalate_hi, R->reqs, n, decided, err);
+            for (int i = 0; i < n && !rc; i++) {
+                if (!decided[i]) continue;
+                item *it = &R->items[R->req_item[i]];
+                int too_long = R->reqs[i].stop == GR_STOP_TOO_LONG;
+                it->by_verdict = 1;
+                if (build_output(R, it, too_long ? NULL : &R->reqs[i],
+                                 too_long ? "prompt and answer block longer than the model's context" : NULL, err))
+                    rc = -1;
+                gr_gen_req_free(&R->reqs[i]);
+            }
+            if (!rc) rc = emit_ready(R, err);
+        }
+        if (!rc) rc = gr_generate_some(R->ctx, R->reqs, n, decided, &g, on_done, R, err);
+        free(decided);
+        if (!rc && R->failed) {
+            *err = R->cb_err;
             rc = -1;
-            break;
         }
-        R->st->generated_tokens += q->n_out;
-        R->st->prompt_tokens += q->n_prompt;
-        if (q->stop == GR_STOP_LENGTH) R->st->truncated++;
-        if (!v.parse_ok) R->st->unparsed++;
-        jv out;
-        if (o->mode == GR_RUN_CLASSIFY) {
-            out = gr_verdict_to_json(&v, rec);
-            out = jv_object_set(out, jv_string("model"), jv_string(R->model_name));
-            out = jv_object_set(out, jv_string("tokens"), jv_number(q->n_out));
-            out = jv_object_set(out, jv_string("mode"), jv_string(decided && decided[i] ? "verdict" : "reason"));
-            out = jv_object_set(out, jv_string("policy"), jv_string(it->policy));
-            if (q->stop == GR_STOP_LENGTH) out = jv_object_set(out, jv_string("truncated"), jv_true());
-            if (q->stop == GR_STOP_TOO_LONG)
-                out = jv_object_set(out, jv_string("error"), jv_string("prompt longer than the model's context"));
-            if (o->logprobs) {
-                jv lp = jv_array();
-                for (int t = 0; t < q->n_out; t++) lp = jv_array_append(lp, jv_number(q->logprobs[t]));
-                out = jv_object_set(out, jv_string("token_logprobs"), lp);
-            }
-        } else {
-            out = jv_object();
-            out = jv_object_set(out, jv_string("prompt"), jv_string(it->prompt_text));
-            jv label = jv_object_get(jv_copy(rec), jv_string("output"));
-            if (!jv_is_valid(label)) {
-                jv_free(label);
-                label = jv_object_get(jv_copy(rec), jv_string("label"));
-            }
-            if (!jv_is_valid(label)) {
-                jv_free(label);
-                label = jv_null();
-            }
-            out = jv_object_set(out, jv_string("label"), label);
-            out = jv_object_set(out, jv_string("predict"),
-                                jv_string_sized(v.text.data ? v.text.data : "", (int)v.text.len));
-            out = jv_object_set(out, jv_string("id"), jv_object_get(jv_copy(rec), jv_string("id")));
-            out = jv_object_set(out, jv_string("k"), jv_number(it->k));
-            out = jv_object_set(out, jv_string("model"), jv_string(R->model_name));
-            out = jv_object_set(out, jv_string("tokens"), jv_number(q->n_out));
-            if (q->stop == GR_STOP_TOO_LONG)
-                out = jv_object_set(out, jv_string("error"), jv_string("prompt longer than the model's context"));
-            jv_free(rec);
-        }
-        gr_verdict_free(&v);
-        if (gr_writer_put(R->w, out, err)) rc = -1;
-        else R->st->written++;
+        for (int i = 0; i < n; i++) gr_gen_req_free(&R->reqs[i]);
+        free(R->reqs);
+        free(R->req_item);
+        R->reqs = NULL;
+        R->req_item = NULL;
     }
-    if (!rc) rc = gr_writer_flush(R->w, err);
-    for (int i = 0; i < R->n_items; i++) {
-        gr_gen_req_free(&reqs[i]);
-        jv_free(R->items[i].rec);
-        free(R->items[i].prompt_text);
-        gr_ids_free(&R->items[i].ids);
-    }
-    free(reqs);
-    free(decided);
-    R->n_items = 0;
+    if (!rc) rc = emit_ready(R, err);
+    if (!rc && R->head < R->n_items) rc = GR_RUN_STOPPED; /* stopped with records in flight */
+    for (int i = 0; i < R->n_items; i++)
+        if (R->items[i].state != ITEM_WRITTEN) item_free(&R->items[i]);
+    R->n_items = R->head = 0;
     return rc;
 }
 
@@ -232,15 +274,73 @@ static const char *base_name(const char *p) {
     return s;
 }
 
+static item *new_item(runner *R) {
+    if (R->n_items == R->cap_items) {
+        R->cap_items = R->cap_items ? 2 * R->cap_items : 64;
+        R->items = gr_xrealloc(R->items, sizeof *R->items * (size_t)R->cap_items);
+    }
+    item *it = &R->items[R->n_items++];
+    memset(it, 0, sizeof *it);
+    it->rec = jv_invalid();
+    it->out = jv_invalid();
+    return it;
+}
+
+/* Queues one (record, sample) for generation, or answers it at once with
+ * `error` when its prompt cannot fit the context. -1 on a tokenizer error. */
+static int add_item(runner *R, jv rec, const char *fp, int k, long pos, const char *instr, const char *input,
+                    gr_err *err) {
+    const gr_run_opts *o = R->o;
+    int max_len = R->m->cfg.max_pos; /* gr_generate admits prompts of fewer ids than this */
+    item *it = new_item(R);
+    it->rec = jv_copy(rec);
+    it->k = k;
+    it->pos = pos;
+    memcpy(it->fp, fp, sizeof it->fp);
+    gr_policy_hash(instr, it->policy);
+    if (o->mode == GR_RUN_SAMPLE) {
+        gr_buf pt = {0};
+        gr_buf_printf(&pt, "%s\n%s", instr, input);
+        it->prompt_text = gr_xstrdup(gr_buf_cstr(&pt));
+        gr_buf_free(&pt);
+    }
+    /* A text of B bytes has at least B / (longest token) tokens: a prompt far too
+     * long is rejected without tokenizing it (a 50 MB line would take minutes).
+     * The factor 4 leaves room for a normalizer that shortens text before
+     * tokenizing; the exact check on the ids below decides every other case. */
+    size_t bytes = strlen(instr) + strlen(input);
+    char why[160];
+    if (R->max_token_bytes && bytes / R->max_token_bytes >= 4 * (size_t)max_len) {
+        snprintf(why, sizeof why, "prompt longer than the model's context (%zu bytes: at least %zu tokens; context %d)",
+                 bytes, bytes / R->max_token_bytes, max_len);
+        return build_output(R, it, NULL, why, err) ? -1 : emit_ready(R, err);
+    }
+    if (gr_template_prompt(R->tok, o->tmpl, o->system, instr, input, &it->ids, err)) {
+        R->n_items--;
+        jv_free(it->rec);
+        free(it->prompt_text);
+        gr_ids_free(&it->ids);
+        return -1;
+    }
+    if (it->ids.n < 1 || it->ids.n >= (size_t)max_len) {
+        snprintf(why, sizeof why, "prompt longer than the model's context (%zu tokens; context %d)",
+                 it->ids.n, max_len);
+        gr_ids_free(&it->ids);
+        return build_output(R, it, NULL, why, err) ? -1 : emit_ready(R, err);
+    }
+    return 0;
+}
+
 int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *done_path,
            gr_writer *w, gr_run_warn warn, void *ud, gr_run_stats *st, gr_err *err) {
     memset(st, 0, sizeof *st);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     runner R = {.o = o, .w = w, .st = st};
-    strset done = {0};
+    clock_gettime(CLOCK_MONOTONIC, &R.t0);
+    gr_resume *done = NULL;
     int rc = -1;
-    if (done_path && load_done(done_path, o->mode, &done, err)) goto out;
+    done = done_path ? gr_resume_load(done_path, o->mode == GR_RUN_SAMPLE, err) : gr_resume_empty();
+    if (!done) goto out;
+    st->done_in_output = gr_resume_size(done);
     R.m = gr_model_load(o->model_path, err);
     if (!R.m) goto out;
     R.tok = gr_tokenizer_load(o->tokenizer_path ? o->tokenizer_path : o->model_path, err);
@@ -249,6 +349,10 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
         gr_errf(err, "%s: the tokenizer has %zu ids, the model %d", o->model_path,
                 gr_tokenizer_vocab_size(R.tok), R.m->cfg.vocab_size);
         goto out;
+    }
+    for (size_t i = 0; i < gr_tokenizer_vocab_size(R.tok); i++) {
+        size_t len = 0;
+        if (gr_tokenizer_token_bytes(R.tok, (int32_t)i, &len) && len > R.max_token_bytes) R.max_token_bytes = len;
     }
     if (o->mode == GR_RUN_CLASSIFY && gr_guard_watch_init(R.tok, &R.watch, err)) goto out;
     if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON && gr_fast_plan_init(R.tok, &R.fast, err))
@@ -277,7 +381,10 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
         while (!rc && (k = gr_reader_next(r, &rec, err)) == 1) {
             long my = pos++;
             jv id = jv_object_get(jv_copy(rec), jv_string("id"));
-            if (!jv_is_valid(id) || jv_get_kind(id) == JV_KIND_NULL) {
+            int has_id = jv_is_valid(id) && jv_get_kind(id) != JV_KIND_NULL;
+            char fp[GR_FINGERPRINT_HEX + 1];
+            gr_record_fingerprint(rec, has_id, files[f], gr_reader_line(r), fp);
+            if (!has_id) {
                 jv_free(id);
                 id = jv_number((double)my);
                 rec = jv_object_set(rec, jv_string("id"), jv_copy(id));
@@ -289,13 +396,13 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
                 continue;
             }
             st->records++;
+            jv_free(id);
             char *instr = NULL, *input = NULL;
             gr_err qerr;
             if (gr_guard_query(rec, &instr, &input, &qerr)) {
                 char msg[2300];
                 snprintf(msg, sizeof msg, "%s:%ld: %s", gr_reader_name(r), gr_reader_line(r), qerr.msg);
                 st->skipped_bad++;
-                jv_free(id);
                 jv_free(rec);
                 if (o->strict) {
                     rc = gr_errf(err, "%s", msg);
@@ -306,51 +413,25 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
             }
             gr_policy_apply(o->policy, rec, &instr);
             for (int s = 0; s < k_per && !rc; s++) {
-                char *key = key_of(id, o->mode == GR_RUN_SAMPLE ? s : -1);
-                int skip = set_has(&done, key);
-                free(key);
-                if (skip) {
+                if (gr_resume_take(done, fp, o->mode == GR_RUN_SAMPLE ? s : -1)) {
                     st->skipped_done++;
                     continue;
                 }
-                if (R.n_items == R.cap_items) {
-                    R.cap_items = R.cap_items ? 2 * R.cap_items : 64;
-                    R.items = gr_xrealloc(R.items, sizeof *R.items * (size_t)R.cap_items);
-                }
-                item *it = &R.items[R.n_items];
-                memset(it, 0, sizeof *it);
-                it->rec = jv_copy(rec);
-                it->k = s;
-                it->pos = my;
-                gr_policy_hash(instr, it->policy);
-                gr_buf pt = {0};
-                gr_buf_printf(&pt, "%s\n%s", instr, input);
-                it->prompt_text = gr_xstrdup(gr_buf_cstr(&pt));
-                gr_buf_free(&pt);
-                if (gr_template_prompt(R.tok, o->tmpl, o->system, instr, input, &it->ids, err)) {
-                    jv_free(it->rec);
-                    free(it->prompt_text);
-                    rc = -1;
-                    break;
-                }
-                R.n_items++;
-                if (R.n_items >= window) rc = flush_window(&R, err);
+                rc = add_item(&R, rec, fp, s, my, instr, input, err);
+                if (!rc && R.n_items >= window) rc = flush_window(&R, err);
             }
             free(instr);
             free(input);
-            jv_free(id);
             jv_free(rec);
+            if (!rc && stop_asked(&R)) rc = GR_RUN_STOPPED;
         }
         if (!rc && k < 0) rc = -1;
         gr_reader_close(r);
     }
     if (!rc) rc = flush_window(&R, err);
 out:
-    for (int i = 0; i < R.n_items; i++) {
-        jv_free(R.items[i].rec);
-        free(R.items[i].prompt_text);
-        gr_ids_free(&R.items[i].ids);
-    }
+    for (int i = 0; i < R.n_items; i++)
+        if (R.items[i].state != ITEM_WRITTEN) item_free(&R.items[i]);
     free(R.items);
     free(R.model_name);
     gr_fast_plan_free(&R.fast);
@@ -358,29 +439,63 @@ out:
     if (R.be) gr_backend_free(R.be);
     gr_tokenizer_free(R.tok);
     gr_model_free(R.m);
-    set_free(&done);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    st->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    gr_resume_free(done);
+    st->seconds = since(&R.t0);
+    /* a signal that interrupted a read shows as a read error: it is a stop */
+    if (rc < 0 && stop_asked(&R)) rc = GR_RUN_STOPPED;
     return rc;
+}
+
+/* Temporaries (".NAME.tmp.XXXXXX", gr_writer) beside path left by runs that died
+ * without cleaning up (SIGKILL): with the output's lock held, none is live. */
+static void remove_stale_temps(const char *path) {
+    char *dcopy = gr_xstrdup(path), *bcopy = gr_xstrdup(path);
+    const char *dir = dirname(dcopy), *base = basename(bcopy);
+    gr_buf prefix = {0};
+    gr_buf_printf(&prefix, ".%s.tmp.", base);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, prefix.data, prefix.len) != 0 || strlen(e->d_name) != prefix.len + 6) continue;
+        gr_buf full = {0};
+        gr_buf_printf(&full, "%s/%s", dir, e->d_name);
+        unlink(gr_buf_cstr(&full));
+        gr_buf_free(&full);
+    }
+    if (d) closedir(d);
+    gr_buf_free(&prefix);
+    free(dcopy);
+    free(bcopy);
 }
 
 int gr_run_to_path(const gr_run_opts *o, char *const *files, int n_files, const char *out_path,
                    int resume, gr_run_warn warn, void *ud, gr_run_stats *st, gr_err *err) {
+    memset(st, 0, sizeof *st);
     gr_writer_opts wo = {0};
     size_t cut = 0;
+    gr_lock lock = GR_LOCK_INIT;
+    if (out_path && strcmp(out_path, "-") != 0) {
+        int l = gr_lock_output(&lock, out_path, 0, o->wait_lock, err);
+        if (l) return l;
+        remove_stale_temps(out_path);
+    }
+    int rc = -1;
     if (resume) {
-        if (gr_jsonl_cut_torn_tail(out_path, &cut, err)) return -1;
+        if (gr_jsonl_cut_torn_tail(out_path, &cut, err)) goto out;
         wo.append = 1;
     }
     gr_writer *w = gr_writer_open(out_path, &wo, err);
-    if (!w) return -1;
-    if (gr_run(o, files, n_files, resume ? out_path : NULL, w, warn, ud, st, err)) {
+    if (!w) goto out;
+    rc = gr_run(o, files, n_files, resume ? out_path : NULL, w, warn, ud, st, err);
+    if (rc) {
         gr_err ignored;
         if (resume) gr_writer_commit(w, &ignored); /* keep what was written: --resume continues */
         else gr_writer_abort(w);
-        st->cut_bytes = cut;
-        return -1;
+    } else {
+        rc = gr_writer_commit(w, err);
     }
+out:
     st->cut_bytes = cut;
-    return gr_writer_commit(w, err);
+    gr_lock_release(&lock);
+    return rc;
 }

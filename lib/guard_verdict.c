@@ -231,18 +231,35 @@ int gr_fast_window(gr_ctx *c, const gr_tokenizer *t, const gr_fast_plan *p, cons
     return 0;
 }
 
+/* gr_generate's callback on the subset, with the index mapped back to reqs */
+typedef struct sub_done {
+    gr_gen_done done;
+    void *ud;
+    const int *index;
+} sub_done;
+
+static void on_sub_done(void *ud, gr_gen_req *req, int i) {
+    sub_done *s = ud;
+    s->done(s->ud, req, s->index[i]);
+}
+
 int gr_generate_some(gr_ctx *c, gr_gen_req *reqs, int n, const unsigned char *decided, const gr_gen_opts *g,
-                     gr_err *err) {
-    if (!decided) return gr_generate(c, reqs, n, g, NULL, NULL, err);
+                     gr_gen_done done, void *ud, gr_err *err) {
+    if (!decided) return gr_generate(c, reqs, n, g, done, ud, err);
     int cnt = 0;
     for (int i = 0; i < n; i++) cnt += !decided[i];
     if (cnt == 0) return 0;
     gr_gen_req *sub = gr_xmalloc(sizeof *sub * (size_t)cnt);
+    int *index = gr_xmalloc(sizeof(int) * (size_t)cnt);
     for (int i = 0, j = 0; i < n; i++)
-        if (!decided[i]) sub[j++] = reqs[i];
-    int rc = gr_generate(c, sub, cnt, g, NULL, NULL, err);
-    for (int i = 0, j = 0; i < n; i++)
-        if (!decided[i]) reqs[i] = sub[j++];
+        if (!decided[i]) {
+            index[j] = i;
+            sub[j++] = reqs[i];
+        }
+    sub_done s = {done, ud, index};
+    int rc = gr_generate(c, sub, cnt, g, done ? on_sub_done : NULL, &s, err);
+    for (int j = 0; j < cnt; j++) reqs[index[j]] = sub[j];
     free(sub);
+    free(index);
     return rc;
 }

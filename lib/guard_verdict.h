@@ -62,7 +62,8 @@ int gr_fast_window(gr_ctx *c, const gr_tokenizer *t, const gr_fast_plan *p, cons
                    unsigned char *decided, gr_err *err);
 
 /* gr_generate over the reqs with decided[i] == 0 (all with decided NULL), in
- * their order; the others are left as they are. */
+ * their order; the others are left as they are. done (may be NULL) gets each
+ * finished request with its index in reqs. */
 int gr_generate_some(gr_ctx *c, gr_gen_req *reqs, int n, const unsigned char *decided, const gr_gen_opts *g,
-                     gr_err *err);
+                     gr_gen_done done, void *ud, gr_err *err);
 #endif

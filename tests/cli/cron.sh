@@ -15,10 +15,13 @@ expect cron_usage_stdin 2 "$C" -m x --state "$T/st" -o "$T/v" -
 expect cron_usage_no_logs 2 "$C" -m x --state "$T/st" -o "$T/v"
 expect cron_usage_rejects_alone 2 "$C" -m x --rejects "$T/r" "$T/log"
 expect cron_usage_shard 2 "$C" -m x --shard 0/2 "$T/log"
+expect cron_usage_state_is_log 2 "$C" -m x --state "$T/some.log" -o "$T/v" "$T/some.log"
+expect cron_usage_rejects_is_output 2 "$C" -m x --state "$T/st" --rejects "$T/v" -o "$T/v" "$T/some.log"
 expect cron_missing_log 1 "$C" -m x --state "$T/st" -o "$T/v" "$T/nope.jsonl"
 grep_check cron_missing_log_msg "$T/err" "nope.jsonl: No such file"
 printf 'gr-classify-state 1\nlog dev=1\n' > "$T/badstate"
-expect cron_bad_state 1 "$C" -m x --state "$T/badstate" -o "$T/v" "$T/badstate"
+echo '{"prompt":"x"}' > "$T/some.log"
+expect cron_bad_state 1 "$C" -m x --state "$T/badstate" -o "$T/v" "$T/some.log"
 grep_check cron_bad_state_msg "$T/err" "badstate:2: "
 
 MODEL=$("$GR_ROOT/scripts/fetch-test-model" 2>"$T/fetch.err"); rc=$?
@@ -121,9 +124,33 @@ jq -e -s '(map(select(.n == 27))[0].source | (.file | endswith("app.jsonl")) and
           (map(select(.n == 29))[0].source | .line == 1 and .offset == 0 and .gen == 2)' "$V" >/dev/null \
     && ok cron_copytruncate_sources || fail cron_copytruncate_sources "$(jq -c 'select(.n >= 27) | .source' "$V")"
 
+# SIGTERM mid-run: exit 143, what was written is kept, the next run goes on
+add "$L" 31 40
+before=$(wc -l < "$V")
+"$C" -m "$MODEL" --max-tokens 2 --batch 1 --threads 1 --state "$S" --rejects "$R" -o "$V" "$L" 2>"$T/term.err" &
+pid=$!
+for _ in $(seq 1 3000); do
+    [ "$(wc -l < "$V")" -gt "$before" ] && break
+    sleep 0.01
+done
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 143 ]; then
+    ok cron_sigterm_status
+    grep_check cron_sigterm_msg "$T/term.err" "stopped by SIGTERM"
+elif [ "$rc" -eq 0 ]; then
+    echo "# cron: the run to be stopped had already finished"
+else
+    fail cron_sigterm_status "exit $rc: $(head -c 300 "$T/term.err")"
+fi
+expect cron_after_sigterm 0 run
+[ "$(ns)" = "$(seq 1 8 | paste -sd ' ') $(seq 10 40 | paste -sd ' ')" ] \
+    && ok cron_sigterm_nothing_lost || fail cron_sigterm_nothing_lost "n: $(ns)"
+
 # 6. two runs at once on one state: one moderates, the other exits 4 at once;
 # with --wait the second waits for the first
-add "$L" 31 34
+add "$L" 41 44
 run 2>"$T/a.err" &
 pa=$!
 for _ in $(seq 1 1000); do [ -e "$S.lock" ] && break; sleep 0.01; done
@@ -131,7 +158,7 @@ expect cron_second_run_locked 4 run
 grep_check cron_locked_msg "$T/err" "another run"
 wait "$pa"
 [ $? -eq 0 ] && ok cron_first_of_two || fail cron_first_of_two "$(cat "$T/a.err")"
-add "$L" 35 36
+add "$L" 45 46
 run 2>"$T/a.err" &
 pa=$!
 for _ in $(seq 1 1000); do [ -e "$S.lock" ] && break; sleep 0.01; done
@@ -140,7 +167,7 @@ wait "$pa"
 [ $? -eq 0 ] && ok cron_first_of_waited || fail cron_first_of_waited "$(cat "$T/a.err")"
 
 # every complete line: exactly one verdict or one reject
-want="$(seq 1 8 | paste -sd ' ') $(seq 10 36 | paste -sd ' ')"
+want="$(seq 1 8 | paste -sd ' ') $(seq 10 46 | paste -sd ' ')"
 [ "$(ns)" = "$want" ] && ok cron_every_line_once || fail cron_every_line_once "n: $(ns)"
 [ -z "$(jq -r '.n' "$V" | sort | uniq -d)" ] && ok cron_no_line_twice || fail cron_no_line_twice "doubled: $(jq -r '.n' "$V" | sort | uniq -d | paste -sd ' ')"
 [ "$(wc -l < "$R")" -eq 2 ] && ok cron_rejects_once || fail cron_rejects_once "$(wc -l < "$R") rejects"

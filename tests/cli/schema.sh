@@ -40,7 +40,7 @@ expect schema_run_state 0 "$C" "${R[@]}" --mode verdict --state "$T/state" -o "$
 cat "$T/reason.jsonl" "$T/verdict.jsonl" "$T/tiered.jsonl" "$T/state.jsonl" > "$T/all.jsonl"
 # the runs hold every optional field the schema names that these modes write
 jq -e -s 'any(.[]; has("truncated")) and any(.[]; has("error")) and any(.[]; has("token_logprobs"))
-          and any(.[]; .mode == "verdict") and any(.[]; .mode == "reason") and any(.[]; has("source"))' "$T/all.jsonl" >/dev/null \
+          and any(.[]; .mode == "verdict") and any(.[]; .mode == "reason") and any(.[]; has("source")) and all(.[]; has("fingerprint"))' "$T/all.jsonl" >/dev/null \
     && ok schema_sample_covers_fields || fail schema_sample_covers_fields "some optional field is missing from the sample"
 out=$(check "$T/all.jsonl")
 [ -z "$out" ] && [ "$(wc -l < "$T/all.jsonl")" -eq 15 ] && ok schema_real_output || fail schema_real_output "$(printf '%s' "$out" | head -c 600)"
@@ -54,6 +54,7 @@ while IFS='|' read -r edit want; do
 done <<'E'
 del(.policy)|missing required field policy
 .policy = "abc"|/policy: "abc" does not match
+.fingerprint = "XYZ"|/fingerprint: "XYZ" does not match
 .mode = "fast"|/mode: "fast" is not one of
 .pred.request = "maybe"|/pred/request: "maybe" is not one of
 .pred.extra = 1|/pred/extra: not allowed here

@@ -6,7 +6,7 @@
 #include "test.h"
 #include "guard_policy.h"
 #include "guard_prompt.h"
-#include "sha256.h"
+#include "gr_sha256.h"
 
 static int rejects(const char *s, size_t n, const char *want) {
     gr_err err;

@@ -1,6 +1,5 @@
-/* SHA-256: see sha256.h. A plain FIPS 180-4 implementation; it hashes policy
- * texts of a few KiB once per run, so speed does not matter. */
-#include "sha256.h"
+/* SHA-256: see gr_sha256.h. A plain transcription of FIPS 180-4 section 6.2. */
+#include "gr_sha256.h"
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -15,7 +14,7 @@ static const uint32_t K[64] = {
 
 static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-static void block(uint32_t h[8], const unsigned char *p) {
+static void block(gr_sha256 *s, const unsigned char *p) {
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
@@ -24,11 +23,11 @@ static void block(uint32_t h[8], const unsigned char *p) {
         uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
         w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = k + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
         uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        k = g;
+        h = g;
         g = f;
         f = e;
         e = d + t1;
@@ -37,65 +36,65 @@ static void block(uint32_t h[8], const unsigned char *p) {
         b = a;
         a = t1 + t2;
     }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d;
-    h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+    s->h[0] += a;
+    s->h[1] += b;
+    s->h[2] += c;
+    s->h[3] += d;
+    s->h[4] += e;
+    s->h[5] += f;
+    s->h[6] += g;
+    s->h[7] += h;
 }
 
 void gr_sha256_init(gr_sha256 *s) {
     static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(s->h, h0, sizeof h0);
-    s->len = 0;
-    s->nbuf = 0;
+    s->n = 0;
+    s->fill = 0;
 }
 
 void gr_sha256_update(gr_sha256 *s, const void *data, size_t n) {
     const unsigned char *p = data;
-    s->len += n;
+    s->n += n;
     while (n > 0) {
-        if (s->nbuf == 0 && n >= 64) {
-            block(s->h, p);
-            p += 64;
-            n -= 64;
-            continue;
-        }
-        size_t take = 64 - s->nbuf < n ? 64 - s->nbuf : n;
-        memcpy(s->buf + s->nbuf, p, take);
-        s->nbuf += take;
-        p += take;
-        n -= take;
-        if (s->nbuf == 64) {
-            block(s->h, s->buf);
-            s->nbuf = 0;
+        size_t k = 64 - s->fill < n ? 64 - s->fill : n;
+        memcpy(s->buf + s->fill, p, k);
+        s->fill += k;
+        p += k;
+        n -= k;
+        if (s->fill == 64) {
+            block(s, s->buf);
+            s->fill = 0;
         }
     }
 }
 
-void gr_sha256_final(gr_sha256 *s, unsigned char digest[32]) {
-    uint64_t bits = s->len * 8;
-    unsigned char pad[72] = {0x80};
-    /* 0x80, zeros up to 56 mod 64, then the 64-bit big-endian bit length */
-    size_t npad = (s->nbuf < 56 ? 56 : 120) - s->nbuf;
-    for (int i = 0; i < 8; i++) pad[npad + (size_t)i] = (unsigned char)(bits >> (56 - 8 * i));
-    gr_sha256_update(s, pad, npad + 8);
+void gr_sha256_final(gr_sha256 *s, unsigned char out[32]) {
+    uint64_t bits = s->n * 8;
+    unsigned char pad = 0x80, zero = 0, len[8];
+    gr_sha256_update(s, &pad, 1);
+    while (s->fill != 56) gr_sha256_update(s, &zero, 1);
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(bits >> (56 - 8 * i));
+    gr_sha256_update(s, len, 8);
     for (int i = 0; i < 8; i++) {
-        digest[4 * i] = (unsigned char)(s->h[i] >> 24);
-        digest[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
-        digest[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
-        digest[4 * i + 3] = (unsigned char)s->h[i];
+        out[4 * i] = (unsigned char)(s->h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)s->h[i];
     }
 }
 
-void gr_sha256_hex(const void *data, size_t n, char hex[65]) {
-    static const char digits[] = "0123456789abcdef";
+void gr_sha256_hex(const void *p, size_t n, int nbytes, char *hex) {
     gr_sha256 s;
     unsigned char d[32];
     gr_sha256_init(&s);
-    gr_sha256_update(&s, data, n);
+    gr_sha256_update(&s, p, n);
     gr_sha256_final(&s, d);
-    for (int i = 0; i < 32; i++) {
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < nbytes && i < 32; i++) {
         hex[2 * i] = digits[d[i] >> 4];
         hex[2 * i + 1] = digits[d[i] & 15];
     }
-    hex[64] = 0;
+    hex[2 * (nbytes < 32 ? nbytes : 32)] = 0;
 }
