@@ -7,7 +7,8 @@
 #   make fuzz            libFuzzer targets (clang), a short run of each
 #   make bench           benchmarks (scripts/bench-*), printed as ratios
 #   make install PREFIX=/usr/local
-#   make NATIVE=0        no -march=native (portable build; the scalar paths)
+#   make NATIVE=0        no -march=native: one binary for any x86-64 (the kernels
+#                        still use AVX2/AVX-512 where the CPU has them: run-time dispatch)
 #
 # Files are discovered by name, so a new tool, library file or test needs no
 # edit here: cmd/gr-NAME.c -> bin/gr-NAME, lib/*.c and kernels/cpu/*.c ->
@@ -29,12 +30,20 @@ ARCHFLAGS := -march=native
 endif
 
 WARN     := -Wall -Wextra -Werror
-CPPFLAGS := -Ilib -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DGR_VERSION='"$(VERSION)"'
+CPPFLAGS := -Ilib -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DGR_VERSION='"$(VERSION)"' -DGR_CPU_VARIANTS
 BASE_CFLAGS := -std=c11 $(OPT) $(WARN) -g -pthread $(EXTRA_CFLAGS)
 CFLAGS   := $(BASE_CFLAGS) $(ARCHFLAGS)
 LDLIBS   := -ljq -lonig -lzstd -lcurl -lm -lpthread
 # the include path of one source: kernels/cpu/ files see their folder
 src_inc = $(if $(filter kernels/cpu/%,$(1)),-Ikernels/cpu)
+# Run-time ISA dispatch (kernels/cpu/README): each ISA variant file is compiled
+# with its own flags, on top of any -march (none in the portable build), and
+# kernels/cpu/isa.c picks the variants the CPU runs. So every build has every
+# variant (-DGR_CPU_VARIANTS says so to the sources), and the NATIVE=0 binary
+# runs on any x86-64 and uses AVX2 or AVX-512 where the CPU has them.
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+isa_flags = $(if $(filter %_avx2.c,$(1)),$(AVX2_FLAGS))$(if $(filter %_avx512.c,$(1)),$(AVX512_FLAGS))
 TEST_INC := -Ikernels/cpu -Itests/unit
 
 LIB_SRC  := $(sort $(wildcard lib/*.c kernels/cpu/*.c))
@@ -45,7 +54,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=build/%.o)
 BINS     := $(CMD_SRC:cmd/%.c=bin/%)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
-MANS     := $(sort $(wildcard man/*.1 man/*.5))
+MANS     := $(sort $(wildcard man/*.1 man/*.5 man/*.7))
 
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
@@ -65,7 +74,7 @@ build/libgr.a: $(LIB_OBJ)
 
 build/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) $(call isa_flags,$<) -MMD -MP -c $< -o $@
 
 bin/%: build/cmd/%.o build/libgr.a
 	@mkdir -p $(@D)
@@ -76,8 +85,9 @@ build/tests/%: tests/unit/%.c tests/unit/test.h build/libgr.a
 	$(CC) $(CPPFLAGS) $(TEST_INC) $(CFLAGS) -MMD -MP $< build/libgr.a -o $@ $(LDLIBS)
 
 # `make test` runs the unit tests three times: built for this CPU (-march=native),
-# for x86-64-v3 (AVX2/FMA, no AVX-512 or VNNI) and portable (no -march: the
-# scalar paths). A compiler bug or a kernel that shows on one target only (GCC 12
+# for x86-64-v3 (AVX2/FMA, no AVX-512 or VNNI) and portable (no -march); in each,
+# the kernel tests run every ISA variant this CPU has (GR_CPU_ISA levels) against
+# the scalar one. A compiler bug or a kernel that shows on one target only (GCC 12
 # turning a signed int8 dot loop into vpdpbusd under -march=native on VNNI
 # CPUs) fails on any machine, and the portable paths stay tested.
 MATRIX := v3 portable
@@ -86,7 +96,7 @@ ARCH_portable :=
 define matrix_rules
 build-$(1)/%.o: %.c
 	@mkdir -p $$(@D)
-	$$(CC) $$(CPPFLAGS) $$(call src_inc,$$<) $$(BASE_CFLAGS) $$(ARCH_$(1)) -MMD -MP -c $$< -o $$@
+	$$(CC) $$(CPPFLAGS) $$(call src_inc,$$<) $$(BASE_CFLAGS) $$(ARCH_$(1)) $$(call isa_flags,$$<) -MMD -MP -c $$< -o $$@
 build-$(1)/libgr.a: $$(LIB_SRC:%.c=build-$(1)/%.o)
 	@mkdir -p $$(@D)
 	$$(AR) rcs $$@ $$^
@@ -113,7 +123,7 @@ test-integration: all
 # --- sanitizers -------------------------------------------------------------
 build-asan/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) -O1 $(ASAN_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(call src_inc,$<) $(CFLAGS) $(call isa_flags,$<) -O1 $(ASAN_FLAGS) -MMD -MP -c $< -o $@
 
 build-asan/libgr.a: $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
@@ -131,7 +141,7 @@ asan: $(ASAN_UNITS)
 FUZZ_CC ?= clang
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h kernels/cpu/*.h)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(CPPFLAGS) -Ikernels/cpu -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) -o $@ $(LDLIBS)
+	$(FUZZ_CC) $(filter-out -DGR_CPU_VARIANTS,$(CPPFLAGS)) -Ikernels/cpu -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $< $(LIB_SRC) -o $@ $(LDLIBS)
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 	@for f in $^; do echo "fuzz: $$f"; mkdir -p build-fuzz/corpus/$$(basename $$f); \
@@ -143,11 +153,13 @@ bench: all
 	@for b in $(sort $(wildcard scripts/bench-*)); do echo "== $$b"; $$b || exit 1; done
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	for m in $(MANS); do case $$m in \
 		*.1) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; \
-		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; esac; done
+		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; \
+		*.7) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man7/ ;; esac; done
 	install -d $(DESTDIR)$(PREFIX)/share/guardreasoner-c
 	install -m 644 man/gr-verdict.schema.json scripts/check-schema.jq $(DESTDIR)$(PREFIX)/share/guardreasoner-c/
 

@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "classify_incr.h"
+#include <unistd.h>
+#include "backend.h"
 #include "gr_cli.h"
 #include "gr_lock.h"
 #include "guard_policy.h"
 #include "guard_run.h"
+#include "guard_run_cli.h"
 #include "guard_verdict.h"
 
 static const char usage_text[] =
@@ -42,8 +45,17 @@ static const char usage_text[] =
     "  --escalate LO:HI      tiered: the band of scores sent to reason mode (e.g. 0.1:0.9)\n"
     "  --instruction FILE    the guard instruction (policy) for interaction records;\n"
     "                        every verdict's `policy` is its sha256\n"
-    "  -o, --output FILE     write to FILE (atomically; .zst compresses)\n"
-    "  --resume              with -o: append, skipping ids already in FILE\n"
+    "  -o, --output FILE     write to FILE (atomically; .zst compresses); locked\n"
+    "                        (FILE.lock): a second run on it exits 4\n"
+    "  --resume              with -o: append, skipping records already in FILE\n"
+    "                        (each verdict flushed as soon as all before it are done)\n"
+    "  --token-ids           add token_ids (the generated ids)\n"
+    "  --replace-invalid     replace invalid UTF-8 in the input by U+FFFD (counted)\n"
+    "  --fail-on WHAT        exit 3 when a verdict is WHAT: harmful (request or\n"
+    "                        response), refusal, unverified (no answer read), any;\n"
+    "                        repeatable\n"    "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
+    "  --progress            progress on stderr even when it is not a terminal\n"
+    "  --log FILE            one JSON line per forward step (appended)\n"
     "  --state FILE          moderate only what each LOG gained since the last run with\n"
     "                        this state (appending to -o); rotation and truncation safe\n"
     "  --rotated-glob PAT    where rotated logs go (default LOG.1), for --state\n"
@@ -51,8 +63,12 @@ static const char usage_text[] =
     "                        read, with source and reason (appended; --state)\n"
     "  --wait                with --state: wait for a run holding the lock (default: exit 4)\n"
     "  --shard K/N           only the records whose id hashes to shard K of N\n"
-    "  -q, --quiet           no summary on stderr\n"
+    "  -q, --quiet           no progress, no summary on stderr\n"
     "  -h, --help            this help;   --version   the version\n"
+    "\n"
+    "Exit status: 0 ok, 1 failure, 2 usage, 3 --fail-on matched, 4 output locked,\n"
+    "130/143 stopped by "
+    "SIGINT/SIGTERM (what was complete kept with --resume).\n"
     "\n"
     "Example:\n"
     "  gr-classify -m GuardReasoner-1B/ logs.jsonl --map '{id:.ts, prompt:.q, response:.a}' \\\n"
@@ -62,6 +78,7 @@ static const char usage_text[] =
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
+       OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG,
        OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD,
        OPT_MODE, OPT_ESCALATE, OPT_INSTRUCTION };
 
@@ -115,6 +132,10 @@ int main(int argc, char **argv) {
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
         {"device", required_argument, 0, OPT_DEVICE}, {"exact", no_argument, 0, OPT_EXACT}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+        {"token-ids", no_argument, 0, OPT_TOKEN_IDS}, {"replace-invalid", no_argument, 0, OPT_REPLACE},
+        {"summary-json", required_argument, 0, OPT_SUMMARY_JSON}, {"progress", no_argument, 0, OPT_PROGRESS},
+        {"log", required_argument, 0, OPT_LOG},
+        {"fail-on", required_argument, 0, OPT_FAIL_ON},
         {"version", no_argument, 0, OPT_VERSION},
         {"state", required_argument, 0, OPT_STATE}, {"rotated-glob", required_argument, 0, OPT_ROTATED},
         {"rejects", required_argument, 0, OPT_REJECTS}, {"wait", no_argument, 0, OPT_WAIT},
@@ -127,9 +148,10 @@ int main(int argc, char **argv) {
     const char *out_path = NULL;
     gr_incr_opts io = {0};
     gr_shard shard = {0, 0};
-    int resume = 0, quiet = 0, escalate = 0, c;
+    int resume = 0, escalate = 0, c;
     gr_guard_mode guard_mode = GR_GUARD_REASON;
     gr_policy policy = {0};
+    gr_run_cli cli = {.sample_mode = 0, .progress = -1};
     gr_err err;
     while ((c = getopt_long(argc, argv, "m:t:o:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -184,9 +206,15 @@ int main(int argc, char **argv) {
         case OPT_SHARD:
             if (gr_shard_parse(optarg, &shard, &err)) gr_usage_error("--shard %s", err.msg);
             break;
-        case 'q': quiet = 1; break;
+        case 'q': cli.quiet = 1; break;
+        case OPT_TOKEN_IDS: o.token_ids = 1; break;
+        case OPT_REPLACE: ro.replace_invalid_utf8 = 1; break;
+        case OPT_SUMMARY_JSON: cli.summary_json = optarg; break;
+        case OPT_PROGRESS: cli.progress = 1; break;
+        case OPT_LOG: cli.log_path = optarg; break;
+        case OPT_FAIL_ON: o.fail_on |= gr_run_cli_fail_on(optarg); break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-classify %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-classify %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
@@ -197,6 +225,7 @@ int main(int argc, char **argv) {
         gr_usage_error("--logprobs needs --mode reason (verdict mode samples no tokens)");
     if (resume && (!out_path || strcmp(out_path, "-") == 0)) gr_usage_error("--resume needs -o FILE");
     o.reader = &ro;
+    if (cli.progress < 0) cli.progress = isatty(2);
     if (io.state_path) {
         if (!out_path || strcmp(out_path, "-") == 0) gr_usage_error("--state needs -o FILE (the verdicts are appended to it)");
         if (optind >= argc) gr_usage_error("--state needs the logs to read (FILE...; not stdin)");
@@ -214,7 +243,7 @@ int main(int argc, char **argv) {
             gr_usage_error("--rejects and -o name the same file");
         gr_catch_stop_signals();
         o.stop = &gr_stop_signal;
-        return run_state(&o, &io, argv + optind, argc - optind, quiet);
+        return run_state(&o, &io, argv + optind, argc - optind, cli.quiet);
     }
     if (io.rejects_path || io.rotated_glob || io.wait)
         gr_usage_error("--rejects, --rotated-glob and --wait go with --state");
@@ -223,29 +252,14 @@ int main(int argc, char **argv) {
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;
     gr_refuse_output_as_input(out_path, files, n_files);
+    gr_run_cli_start(&cli, &o, files, n_files);
     gr_catch_stop_signals();
     o.stop = &gr_stop_signal;
     gr_run_stats st = {0};
     int rc = gr_run_to_path(&o, files, n_files, out_path, resume, warn_cb, NULL, &st, &err);
-    if (st.cut_bytes && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, st.cut_bytes);
     gr_policy_free(&policy);
-    if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
-    if (rc == GR_RUN_STOPPED) {
-        int sig = gr_stop_signal;
-        if (resume)
-            gr_msg("stopped by %s: %ld written; --resume goes on", sig == SIGINT ? "SIGINT" : "SIGTERM", st.written);
-        else
-            gr_msg("stopped by %s: nothing written (%s untouched; with --resume a stopped run keeps what it wrote)",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", out_path && strcmp(out_path, "-") ? out_path : "stdout");
-        return gr_exit_for_signal(sig);
-    }
-    if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    if (!quiet)
-        gr_msg("%ld records: %ld written, %ld already done, %ld skipped as bad, %ld rejected as too long, %ld without an "
-               "answer, %ld cut at --max-tokens; %ld prompt + %ld generated tokens in %.1f s "
-               "(%.1f tokens/s)", st.records, st.written, st.skipped_done, st.skipped_bad,
-               st.rejected, st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
-               st.seconds > 0 ? (double)st.generated_tokens / st.seconds : 0.0);
+    int status = gr_run_cli_finish(&cli, &o, rc, &err, &st, out_path, resume);
+    if (status != GR_EXIT_OK && status != GR_EXIT_FLAGGED) return status;
     gr_close_stdout();
-    return 0;
+    return status;
 }

@@ -1,10 +1,13 @@
 /* gr-dpo: hard-sample DPO (HS-DPO) of an R-SFT model on weighted preference
  * pairs, with checkpoints that resume bit for bit. */
+#include "backend.h"
 #include "checkpoint.h"
 #include "dpo.h"
 #include "gr_cli.h"
 #include "gr_io.h"
 #include "train_run.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
@@ -54,6 +57,7 @@ static const char usage_text[] =
     "  --eval-every N           the loss and rewards over all training pairs every N\n"
     "                           steps and at the end (0: never)\n"
     "  --log FILE               one JSON line per step (appended; cut back on --resume)\n"
+    "  --replace-invalid        replace invalid UTF-8 in the pairs by U+FFFD\n"
     "  --recompute              keep only each layer's input and recompute the rest\n"
     "                           in the backward pass (less memory, more arithmetic)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
@@ -68,7 +72,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_PAIRS, O_OUT, O_BETA, O_FTX, O_NOW, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM,
     O_WD, O_SEED, O_MAXSTEPS, O_TEMPLATE, O_SYSTEM, O_CUTOFF, O_SAVE, O_SAVEDT, O_NOSAVE,
-    O_RESUME, O_EVALEVERY, O_LOG, O_THREADS, O_RECOMPUTE, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION
+    O_RESUME, O_EVALEVERY, O_LOG, O_THREADS, O_RECOMPUTE, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_REPLACE
 };
 
 static double now_s(void) {
@@ -81,6 +85,21 @@ static void log_line(gr_writer *w, const char *s) {
     gr_err err;
     if (w && gr_writer_put_line(w, s, strlen(s), &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (w && gr_writer_flush(w, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+}
+
+/* 0 when path can be appended to (an existing file) or created (then removed
+ * again); -1 with "PATH: why" otherwise. */
+static int check_writable(const char *path, gr_err *err) {
+    int fd = open(path, O_WRONLY | O_APPEND);
+    int created = 0;
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        created = fd >= 0;
+    }
+    if (fd < 0) return gr_errf(err, "%s: %s", path, strerror(errno));
+    close(fd);
+    if (created) unlink(path);
+    return 0;
 }
 
 static void ref_progress(int i, int n, void *arg) {
@@ -132,7 +151,7 @@ int main(int argc, char **argv) {
         {"template", 1, 0, O_TEMPLATE}, {"system", 1, 0, O_SYSTEM}, {"cutoff", 1, 0, O_CUTOFF},
         {"save-every", 1, 0, O_SAVE}, {"save-dtype", 1, 0, O_SAVEDT}, {"no-save", 0, 0, O_NOSAVE},
         {"resume", 0, 0, O_RESUME}, {"eval-every", 1, 0, O_EVALEVERY}, {"log", 1, 0, O_LOG},
-        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
+        {"replace-invalid", 0, 0, O_REPLACE}, {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     int c;
@@ -172,6 +191,7 @@ int main(int argc, char **argv) {
         case O_RESUME: resume = 1; break;
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
         case O_LOG: log_path = optarg; break;
+        case O_REPLACE: gr_reader_replace_invalid_all(1); break;
         case O_THREADS: threads = gr_parse_long("--threads", optarg, 0, 4096); break;
         case O_RECOMPUTE: o.recompute = 1; break;
         case O_DEVICE:
@@ -181,7 +201,7 @@ int main(int argc, char **argv) {
         case O_PROGRESS: progress = 1; break;
         case O_QUIET: quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case O_VERSION: printf("gr-dpo %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case O_VERSION: printf("gr-dpo %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
@@ -201,6 +221,8 @@ int main(int argc, char **argv) {
         gr_die(GR_EXIT_FAIL, "%s already holds checkpoints (newest %s): use --resume or another --out",
                out, ckpt);
     if (gr_mkdir_p(out, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    /* the reference pass can take long: a --log that cannot be written fails now */
+    if (log_path && check_writable(log_path, &err)) gr_die(GR_EXIT_FAIL, "--log %s", err.msg);
 
     gr_model *gm = gr_model_load(base, &err);
     if (!gm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
@@ -219,7 +241,7 @@ int main(int argc, char **argv) {
         else tmpl = GR_TEMPLATE_RAW;
     }
     gr_pdata pd;
-    gr_pdata_opts po = {gm->cfg.vocab_size, (int)cutoff, tok, tmpl, system};
+    gr_pdata_opts po = {gm->cfg.vocab_size, (int)cutoff, tok, tmpl, system, o.use_weights};
     if (gr_pdata_load(pairs, &po, &pd, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_backend *be = gr_backend_cpu((int)threads);
     gr_train_model *tm = gr_train_model_new(gm, be, &err);
@@ -333,7 +355,10 @@ int main(int argc, char **argv) {
     if (eval_every > 0) eval_log(&s, lw, quiet);
     if (!no_save && gr_hf_write(out, tm, base, f32, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (lw && gr_writer_commit(lw, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
+    if (!quiet) {
+        if (no_save) gr_msg("done: %lld steps, nothing saved (--no-save)", (long long)s.step);
+        else gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
+    }
     gr_dpo_free(&s);
     gr_train_model_free(tm);
     gr_pdata_free(&pd);

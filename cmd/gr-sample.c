@@ -3,9 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "backend.h"
 #include "gr_cli.h"
 #include "gr_lock.h"
 #include "guard_run.h"
+#include "guard_run_cli.h"
 
 static const char usage_text[] =
     "Usage: gr-sample [OPTIONS] [FILE...]\n"
@@ -32,18 +35,28 @@ static const char usage_text[] =
     "  --model-name NAME     the `model` field (default: the model's file name)\n"
     "  --map PROGRAM         jq program applied to every input record\n"
     "  --strict              fail on a bad record instead of skipping it\n"
-    "  -o, --output FILE     write to FILE (atomically; .zst compresses)\n"
+    "  -o, --output FILE     write to FILE (atomically; .zst compresses); locked\n"
+    "                        (FILE.lock): a second run on it exits 4\n"
     "  --resume              with -o: append, skipping (id, k) already in FILE\n"
+    "                        (each sample flushed as soon as all before it are done)\n"
     "  --shard K/N           only the records whose id hashes to shard K of N (gr-classify(1))\n"
-    "  -q, --quiet           no summary on stderr\n"
+    "  --token-ids           add token_ids (the generated ids)\n"
+    "  --replace-invalid     replace invalid UTF-8 in the input by U+FFFD (counted)\n"
+    "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
+    "  --progress            progress on stderr even when it is not a terminal\n"
+    "  --log FILE            one JSON line per forward step (appended)\n"
+    "  -q, --quiet           no progress, no summary on stderr\n"
     "  -h, --help            this help;   --version   the version\n"
+    "\n"
+    "Exit status: 0 ok, 1 failure, 2 usage, 4 output locked, 130/143 stopped by\n"
+    "SIGINT/SIGTERM (what was complete kept with --resume).\n"
     "\n"
     "Example:\n"
     "  gr-sample -m R-SFT-1B/ -k 4 train.jsonl -o samples.jsonl --resume\n";
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
-       OPT_SHARD };
+       OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG, OPT_SHARD };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -62,13 +75,17 @@ int main(int argc, char **argv) {
         {"map", required_argument, 0, OPT_MAP}, {"strict", no_argument, 0, OPT_STRICT},
         {"device", required_argument, 0, OPT_DEVICE}, {"exact", no_argument, 0, OPT_EXACT}, {"output", required_argument, 0, 'o'}, {"resume", no_argument, 0, OPT_RESUME},
         {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'},
+        {"token-ids", no_argument, 0, OPT_TOKEN_IDS}, {"replace-invalid", no_argument, 0, OPT_REPLACE},
+        {"summary-json", required_argument, 0, OPT_SUMMARY_JSON}, {"progress", no_argument, 0, OPT_PROGRESS},
+        {"log", required_argument, 0, OPT_LOG},
         {"version", no_argument, 0, OPT_VERSION}, {"shard", required_argument, 0, OPT_SHARD}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_SAMPLE, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.7f, 0.95f, 0}, .k = 4};
     gr_reader_opts ro = {0};
     const char *out_path = NULL;
     gr_shard shard = {0, 0};
-    int resume = 0, quiet = 0, c;
+    int resume = 0, c;
+    gr_run_cli cli = {.sample_mode = 1, .progress = -1};
     gr_err err;
     while ((c = getopt_long(argc, argv, "m:t:o:k:qh", longopts, NULL)) != -1) {
         switch (c) {
@@ -102,41 +119,32 @@ int main(int argc, char **argv) {
             if (gr_shard_parse(optarg, &shard, &err)) gr_usage_error("--shard %s", err.msg);
             o.shard = &shard;
             break;
-        case 'q': quiet = 1; break;
+        case 'q': cli.quiet = 1; break;
+        case OPT_TOKEN_IDS: o.token_ids = 1; break;
+        case OPT_REPLACE: ro.replace_invalid_utf8 = 1; break;
+        case OPT_SUMMARY_JSON: cli.summary_json = optarg; break;
+        case OPT_PROGRESS: cli.progress = 1; break;
+        case OPT_LOG: cli.log_path = optarg; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-sample %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-sample %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
     if (!o.model_path || !*o.model_path) gr_usage_error("no model: give -m PATH or set GR_MODEL");
     if (resume && (!out_path || strcmp(out_path, "-") == 0)) gr_usage_error("--resume needs -o FILE");
     o.reader = &ro;
+    if (cli.progress < 0) cli.progress = isatty(2);
     char *stdin_only[] = {"-"};
     char **files = optind < argc ? argv + optind : stdin_only;
     int n_files = optind < argc ? argc - optind : 1;
     gr_refuse_output_as_input(out_path, files, n_files);
+    gr_run_cli_start(&cli, &o, files, n_files);
     gr_catch_stop_signals();
     o.stop = &gr_stop_signal;
     gr_run_stats st = {0};
     int rc = gr_run_to_path(&o, files, n_files, out_path, resume, warn_cb, NULL, &st, &err);
-    if (st.cut_bytes && !quiet) gr_msg("%s: cut a torn last line (%zu bytes)", out_path, st.cut_bytes);
-    if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
-    if (rc == GR_RUN_STOPPED) {
-        int sig = gr_stop_signal;
-        if (resume)
-            gr_msg("stopped by %s: %ld written; --resume goes on", sig == SIGINT ? "SIGINT" : "SIGTERM", st.written);
-        else
-            gr_msg("stopped by %s: nothing written (%s untouched; with --resume a stopped run keeps what it wrote)",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", out_path && strcmp(out_path, "-") ? out_path : "stdout");
-        return gr_exit_for_signal(sig);
-    }
-    if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    if (!quiet)
-        gr_msg("%ld records: %ld samples written, %ld already done, %ld records skipped as bad, %ld rejected as too long, "
-               "%ld samples without an answer, %ld cut at --max-tokens; %ld prompt + %ld generated tokens in %.1f s "
-               "(%.1f tokens/s)", st.records, st.written, st.skipped_done, st.skipped_bad,
-               st.rejected, st.unparsed, st.truncated, st.prompt_tokens, st.generated_tokens, st.seconds,
-               st.seconds > 0 ? (double)st.generated_tokens / st.seconds : 0.0);
+    int status = gr_run_cli_finish(&cli, &o, rc, &err, &st, out_path, resume);
+    if (status != GR_EXIT_OK && status != GR_EXIT_FLAGGED) return status;
     gr_close_stdout();
-    return 0;
+    return status;
 }

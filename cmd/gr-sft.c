@@ -1,5 +1,6 @@
 /* gr-sft: reasoning supervised fine-tuning (R-SFT) of a LLaMA model on token
  * records, with checkpoints that resume bit for bit. */
+#include "backend.h"
 #include "checkpoint.h"
 #include "gr_cli.h"
 #include "gr_io.h"
@@ -65,6 +66,7 @@ static const char usage_text[] =
     "  --eval-only              no training: print the loss of --base on --eval-data\n"
     "                           as {\"eval_loss\":X,\"targets\":N} on stdout\n"
     "  --log FILE               one JSON line per step (appended; cut back on --resume)\n"
+    "  --replace-invalid        replace invalid UTF-8 in the records by U+FFFD\n"
     "  --recompute              keep only each layer's input and recompute the rest\n"
     "                           in the backward pass (less memory, ~1/3 more time)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
@@ -79,7 +81,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_DATA, O_OUT, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM, O_WD, O_LOSSAVG,
     O_CUTOFF, O_SEED, O_MAXSTEPS, O_SAVE, O_SAVEDT, O_RESUME, O_EVAL, O_EVALEVERY, O_LOG,
-    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY
+    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY, O_REPLACE
 };
 
 static double now_s(void) {
@@ -122,7 +124,7 @@ int main(int argc, char **argv) {
         {"save-every", 1, 0, O_SAVE}, {"no-save", 0, 0, O_NOSAVE},
         {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
         {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY},
-        {"eval-only", 0, 0, O_EVALONLY}, {"log", 1, 0, O_LOG},
+        {"eval-only", 0, 0, O_EVALONLY}, {"log", 1, 0, O_LOG}, {"replace-invalid", 0, 0, O_REPLACE},
         {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
@@ -160,6 +162,7 @@ int main(int argc, char **argv) {
         case O_EVAL: eval_path = optarg; break;
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
         case O_LOG: log_path = optarg; break;
+        case O_REPLACE: gr_reader_replace_invalid_all(1); break;
         case O_THREADS: threads = gr_parse_long("--threads", optarg, 0, 4096); break;
         case O_DEVICE:
             if (strcmp(optarg, "cpu") != 0)
@@ -168,7 +171,7 @@ int main(int argc, char **argv) {
         case O_PROGRESS: progress = 1; break;
         case O_QUIET: quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case O_VERSION: printf("gr-sft %s\n", GR_VERSION); gr_close_stdout(); return 0;
+        case O_VERSION: printf("gr-sft %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }

@@ -53,6 +53,7 @@ static const char usage_text[] =
     "      --est-completion N    completion tokens assumed per request for --tpm\n"
     "                            and --dry-run costs (default 600)\n"
     "      --strict              stop at the first unusable input record\n"
+    "      --replace-invalid     replace invalid UTF-8 in the input by U+FFFD\n"
     "      --progress            progress on stderr even when not a terminal\n"
     "  -q, --quiet               no progress, no per-record notes, no summary\n"
     "  -h, --help                this help;   --version   the version\n"
@@ -65,7 +66,7 @@ enum {
     OPT_REJECTS = 256, OPT_RESUME, OPT_ENDPOINT, OPT_MODEL, OPT_TEMP, OPT_MAXTOK, OPT_KEYFILE,
     OPT_SYSFILE, OPT_MAP, OPT_RPM, OPT_TPM, OPT_TIMEOUT, OPT_CTIMEOUT, OPT_ATTEMPTS, OPT_RETRIES,
     OPT_BBASE, OPT_BMAX, OPT_SEED, OPT_DRY, OPT_PIN, OPT_POUT, OPT_ESTC, OPT_STRICT, OPT_PROGRESS,
-    OPT_VERSION
+    OPT_VERSION, OPT_REPLACE
 };
 
 static const struct option long_opts[] = {
@@ -85,6 +86,7 @@ static const struct option long_opts[] = {
     {"price-in", required_argument, 0, OPT_PIN}, {"price-out", required_argument, 0, OPT_POUT},
     {"est-completion", required_argument, 0, OPT_ESTC}, {"strict", no_argument, 0, OPT_STRICT},
     {"progress", no_argument, 0, OPT_PROGRESS}, {"quiet", no_argument, 0, 'q'},
+    {"replace-invalid", no_argument, 0, OPT_REPLACE},
     {"help", no_argument, 0, 'h'},             {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0}};
 
@@ -228,6 +230,7 @@ int main(int argc, char **argv) {
         case OPT_POUT: pout = gr_parse_double("--price-out", optarg, 0, 1e6); have_price = 1; break;
         case OPT_ESTC: c.est_completion_tokens = gr_parse_long("--est-completion", optarg, 0, 10000000); break;
         case OPT_STRICT: c.strict = 1; break;
+        case OPT_REPLACE: gr_reader_replace_invalid_all(1); break;
         case OPT_PROGRESS: progress = 1; break;
         case 'q': u.quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return GR_EXIT_OK;

@@ -32,6 +32,12 @@ struct gr_backend {
      * activations, matching an f32 reference on the dequantized weights to ~1e-6
      * (the parity tests against transformers use it). */
     int exact;
+    /* The kinds of the rows of the next matmul, set by the caller (forward.c):
+     * decode_rows[t] != 0 for a decode row (its sequence's only new token in the
+     * forward call), 0 for a prefill row; NULL: all prefill rows. The CPU backend
+     * computes each kind with one kernel and one summation order, so a row's
+     * result does not depend on the rows batched with it (kernels/cpu/matmul.c). */
+    const unsigned char *decode_rows;
     void *impl;
     /* out (n, dim) = rows tokens[i] of emb */
     void (*embedding)(gr_backend *b, float *out, const gr_tensor *emb, const int *tokens, int n);
@@ -62,16 +68,20 @@ void gr_backend_free(gr_backend *b);
  * fn(ctx, i) for i in [0, n), spread over the backend's threads. */
 void gr_cpu_parallel(gr_backend *b, void (*fn)(void *ctx, int i), void *ctx, int n);
 
+/* One line naming the CPU model, its ISA level and features, and the kernel
+ * paths the CPU backend runs (kernels/cpu/isa.c; GR_CPU_ISA forces a lower level). */
+const char *gr_cpu_describe(void);
+
 /* A buffer of at least `bytes`, 64-byte aligned, kept by the CPU backend for
  * the ops that need the same temporary on every call: no fresh pages, so no
  * page faults, per step. Valid until the next call with the same slot or
  * gr_backend_free; contents are not kept. One slot per use: the inference
  * kernels' scratch, packed and permuted activations and Q8_0 |w| rows; the
  * training attention's packed keys and per-head gradients, the cross-entropy's
- * logits. */
+ * logits; the matmul's rows gathered by kind (GR_CPU_BUF_SPLIT). */
 enum {
     GR_CPU_BUF_SCRATCH, GR_CPU_BUF_XPACK, GR_CPU_BUF_XPERM, GR_CPU_BUF_Q8ABS,
-    GR_CPU_BUF_ATT_PACK, GR_CPU_BUF_ATT_GRAD, GR_CPU_BUF_XENT, GR_CPU_BUF_N
+    GR_CPU_BUF_ATT_PACK, GR_CPU_BUF_ATT_GRAD, GR_CPU_BUF_XENT, GR_CPU_BUF_SPLIT, GR_CPU_BUF_N
 };
 void *gr_cpu_buffer(gr_backend *b, int slot, size_t bytes);
 #endif

@@ -46,9 +46,11 @@ static const char *read_ids(jv rec, const char *key, int vocab, int **out, int *
     return bad;
 }
 
-/* The weight: field `weight` or `sample_weight`; missing 1, null NaN. */
+/* The weight: field `weight` or `sample_weight`; missing 1, null NaN. (The key
+ * is chosen by presence, not by value: a null sample_weight is a null weight.) */
 static const char *read_weight(jv rec, double *w) {
-    const char *key = gr_jv_has(rec, "sample_weight") ? "sample_weight" : "weight";
+    int has_sw = jv_object_has(jv_copy(rec), jv_string("sample_weight"));
+    const char *key = has_sw ? "sample_weight" : "weight";
     jv v = jv_object_get(jv_copy(rec), jv_string(key));
     const char *bad = NULL;
     if (!jv_is_valid(v)) *w = 1.0;
@@ -92,6 +94,8 @@ static const char *pair_raw(jv rec, const gr_pdata_opts *o, int **c, int *lc, in
     const char *ch = gr_jv_str(rec, "chosen"), *rj = gr_jv_str(rec, "rejected");
     if (!ins && !inp) return "no `instruction` or `input` string";
     if (!ch || !rj) return "a pair record needs string `chosen` and `rejected`";
+    /* the template would still give the end-of-turn token: check the text */
+    if (!*ch || !*rj) return "the chosen or the rejected response is empty";
     if (!o->tok) return "a raw pair record needs a tokenizer";
     gr_ids p = {0}, a = {0}, b = {0};
     gr_err e = {{0}};
@@ -134,6 +138,9 @@ int gr_pdata_load(const char *path, const gr_pdata_opts *o, gr_pdata *d, gr_err 
         else if (raw) bad = pair_raw(rec, o, &c, &lc, &r, &lr, &np, &trunc, why, sizeof why);
         else bad = pair_tokens(rec, o, &c, &lc, &r, &lr, &np, why, sizeof why);
         if (!bad) bad = read_weight(rec, &w);
+        if (!bad && isnan(w) && o->refuse_null_weight)
+            bad = "the weight is null (the reference miner's all-weights-equal case): re-mine "
+                  "with gr-mine or train with --no-weights";
         if (!bad && np < 1) bad = "the prompt is empty (a response needs a token before it)";
         if (!bad && (lc == np || lr == np)) bad = "the chosen or the rejected response is empty";
         if (!bad && (lc > o->cutoff || lr > o->cutoff))

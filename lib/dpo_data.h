@@ -35,6 +35,7 @@ typedef struct gr_pdata_opts {
     const gr_tokenizer *tok;  /* for raw records; NULL: raw records are an error */
     gr_template_kind tmpl;
     const char *system;       /* NULL: no system turn */
+    int refuse_null_weight;   /* 1: a null weight is an error naming FILE:LINE */
 } gr_pdata_opts;
 
 /* Reads every record of path ("-" = stdin; JSONL, JSON array, zstd). Errors name

@@ -92,7 +92,7 @@ void gr_ctx_free(gr_ctx *c) {
     if (!c) return;
     free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v);
     free(c->att); free(c->hb); free(c->hb2); free(c->last);
-    free(c->pos); free(c->tok); free(c->tkv);
+    free(c->pos); free(c->tok); free(c->tkv); free(c->dec);
     free(c);
 }
 
@@ -105,7 +105,8 @@ static void ctx_reserve(gr_ctx *c, int n) {
     GROW(c->x, D); GROW(c->xb, D > Q ? D : Q); GROW(c->q, Q); GROW(c->k, K); GROW(c->v, K);
     GROW(c->att, Q); GROW(c->hb, H); GROW(c->hb2, H);
 #undef GROW
-    free(c->pos); free(c->tok); free(c->tkv);
+    free(c->pos); free(c->tok); free(c->tkv); free(c->dec);
+    c->dec = gr_xmalloc(N);
     c->pos = gr_xmalloc(sizeof(int) * N);
     c->tok = gr_xmalloc(sizeof(int) * N);
     c->tkv = gr_xmalloc(sizeof(gr_kv *) * N);
@@ -191,12 +192,21 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
         int n = 0, n_out = 0;
         int out_rows[1024];   /* chunk <= 1024 */
         int64_t out_idx[1024];
+        unsigned char out_dec[1024];
         while (n < c->chunk && s < n_seq) {
             c->tok[n] = tokens[s][i];
             c->pos[n] = start[s] + i;
             c->tkv[n] = kv[s];
+            /* a row's kind (backend.h): the same for a sequence's token whatever
+             * else is in the call, so its results do not depend on the batch */
+            c->dec[n] = n_tokens[s] == 1;
             int last = i == n_tokens[s] - 1;
             if (all_logits || last) {
+                /* a sequence's next-token logits are one row of the lm_head
+                 * matmul: the decode kernel, whatever the row's kind (the GEMM
+                 * would pack the whole vocabulary for one token); every
+                 * position's logits (all_logits): each row by its kind */
+                out_dec[n_out] = all_logits ? c->dec[n] : 1;
                 out_rows[n_out] = n;
                 out_idx[n_out++] = all_logits ? done + n : s;
             }
@@ -206,6 +216,7 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
                 i = 0;
             }
         }
+        c->be->decode_rows = c->dec;
         forward_chunk(c, n, done);
         /* Caches now hold the chunk's positions: advance their lengths. */
         for (int t = 0; t < n; t++) {
@@ -228,11 +239,13 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
             while (r < n_out) {
                 int e = r + 1;
                 while (e < n_out && out_idx[e] == out_idx[e - 1] + 1) e++;
+                c->be->decode_rows = out_dec + r;
                 c->be->matmul(c->be, logits + (size_t)out_idx[r] * (size_t)cf->vocab_size,
                               o + (size_t)r * D, e - r, &c->model->lm_head);
                 r = e;
             }
         }
+        c->be->decode_rows = NULL;
         done += n;
     }
     free(start);

@@ -52,6 +52,7 @@ typedef struct gr_ctx {
     int last_cap;
     int *pos, *tok;
     gr_kv **tkv;
+    unsigned char *dec;      /* (cap) row kinds for backend.decode_rows */
     /* Optional, for training and inspection: when non-NULL, gr_forward stores the
      * residual stream here: (n_layers + 1, Σ n_tokens, dim), entry l < n_layers
      * the input of layer l, entry n_layers the final-normed output (the layout

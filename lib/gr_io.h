@@ -43,6 +43,11 @@ long gr_reader_line(const gr_reader *r);        /* line where the last record be
 long gr_reader_replaced(const gr_reader *r);    /* invalid UTF-8 sequences replaced */
 void gr_reader_close(gr_reader *r);
 
+/* --replace-invalid: every reader opened afterwards replaces invalid UTF-8 by
+ * U+FFFD, whatever its opts say. Tools whose records are read deep inside a
+ * library (training data, raw pairs, resume files) set it once in main(). */
+void gr_reader_replace_invalid_all(int on);
+
 /* Checks that a --map program compiles: 0, or -1 with jq's message in err.
  * Tools call it while parsing options, so a bad program is a usage error. */
 int gr_map_check(const char *program, gr_err *err);

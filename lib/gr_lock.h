@@ -29,7 +29,8 @@ typedef struct gr_lock {
 char *gr_lock_path_for(const char *path, int is_folder);
 
 /* Takes the exclusive lock on lock_path (created if missing). wait: block until
- * it is free (EINTR, a signal, ends the wait with -1); otherwise a held lock
+ * it is free (a signal caught without SA_RESTART ends the wait with -1; the
+ * tools' handlers restart it, and a second signal kills); otherwise a held lock
  * returns GR_LOCK_BUSY at once with "what: another run (pid N) holds LOCK".
  * `what` names the guarded thing in messages (the output path). 0 when held;
  * -1 on another error. The pid written into the file is for people only. */

@@ -114,11 +114,16 @@ int gr_map_check(const char *program, gr_err *err) {
     return ok ? 0 : -1;
 }
 
+/* --replace-invalid for every reader of the process (see gr_io.h). */
+static int replace_invalid_all;
+void gr_reader_replace_invalid_all(int on) { replace_invalid_all = on != 0; }
+
 gr_reader *gr_reader_open(const char *path, const gr_reader_opts *opts, gr_err *err) {
     gr_reader *r = gr_xcalloc(1, sizeof *r);
     int is_stdin = !path || strcmp(path, "-") == 0;
     r->name = gr_xstrdup(is_stdin ? "stdin" : path);
     if (opts) r->opts = *opts;
+    if (replace_invalid_all) r->opts.replace_invalid_utf8 = 1;
     r->map_err = jv_null();
     r->line = 1;
     r->at_start = 1;

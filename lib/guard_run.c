@@ -86,6 +86,18 @@ static int emit_ready(runner *R, gr_err *err) {
     return wrote ? gr_writer_flush(R->w, err) : 0;
 }
 
+unsigned gr_verdict_flags(const gr_verdict *v, int per_task[GR_NTASKS]) {
+    static const gr_label positive[GR_NTASKS] = {GR_LABEL_HARMFUL, GR_LABEL_REFUSAL, GR_LABEL_HARMFUL};
+    static const unsigned flag[GR_NTASKS] = {GR_FLAG_HARMFUL, GR_FLAG_REFUSAL, GR_FLAG_HARMFUL};
+    unsigned f = 0;
+    for (int k = 0; k < GR_NTASKS; k++) {
+        /* an unverified verdict flags no task: its labels are not read at all */
+        per_task[k] = v->parse_ok && v->ans.label[k] == positive[k];
+        if (per_task[k]) f |= flag[k];
+    }
+    return v->parse_ok ? f : GR_FLAG_UNVERIFIED;
+}
+
 /* pred and scores of an unverified verdict are null: never read as safe. */
 static jv unverified(jv out) {
     jv none = jv_object();
@@ -110,15 +122,10 @@ static int build_output(runner *R, item *it, const gr_gen_req *q, const char *to
         if (q->stop == GR_STOP_LENGTH) st->truncated++;
     }
     if (too_long) st->rejected++;
-    unsigned flags = 0;
-    if (!v.parse_ok) {
-        st->unparsed++;
-        flags |= GR_FLAG_UNVERIFIED;
-    } else {
-        if (v.ans.label[GR_TASK_REQUEST] == GR_LABEL_HARMFUL) st->flagged[0]++, flags |= GR_FLAG_HARMFUL;
-        if (v.ans.label[GR_TASK_COMPLETION] == GR_LABEL_REFUSAL) st->flagged[1]++, flags |= GR_FLAG_REFUSAL;
-        if (v.ans.label[GR_TASK_RESPONSE] == GR_LABEL_HARMFUL) st->flagged[2]++, flags |= GR_FLAG_HARMFUL;
-    }
+    int per_task[GR_NTASKS];
+    unsigned flags = gr_verdict_flags(&v, per_task);
+    if (flags & GR_FLAG_UNVERIFIED) st->unparsed++;
+    for (int k = 0; k < GR_NTASKS; k++) st->flagged[k] += per_task[k];
     if (flags & o->fail_on) st->matched++;
     jv rec = jv_copy(it->rec), out;
     if (o->mode == GR_RUN_CLASSIFY) {
@@ -426,6 +433,7 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
             if (!rc && stop_asked(&R)) rc = GR_RUN_STOPPED;
         }
         if (!rc && k < 0) rc = -1;
+        st->replaced += gr_reader_replaced(r);
         gr_reader_close(r);
     }
     if (!rc) rc = flush_window(&R, err);

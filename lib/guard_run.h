@@ -19,6 +19,7 @@
 #define GR_GUARD_RUN_H
 #include <signal.h>
 #include "gr_io.h"
+#include "guard.h"
 #include "record_shard.h"
 #include "sample.h"
 #include "template.h"
@@ -32,6 +33,11 @@ enum {
     GR_FLAG_UNVERIFIED = 4, /* no answer could be read (parse_ok false), or rejected */
     GR_FLAG_ANY = 7,
 };
+
+/* The GR_FLAG_* bits of a verdict, and per task whether it is the flagged
+ * label (request harmful, completion refusal, response harmful). A verdict
+ * without a parsed Request answer is GR_FLAG_UNVERIFIED and nothing else. */
+unsigned gr_verdict_flags(const gr_verdict *v, int per_task[GR_NTASKS]);
 
 /* gr_run / gr_run_to_path return this when *opts.stop was set: what was complete
  * is written, the rest is not. */
@@ -81,6 +87,7 @@ struct gr_run_stats {
     long prompt_tokens, generated_tokens;
     long steps, sampled_tokens;  /* forward steps so far, tokens sampled in them */
     long done_in_output;         /* records found in the output by --resume */
+    long replaced;               /* invalid UTF-8 sequences replaced (--replace-invalid) */
     double seconds;
     size_t cut_bytes;            /* torn last line cut from the output on resume */
 };

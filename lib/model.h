@@ -83,7 +83,11 @@ typedef struct gr_model {
 } gr_model;
 
 /* Loads a Hugging Face folder (config.json + safetensors) or a .gguf file. */
+/* Loads and checks: the configuration, every tensor's type and shape, and that
+ * every weight is finite (gr_model_check_finite). */
 gr_model *gr_model_load(const char *path, gr_err *err);
+/* 0 when every weight is a finite number; else -1 naming the tensor, row and column. */
+int gr_model_check_finite(const gr_model *m, gr_err *err);
 void gr_model_free(gr_model *m);
 int gr_model_is_eos(const gr_model *m, int token);
 

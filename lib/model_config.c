@@ -135,6 +135,37 @@ static int parse_eos(jv cfgj, gr_model_config *c, const char *name, gr_err *err)
     return 0;
 }
 
+/* The model must be a LLaMA: `architectures` (when given) names
+ * LlamaForCausalLM and `model_type` (when given) is "llama". Another model
+ * with the same field names (Qwen2's biases, Gemma's norms, GPT-2's layout)
+ * would otherwise load and compute wrong logits without a word. */
+static int check_architecture(jv j, const char *name, gr_err *err) {
+    jv a = field(j, "architectures");
+    int rc = 0;
+    if (jv_get_kind(a) == JV_KIND_ARRAY) {
+        int llama = 0, n = jv_array_length(jv_copy(a));
+        jv_array_foreach(a, i, e) {
+            if (jv_get_kind(e) == JV_KIND_STRING && !strcmp(jv_string_value(e), "LlamaForCausalLM")) llama = 1;
+            jv_free(e);
+        }
+        if (!llama && n > 0) {
+            jv e = jv_array_get(jv_copy(a), 0);
+            rc = gr_errf(err, "%s: architecture %s is not supported (LlamaForCausalLM is)", name,
+                         jv_get_kind(e) == JV_KIND_STRING ? jv_string_value(e) : "(not a string)");
+            jv_free(e);
+        }
+    } else if (jv_is_valid(a) && jv_get_kind(a) != JV_KIND_NULL) {
+        rc = gr_errf(err, "%s: architectures must be a list of names", name);
+    }
+    jv_free(a);
+    if (rc) return rc;
+    jv t = field(j, "model_type");
+    if (jv_get_kind(t) == JV_KIND_STRING && strcmp(jv_string_value(t), "llama") != 0)
+        rc = gr_errf(err, "%s: model_type '%s' is not supported (llama is)", name, jv_string_value(t));
+    jv_free(t);
+    return rc;
+}
+
 int gr_config_parse(const char *json, size_t len, const char *name, gr_model_config *c,
                     gr_err *err) {
     memset(c, 0, sizeof *c);
@@ -154,6 +185,7 @@ int gr_config_parse(const char *json, size_t len, const char *name, gr_model_con
         gr_errf(err, "%s: not a JSON object", name);
         goto out;
     }
+    if (check_architecture(j, name, err)) goto out;
     const int big = 1 << 30;
     if (get_int(j, "hidden_size", 1, 1, 1 << 20, &c->dim, name, err) ||
         get_int(j, "intermediate_size", 1, 1, 1 << 22, &c->hidden_dim, name, err) ||

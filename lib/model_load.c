@@ -330,6 +330,7 @@ gr_model *gr_model_load(const char *path, gr_err *err) {
             }
         }
     }
+    if (!rc) rc = gr_model_check_finite(m, err);
     if (rc) {
         gr_model_free(m);
         return NULL;

@@ -13,6 +13,7 @@
 #include "synth_limit.h"
 #include "synth_reply.h"
 #include "synth_resume.h"
+#include "synth_url.h"
 
 #define REPLY_MAX ((size_t)64 << 20) /* a bigger reply is not a completion */
 
@@ -44,7 +45,9 @@ typedef struct run {
     synth_stats *st;
     gr_err *err;
     int fatal;
-    char *url;
+    char *url;              /* what curl is given */
+    char *url_shown;        /* what messages show: no userinfo, no query values */
+    synth_secrets secrets;  /* the key, the URL's password and query values */
     struct curl_slist *hdrs;
     CURLM *multi;
     slot *slots;
@@ -66,17 +69,9 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Replaces every copy of the API key in msg by "***": a server may echo it. */
-static void redact(const run *r, char *msg) {
-    const char *key = r->cfg->api_key;
-    if (!key || strlen(key) < 4) return;
-    size_t k = strlen(key);
-    char *p;
-    while ((p = strstr(msg, key))) {
-        memcpy(p, "***", 3);
-        memmove(p + 3, p + k, strlen(p + k) + 1);
-    }
-}
+/* Replaces every copy of a secret (the API key, the URL's password and query
+ * values) in msg by "***": a server may echo them. */
+static void redact(const run *r, char *msg) { synth_secrets_redact_str(&r->secrets, msg); }
 
 static void note(run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(run *r, const char *fmt, ...) {
@@ -262,6 +257,7 @@ static void accept_answer(run *r, slot *s, synth_reply *rep, const synth_check *
 static void reject(run *r, slot *s, long status) {
     jv o = jv_object_set(jv_copy(s->rec), jv_string("id"), jv_copy(s->id));
     jv j = jv_object();
+    redact(r, s->reason);
     j = jv_object_set(j, jv_string("reason"), jv_string(s->reason));
     j = jv_object_set(j, jv_string("attempts"), jv_number(s->attempts));
     j = jv_object_set(j, jv_string("status"), status ? jv_number((double)status) : jv_null());
@@ -373,7 +369,7 @@ static void slot_finish(run *r, slot *s, CURLcode code) {
         else
             snprintf(s->reason, sizeof s->reason, "%s", curl_easy_strerror(code));
         if (!s->overflow && !transient_curl_error(code)) {
-            set_fatal(r, "%s: %s", r->url, s->reason);
+            set_fatal(r, "%s: %s", r->url_shown, s->reason);
             r->st->unstarted++;
             slot_release(s);
             return;
@@ -406,7 +402,7 @@ static void slot_finish(run *r, slot *s, CURLcode code) {
         return;
     }
     if (status < 200 || status >= 300) {
-        set_fatal(r, "%s: %s", r->url, s->reason);
+        set_fatal(r, "%s: %s", r->url_shown, s->reason);
         r->st->unstarted++;
         slot_release(s);
         return;
@@ -426,6 +422,13 @@ static void slot_finish(run *r, slot *s, CURLcode code) {
         r->st->completion_tokens += rep.completion_tokens, used += rep.completion_tokens;
     if (rep.prompt_tokens >= 0 && rep.completion_tokens >= 0)
         synth_bucket_adjust(&r->tpm, (double)used - s->est_tokens);
+    if (rep.content) { /* a server may echo the key or the URL's secrets: cut them
+                        * before the answer is checked, quoted, written or rejected */
+        gr_buf a = {rep.content, rep.content_len, rep.content_len + 1};
+        synth_secrets_redact(&r->secrets, &a);
+        rep.content_len = a.len;
+        rep.content[a.len] = 0;
+    }
     synth_check chk;
     if (synth_answer_check(rep.content, rep.content_len, &s->labels, &chk) == 0) {
         accept_answer(r, s, &rep, &chk);
@@ -474,16 +477,8 @@ static int setup_outputs(run *r) {
 }
 
 static void build_url(run *r) {
-    const char *ep = r->cfg->endpoint;
-    size_t n = strlen(ep);
-    while (n && ep[n - 1] == '/') n--;
-    gr_buf b = {0};
-    gr_buf_append(&b, ep, n);
-    const char *suffix = "/chat/completions";
-    if (!(n >= strlen(suffix) && memcmp(ep + n - strlen(suffix), suffix, strlen(suffix)) == 0))
-        gr_buf_printf(&b, "%s", suffix);
-    gr_buf_cstr(&b);
-    r->url = b.data;
+    r->url = synth_url_build(r->cfg->endpoint);
+    r->url_shown = synth_url_redacted(r->url);
 }
 
 static int dry_run(run *r) {
@@ -601,6 +596,8 @@ int synth_run(synth_config *cfg, synth_stats *st, gr_err *err) {
     r->t0 = now_s();
     r->lock_fd = -1;
     r->rng = cfg->seed ? cfg->seed : 0x9E3779B97F4A7C15ULL;
+    synth_secrets_add(&r->secrets, cfg->api_key);
+    synth_secrets_add_url(&r->secrets, cfg->endpoint);
     int rc = -1;
     if (setup_outputs(r) < 0) goto done;
     if (cfg->dry_run) {
@@ -655,6 +652,8 @@ done:
     synth_idset_free(&r->seen);
     gr_buf_free(&r->scratch);
     free(r->url);
+    free(r->url_shown);
+    synth_secrets_free(&r->secrets);
     if (r->lock_fd >= 0) close(r->lock_fd);
     st->seconds = now_s() - r->t0;
     return rc;

@@ -71,6 +71,7 @@ static float *rnd(size_t n, unsigned seed) {
 }
 
 int main(int argc, char **argv) {
+    printf("# %s\n", gr_cpu_describe()); /* first line: the CPU and the kernel paths */
     int threads = argc > 1 ? atoi(argv[1]) : 1, reps = argc > 2 ? atoi(argv[2]) : 5;
     double peak = argc > 3 ? atof(argv[3]) : peak_core();
     gr_backend *b = gr_backend_cpu(threads);

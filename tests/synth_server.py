@@ -14,6 +14,8 @@ Faults, by request:
       slow (sleep --slow seconds first)  badjson  wrong (wrong labels)
       empty (empty content)  nocontent  drop (close without a reply)
       partial (close mid-body)  trail (text after the answer block)
+      echokey (a wrong answer quoting the Authorization header and the path)
+      echo404 (a 404 whose message quotes the path and the Authorization header)
   * --fault-rate P: without a directive, attempt n of a body (n <= --max-faults)
     fails with probability P, the fault drawn from --faults; deterministic in
     (--fault-seed, body, n).
@@ -26,6 +28,7 @@ import re
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -123,7 +126,7 @@ class Handler(BaseHTTPRequestHandler):
                 ATTEMPTS.clear()
                 STATS.update({"requests": 0, "ok": 0, "faults": {}, "ok_by_body": {}, "connections": 0})
             return self.send_json(200, {})
-        if not self.path.endswith("/chat/completions"):
+        if not urlsplit(self.path).path.endswith("/chat/completions"):
             return self.send_json(404, {"error": {"message": "unknown path " + self.path}})
         if ARGS.key and self.headers.get("Authorization") != "Bearer " + ARGS.key:
             return self.send_json(401, {"error": {"message": "Incorrect API key provided: %s"
@@ -165,6 +168,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(429, {"error": {"message": "Rate limit reached", "type": "requests"}}, hdr)
         if fault in ("500", "502", "503", "400", "401", "404"):
             return self.send_json(int(fault), {"error": {"message": "injected %s" % fault}})
+        if fault == "echo404":  # an error that quotes the path and the key it was sent
+            return self.send_json(404, {"error": {"message": "no model at %s for %s" % (
+                self.path, self.headers.get("Authorization", ""))}})
         if fault == "drop":
             self.close_connection = True
             try:
@@ -197,6 +203,9 @@ class Handler(BaseHTTPRequestHandler):
             content = ""
         if fault == "trail":
             content += "\nI hope this helps!\n"
+        if fault == "echokey":  # a wrong answer that quotes the credentials it was sent
+            content = answer_text(user, labels, wrong=True) + "\n(sent %s to %s with %s)\n" % (
+                self.headers.get("Authorization", ""), self.path, self.headers.get("Authorization", "").split(" ")[-1])
         message = {"role": "assistant", "content": None if fault == "nocontent" else content}
         if fault == "ok":
             with LOCK:

@@ -1,7 +1,7 @@
 /* The attention op: every query token against its own cache (decode-style, one
  * task per (token, head)): scores, softmax with glibc's expf, weighted sum of
- * values. The row kernel is attention_avx2.c's where AVX2 is compiled in, the
- * portable one below otherwise (declared in attention.h). */
+ * values. The row kernel is attention_avx2.c's at level avx2 and above (isa.h),
+ * the portable one below otherwise (declared in attention.h). */
 #include "attention.h"
 #include "cpu_backend.h"
 #include "cpu_expf.h"
@@ -49,11 +49,13 @@ static void att_task(void *ctx, int task) {
     const float *qv = j->q + ((size_t)t * j->n_heads + h) * hd;
     float *o = j->out + ((size_t)t * j->n_heads + h) * hd;
     float *sc = j->scratch + (size_t)task * (size_t)j->max_len;
-#if GR_CPU_AVX2
-    gr_att_row_avx2(o, qv, j->ab->kv[t], j->layer, kvh, hd, j->ab->pos[t], sc);
-#else
-    gr_att_row_scalar(o, qv, j->ab->kv[t], j->layer, kvh, hd, j->ab->pos[t], sc);
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX2) {
+        gr_att_row_avx2(o, qv, j->ab->kv[t], j->layer, kvh, hd, j->ab->pos[t], sc);
+        return;
+    }
 #endif
+    gr_att_row_scalar(o, qv, j->ab->kv[t], j->layer, kvh, hd, j->ab->pos[t], sc);
 }
 
 void gr_cpu_attention(gr_backend *b, float *out, const float *q, const gr_attn_batch *ab,

@@ -4,11 +4,10 @@
 #ifndef GR_CPU_ATTENTION_H
 #define GR_CPU_ATTENTION_H
 #include "cpu_backend.h"
+#include "isa.h"
 struct gr_kv;
 void gr_att_row_scalar(float *o, const float *qv, const struct gr_kv *kv, int layer, int kvh, int hd,
                        int P, float *sc);
-#if GR_CPU_AVX2
 void gr_att_row_avx2(float *o, const float *qv, const struct gr_kv *kv, int layer, int kvh, int hd,
                      int P, float *sc);
-#endif
 #endif

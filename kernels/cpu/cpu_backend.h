@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Whether the AVX2/FMA/F16C kernels are compiled in (-march=native on a
- * Haswell-or-later CPU, -march=x86-64-v3); the portable build has none. */
+/* Whether this translation unit is compiled with AVX2/FMA/F16C: the *_avx2.c
+ * and *_avx512.c files always are (their own flags, see the Makefile), other
+ * files under -march=native or x86-64-v3. Which variant runs is chosen at run
+ * time (isa.h), never by this macro outside the variant files. */
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && defined(__x86_64__)
 #define GR_CPU_AVX2 1
 #else

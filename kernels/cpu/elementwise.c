@@ -5,9 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#if GR_CPU_AVX2
 int64_t gr_swiglu_avx2(float *out, const float *g, const float *u, int64_t n);
-#endif
 
 void gr_cpu_embedding(gr_backend *b, float *out, const gr_tensor *emb, const int *tokens, int n) {
     (void)b;
@@ -51,8 +49,8 @@ void gr_cpu_rope(gr_backend *b, float *x, const int *pos, int n, int n_heads, in
 void gr_cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n) {
     (void)b;
     int64_t i = 0;
-#if GR_CPU_AVX2
-    i = gr_swiglu_avx2(out, g, u, n);
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX2) i = gr_swiglu_avx2(out, g, u, n);
 #endif
     for (; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }

@@ -1,56 +1,49 @@
 /* The matmul op: y (n, w->rows) = x (n, w->cols) · wᵀ. Which kernel runs:
- *   Q8_0/Q4_0/Q4_1 weights (not exact mode): the integer path, matmul_q8.c;
- *   48+ tokens: the blocked GEMM (gemm.c) over 16-row blocks;
- *   1-2 tokens: the fused decode row kernel, one contiguous share of rows per thread;
- *   otherwise: the 4-row x 3-token kernel (matmul_rows.h). */
+ *   Q8_0/Q4_0/Q4_1 weights (not exact mode): the integer path, matmul_q8.c,
+ *     whose (row, token) results do not depend on the batch;
+ *   otherwise each row by its kind (gr_backend.decode_rows): a decode row in the
+ *     decode-row kernel (matmul_rows.h), a prefill row in the blocked GEMM
+ *     (gemm.c). Each kernel has one summation order per result whatever the
+ *     number of rows, their place in the batch and the thread count, so a
+ *     row's result depends on its own kind and values only: batch-invariant bit
+ *     for bit. A call with both kinds runs each kind on its rows gathered. */
 #include "cpu_backend.h"
 #include "gemm.h"
 #include "matmul_rows.h"
 #include "q8.h"
 #include <string.h>
 
-typedef struct mm_job {
+typedef struct dec_job {
     float *y;
     const float *x;
     int n;
     const gr_tensor *w;
-    int64_t rows_per_task; /* a multiple of 4 */
-    float *scratch;        /* (n_tasks, 4, cols) */
-} mm_job;
+    int64_t rows_per_task; /* a multiple of 8 */
+    float *scratch;        /* (n_tasks, 8, cols) */
+} dec_job;
 
-static void mm_task(void *ctx, int task) {
-    mm_job *j = ctx;
+static void dec_task(void *ctx, int task) {
+    dec_job *j = ctx;
     int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task;
     if (r1 > j->w->rows) r1 = j->w->rows;
-    int64_t cols = j->w->cols, rows = j->w->rows;
-    float *buf = j->scratch + (size_t)task * 4 * (size_t)cols;
-    int64_t r = r0;
-#if GR_CPU_AVX2
-    if (j->n <= 2 && cols % 32 == 0) {
-        for (; r < r1; r++) gr_fused_row_avx2(j->w, r, j->x, j->n, j->y, rows);
-        return;
-    }
-    for (; r + 4 <= r1; r += 4) {
-        const float *w4[4];
-        for (int q = 0; q < 4; q++) w4[q] = gr_row_f32(j->w, r + q, buf + (size_t)q * (size_t)cols);
-        int t = 0;
-        float tmp[12];
-        for (; t + 3 <= j->n; t += 3) {
-            gr_mm_4x3_avx2(w4, j->x + (size_t)t * cols, j->x + (size_t)(t + 1) * cols,
-                           j->x + (size_t)(t + 2) * cols, cols, tmp, tmp + 4, tmp + 8);
-            for (int u = 0; u < 3; u++) memcpy(j->y + (size_t)(t + u) * rows + r, tmp + 4 * u, 16);
-        }
-        for (; t < j->n; t++) gr_mm_4x1_avx2(w4, j->x + (size_t)t * cols, cols, j->y + (size_t)t * rows + r);
-    }
-#endif
-    for (; r < r1; r++) {
-        const float *wr = gr_row_f32(j->w, r, buf);
-        for (int t = 0; t < j->n; t++) j->y[(size_t)t * rows + r] = gr_dot_f32(j->x + (size_t)t * cols, wr, cols);
-    }
+    gr_dec_rows(j->w, r0, r1, j->x, j->n, j->y, j->w->rows, j->scratch + (size_t)task * 8 * (size_t)j->w->cols);
 }
 
-/* Prefill (48+ tokens): the blocked GEMM of gemm.c. A task
- * takes a contiguous run of 16-row blocks and owns one scratch slot. */
+static void dec_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    /* 1-2 tokens: one contiguous share of the rows per thread; more: enough tasks
+     * to balance, few enough to keep each weight row's reuse over the tokens */
+    int64_t per = 16;
+    while (w->rows / per > 1024) per *= 2;
+    if (n <= 2) per = gr_cpu_decode_rows_per_task(b, w->rows);
+    per = (per + 7) / 8 * 8;
+    int tasks = (int)((w->rows + per - 1) / per);
+    float *scratch = gr_cpu_scratch(b, (size_t)tasks * 8 * (size_t)w->cols);
+    dec_job j = {y, x, n, w, per, scratch};
+    gr_cpu_run_tasks(b, dec_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
+}
+
+/* Prefill: the blocked GEMM of gemm.c. A task takes a contiguous run of 16-row
+ * blocks and owns one scratch slot. */
 typedef struct gemm_job {
     float *y;
     const float *x;
@@ -81,43 +74,34 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
     gr_cpu_run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 
-#if GR_CPU_AVX2
-/* x with the middle two quarters of every 16 values swapped: the order in which
- * the AVX2 decode kernel widens BF16 weights. */
-static const float *bf16_perm(gr_backend *b, const float *x, int n, int64_t cols) {
-    size_t need = (size_t)n * (size_t)cols;
-    float *xp = gr_cpu_buffer(b, GR_CPU_BUF_XPERM, need * sizeof(float));
-    for (size_t i = 0; i < need; i += 16) {
-        memcpy(xp + i, x + i, 16);
-        memcpy(xp + i + 4, x + i + 8, 16);
-        memcpy(xp + i + 8, x + i + 4, 16);
-        memcpy(xp + i + 12, x + i + 12, 16);
-    }
-    return xp;
-}
-#endif
-
 void gr_cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     if (!b->exact && gr_q8_supported(w->type, w->cols)) {
         gr_cpu_matmul_q8(b, y, x, n, w);
         return;
     }
-    /* packing 16 rows costs about as much as 16 tokens of work: below ~48 tokens
-     * (batched decode) the unpacked 4x3 kernel below is faster */
-    if (n >= 48) {
+    const unsigned char *dec = b->decode_rows;
+    int nd = 0;
+    for (int t = 0; dec && t < n; t++) nd += dec[t] != 0;
+    if (nd == 0) {
         gemm_matmul(b, y, x, n, w);
         return;
     }
-    /* Enough tasks to balance, few enough to keep each weight row's reuse over the n tokens. */
-    int64_t per = 16;
-    while (w->rows / per > 1024) per *= 2;
-    if (n <= 2) per = gr_cpu_decode_rows_per_task(b, w->rows);
-    int tasks = (int)((w->rows + per - 1) / per);
-    size_t need = (size_t)tasks * 4 * (size_t)w->cols;
-    float *scratch = gr_cpu_scratch(b, need);
-#if GR_CPU_AVX2
-    if (n <= 2 && w->type == GR_BF16 && w->cols % 32 == 0) x = bf16_perm(b, x, n, w->cols);
-#endif
-    mm_job j = {y, x, n, w, per, scratch};
-    gr_cpu_run_tasks(b, mm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
+    if (nd == n) {
+        dec_matmul(b, y, x, n, w);
+        return;
+    }
+    /* both kinds: gather each kind's rows, run it, scatter its results */
+    size_t cols = (size_t)w->cols, rows = (size_t)w->rows;
+    float *gx = gr_cpu_buffer(b, GR_CPU_BUF_SPLIT, sizeof(float) * (size_t)n * (cols + rows));
+    float *gy = gx + (size_t)n * cols;
+    for (int kind = 1; kind >= 0; kind--) {
+        int m = 0;
+        for (int t = 0; t < n; t++)
+            if ((dec[t] != 0) == kind) memcpy(gx + (size_t)m++ * cols, x + (size_t)t * cols, sizeof(float) * cols);
+        if (kind) dec_matmul(b, gy, gx, m, w);
+        else gemm_matmul(b, gy, gx, m, w);
+        m = 0;
+        for (int t = 0; t < n; t++)
+            if ((dec[t] != 0) == kind) memcpy(y + (size_t)t * rows, gy + (size_t)m++ * rows, sizeof(float) * rows);
+    }
 }

@@ -1,7 +1,8 @@
-/* The portable row kernels (see matmul_rows.h): what NATIVE=0 builds run, and
- * the reference the SIMD versions are tested against. */
+/* The portable row kernels (see matmul_rows.h): what a CPU without AVX2 runs
+ * (or GR_CPU_ISA=scalar), and the reference the SIMD versions are tested against. */
 #include "matmul_rows.h"
 #include "quant.h"
+#include <math.h>
 
 float gr_dot_f32_scalar(const float *a, const float *b, int64_t n) {
     int64_t i = 0;
@@ -29,5 +30,24 @@ const float *gr_row_f32_scalar(const gr_tensor *w, int64_t r, float *buf) {
     default:
         gr_dequantize(w->type, p, buf, n);
         return buf;
+    }
+}
+
+/* the decode order (matmul_rows.h), written out */
+float gr_dec_dot_scalar(const float *w, const float *x, int64_t cols) {
+    float a[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= cols; k += 8)
+        for (int j = 0; j < 8; j++) a[j] = fmaf(x[k + j], w[k + j], a[j]);
+    float s = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    for (; k < cols; k++) s += x[k] * w[k];
+    return s;
+}
+
+void gr_dec_rows_scalar(const gr_tensor *w, int64_t r0, int64_t r1, const float *x, int n, float *y,
+                        int64_t ldy, float *buf) {
+    for (int64_t r = r0; r < r1; r++) {
+        const float *wr = gr_row_f32_scalar(w, r, buf);
+        for (int t = 0; t < n; t++) y[(size_t)t * ldy + r] = gr_dec_dot_scalar(wr, x + (size_t)t * w->cols, w->cols);
     }
 }

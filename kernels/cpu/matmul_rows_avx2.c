@@ -1,4 +1,5 @@
-/* The AVX2/FMA/F16C row kernels (see matmul_rows.h). */
+/* The AVX2/FMA/F16C row kernels (see matmul_rows.h): 4 weight rows x up to 3
+ * tokens, one ymm accumulator per (row, token): the decode order. */
 #include "matmul_rows.h"
 #if GR_CPU_AVX2
 #include "q8.h"
@@ -93,7 +94,7 @@ static inline float hsum8(__m256 v) {
 
 /* 4 weight rows × 3 tokens: 12 accumulators, each x and w load feeds 3-4 FMAs.
  * out[t*ldy + r] for t < 3, r < 4. cols8 = cols rounded down to 8. */
-void gr_mm_4x3_avx2(const float *const *w, const float *x0, const float *x1, const float *x2,
+static void gr_mm_4x3_avx2(const float *const *w, const float *x0, const float *x1, const float *x2,
                    int64_t cols, float *y0, float *y1, float *y2) {
     __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00,
            a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00;
@@ -123,7 +124,7 @@ void gr_mm_4x3_avx2(const float *const *w, const float *x0, const float *x1, con
 }
 
 /* 4 weight rows × 1 token */
-void gr_mm_4x1_avx2(const float *const *w, const float *x, int64_t cols, float *y) {
+static void gr_mm_4x1_avx2(const float *const *w, const float *x, int64_t cols, float *y) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t k = 0;
     for (; k + 8 <= cols; k += 8) {
@@ -138,85 +139,88 @@ void gr_mm_4x1_avx2(const float *const *w, const float *x, int64_t cols, float *
         for (int j = 0; j < 4; j++) r[j] += x[k] * w[j][k];
     memcpy(y, r, 16);
 }
-/* Decode (1-2 tokens): each 32 weights are converted in registers and used at
- * once, never stored: the weight stream is the only memory traffic. */
-static inline void load32(const gr_tensor *w, const uint8_t *row, int64_t k, __m256 v[4]) {
-    switch (w->type) {
-    /* written out: as loops, GCC (-O2) kept v in memory for F32 and F16 and
-     * read each converted vector back from a store */
-    case GR_F32: {
-        const float *f = (const float *)row + k;
-        v[0] = _mm256_loadu_ps(f);
-        v[1] = _mm256_loadu_ps(f + 8);
-        v[2] = _mm256_loadu_ps(f + 16);
-        v[3] = _mm256_loadu_ps(f + 24);
-        break;
-    }
-    case GR_F16: {
-        const __m128i *h = (const __m128i *)(row + 2 * k);
-        v[0] = _mm256_cvtph_ps(_mm_loadu_si128(h));
-        v[1] = _mm256_cvtph_ps(_mm_loadu_si128(h + 1));
-        v[2] = _mm256_cvtph_ps(_mm_loadu_si128(h + 2));
-        v[3] = _mm256_cvtph_ps(_mm_loadu_si128(h + 3));
-        break;
-    }
-    case GR_BF16: {
-        /* Interleaving with zeros widens 16 values in two instructions, in the
-         * order [0-3 8-11] [4-7 12-15]: x comes permuted the same way (bf16_perm). */
-        const __m256i z = _mm256_setzero_si256();
-        for (int i = 0; i < 2; i++) {
-            __m256i h = _mm256_loadu_si256((const __m256i *)(row + 2 * (k + 16 * i)));
-            v[2 * i] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(z, h));
-            v[2 * i + 1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, h));
-        }
-        break;
-    }
-    case GR_Q8_0: {
-        const uint8_t *p = row + (k / 32) * 34;
-        __m256 d = _mm256_set1_ps(h2f(p));
-        for (int i = 0; i < 4; i++)
-            v[i] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
-                                        _mm_loadl_epi64((const __m128i *)(p + 2 + 8 * i)))));
-        break;
-    }
-    default: { /* Q4_0, Q4_1 */
-        int q41 = w->type == GR_Q4_1;
-        const uint8_t *p = row + (k / 32) * (q41 ? 20 : 18);
-        __m256 d = _mm256_set1_ps(h2f(p));
-        __m256 mn = q41 ? _mm256_set1_ps(h2f(p + 2)) : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
-        const __m128i m4 = _mm_set1_epi8(0x0F);
-        __m128i q = _mm_loadu_si128((const __m128i *)(p + (q41 ? 4 : 2)));
-        __m128i lo = _mm_and_si128(q, m4), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m4);
-        v[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), mn);
-        v[1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), mn);
-        v[2] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), mn);
-        v[3] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), mn);
-    }
+/* 8 weights of a row from k on, as floats, in k order */
+static inline __m256 load8(int type, const uint8_t *row, int64_t k) {
+    switch (type) {
+    case GR_F32: return _mm256_loadu_ps((const float *)row + k);
+    case GR_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * k)));
+    default: /* BF16 */
+        return _mm256_castsi256_ps(_mm256_slli_epi32(
+            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 2 * k))), 16));
     }
 }
 
-void gr_fused_row_avx2(const gr_tensor *w, int64_t r, const float *x, int nt, float *y, int64_t ldy) {
-    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+static inline float elem(int type, const uint8_t *row, int64_t k) {
+    if (type == GR_F32) return ((const float *)row)[k];
+    uint16_t h = (uint16_t)(row[2 * k] | row[2 * k + 1] << 8);
+    return type == GR_F16 ? gr_f16_to_f32(h) : gr_bf16_to_f32(h);
+}
+
+/* Decode at one token: 4 rows (F32/F16/BF16) converted in registers and used at
+ * once, never stored, so the weight stream is the only memory traffic; the
+ * decode order, as gr_mm_4x1_avx2 on converted rows. pf: the next tile's first
+ * byte, fetched ahead as this tile is consumed (4 rows are 4 interleaved
+ * streams, which the hardware prefetcher follows badly). */
+static inline __attribute__((always_inline)) void dec_4x1(const int type, const uint8_t *const *row,
+                                                          const float *x, int64_t cols, float *y,
+                                                          const char *pf) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const int64_t es = type == GR_F32 ? 4 : 2;
+    int64_t k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        if ((k & 31) == 0)
+            for (int i = 0; i < 2 * es; i++) _mm_prefetch(pf + 4 * es * k + 64 * i, _MM_HINT_T0);
+        __m256 v = _mm256_loadu_ps(x + k);
+        a0 = _mm256_fmadd_ps(v, load8(type, row[0], k), a0);
+        a1 = _mm256_fmadd_ps(v, load8(type, row[1], k), a1);
+        a2 = _mm256_fmadd_ps(v, load8(type, row[2], k), a2);
+        a3 = _mm256_fmadd_ps(v, load8(type, row[3], k), a3);
+    }
+    float r[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
+    for (; k < cols; k++)
+        for (int j = 0; j < 4; j++) r[j] += x[k] * elem(type, row[j], k);
+    memcpy(y, r, 16);
+}
+static void dec_4x1_f32(const uint8_t *const *row, const float *x, int64_t cols, float *y, const char *pf) {
+    dec_4x1(GR_F32, row, x, cols, y, pf);
+}
+static void dec_4x1_f16(const uint8_t *const *row, const float *x, int64_t cols, float *y, const char *pf) {
+    dec_4x1(GR_F16, row, x, cols, y, pf);
+}
+static void dec_4x1_bf16(const uint8_t *const *row, const float *x, int64_t cols, float *y, const char *pf) {
+    dec_4x1(GR_BF16, row, x, cols, y, pf);
+}
+
+void gr_dec_rows_avx2(const gr_tensor *w, int64_t r0, int64_t r1, const float *x, int n, float *y,
+                      int64_t ldy, float *buf) {
     int64_t cols = w->cols;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-    const float *x1 = x + (nt > 1 ? cols : 0);
-    for (int64_t k = 0; k < cols; k += 32) {
-        __m256 v[4];
-        _mm_prefetch((const char *)row + GR_PREFETCH_BYTES + (k * w->row_bytes) / cols, _MM_HINT_T0);
-        load32(w, row, k, v);
-        a0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + k + 8), a1);
-        a0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + k + 16), a0);
-        a1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + k + 24), a1);
-        if (nt > 1) {
-            b0 = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x1 + k), b0);
-            b1 = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x1 + k + 8), b1);
-            b0 = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x1 + k + 16), b0);
-            b1 = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x1 + k + 24), b1);
+    int fused = n == 1 && (w->type == GR_F32 || w->type == GR_F16 || w->type == GR_BF16);
+    const uint8_t *base = w->data;
+    for (int64_t r = r0; r < r1; r += 4) {
+        int nr = r1 - r < 4 ? (int)(r1 - r) : 4; /* past the end: row r again, not stored */
+        float o[12];
+        if (fused) {
+            const uint8_t *rows[4];
+            for (int q = 0; q < 4; q++) rows[q] = base + (size_t)(r + (q < nr ? q : 0)) * w->row_bytes;
+            const char *pf = (const char *)base + (size_t)(r + 4) * w->row_bytes;
+            (w->type == GR_F32 ? dec_4x1_f32 : w->type == GR_F16 ? dec_4x1_f16 : dec_4x1_bf16)(rows, x, cols, o, pf);
+            for (int q = 0; q < nr; q++) y[r + q] = o[q];
+            continue;
+        }
+        const float *w4[4];
+        for (int q = 0; q < 4; q++) w4[q] = q < nr ? gr_row_f32_avx2(w, r + q, buf + (size_t)q * (size_t)cols) : w4[0];
+        int t = 0;
+        for (; t + 3 <= n; t += 3) {
+            const float *xt = x + (size_t)t * (size_t)cols;
+            gr_mm_4x3_avx2(w4, xt, xt + cols, xt + 2 * cols, cols, o, o + 4, o + 8);
+            for (int u = 0; u < 3; u++)
+                for (int q = 0; q < nr; q++) y[(size_t)(t + u) * ldy + r + q] = o[4 * u + q];
+        }
+        for (; t < n; t++) {
+            gr_mm_4x1_avx2(w4, x + (size_t)t * (size_t)cols, cols, o);
+            for (int q = 0; q < nr; q++) y[(size_t)t * ldy + r + q] = o[q];
         }
     }
-    y[r] = hsum8(_mm256_add_ps(a0, a1));
-    if (nt > 1) y[ldy + r] = hsum8(_mm256_add_ps(b0, b1));
 }
 #else
 typedef int gr_matmul_rows_avx2_empty; /* ISO C: no empty file */

@@ -3,6 +3,7 @@
  * alike), and the choice of the compiled-in one (microkernel_avx2.c). */
 #include "cpu_backend.h"
 #include "cpu_microkernel.h"
+#include "isa.h"
 #include <math.h>
 #include <stddef.h>
 
@@ -30,18 +31,22 @@ void gr_micro_6x16_strided_scalar(int kc, const float *a, long a_is, long a_ks, 
 }
 
 void gr_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load) {
-#if GR_CPU_AVX2
-    gr_micro_6x16_avx2(kc, a, b, C, ldc, load);
-#else
-    gr_micro_6x16_scalar(kc, a, b, C, ldc, load);
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX2) {
+        gr_micro_6x16_avx2(kc, a, b, C, ldc, load);
+        return;
+    }
 #endif
+    gr_micro_6x16_scalar(kc, a, b, C, ldc, load);
 }
 
 void gr_micro_6x16_strided(int kc, const float *a, long a_is, long a_ks, const float *b, long b_ks,
                            float *C, int ldc, int load) {
-#if GR_CPU_AVX2
-    gr_micro_6x16_strided_avx2(kc, a, a_is, a_ks, b, b_ks, C, ldc, load);
-#else
-    gr_micro_6x16_strided_scalar(kc, a, a_is, a_ks, b, b_ks, C, ldc, load);
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX2) {
+        gr_micro_6x16_strided_avx2(kc, a, a_is, a_ks, b, b_ks, C, ldc, load);
+        return;
+    }
 #endif
+    gr_micro_6x16_strided_scalar(kc, a, a_is, a_ks, b, b_ks, C, ldc, load);
 }

@@ -6,6 +6,7 @@
  * (Q4_0) and dw*dx*Σ nib q_x + m*dx*s (Q4_1), with the integer sums exact. */
 #include "q8.h"
 #include "cpu_backend.h"
+#include "isa.h"
 #include "model.h"
 #include "quant.h"
 #include <math.h>
@@ -120,37 +121,35 @@ void gr_q8_dot8_scalar(int type, const uint8_t *w, const uint8_t *aw, const int8
     }
 }
 
-/* The compiled-in kernels (AVX2 ones in q8_avx2.c) */
+/* The variants gr_cpu_isa selects (q8_avx2.c; q8_avx512.c where the CPU has AVX512-VNNI) */
 void gr_q8_quantize(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s) {
-#if GR_CPU_AVX2
-    gr_q8_quantize_avx2(x, cols, q, d, s);
-#else
-    gr_q8_quantize_scalar(x, cols, q, d, s);
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX2) { gr_q8_quantize_avx2(x, cols, q, d, s); return; }
 #endif
+    gr_q8_quantize_scalar(x, cols, q, d, s);
 }
 
 float gr_q8_dot(int type, const uint8_t *w, const int8_t *q, const float *d, const int32_t *s,
                 int64_t cols) {
-#if GR_CPU_AVX2
-    return gr_q8_dot_avx2(type, w, q, d, s, cols);
-#else
-    return gr_q8_dot_scalar(type, w, q, d, s, cols);
+#if GR_CPU_X86
+    if (gr_cpu_vnni()) return gr_q8_dot_avx512(type, w, q, d, s, cols);
+    if (gr_cpu_isa >= GR_ISA_AVX2) return gr_q8_dot_avx2(type, w, q, d, s, cols);
 #endif
+    return gr_q8_dot_scalar(type, w, q, d, s, cols);
 }
 
 void gr_q8_dot8(int type, const uint8_t *w, const uint8_t *aw, const int8_t *pq, const float *pd,
                 const int32_t *ps, int64_t cols, float out[8]) {
-#if GR_CPU_AVX2
-    gr_q8_dot8_avx2(type, w, aw, pq, pd, ps, cols, out);
-#else
-    gr_q8_dot8_scalar(type, w, aw, pq, pd, ps, cols, out);
+#if GR_CPU_X86
+    if (gr_cpu_vnni()) { gr_q8_dot8_avx512(type, w, aw, pq, pd, ps, cols, out); return; }
+    if (gr_cpu_isa >= GR_ISA_AVX2) { gr_q8_dot8_avx2(type, w, aw, pq, pd, ps, cols, out); return; }
 #endif
+    gr_q8_dot8_scalar(type, w, aw, pq, pd, ps, cols, out);
 }
 
 void gr_q8_abs(const uint8_t *w, int64_t cols, uint8_t *aw) {
-#if GR_CPU_AVX2
-    gr_q8_abs_avx2(w, cols, aw);
-#else
-    gr_q8_abs_scalar(w, cols, aw);
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX2) { gr_q8_abs_avx2(w, cols, aw); return; }
 #endif
+    gr_q8_abs_scalar(w, cols, aw);
 }

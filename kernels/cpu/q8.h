@@ -41,7 +41,8 @@ void gr_q8_dot8(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *
                 const int32_t *ps, int64_t cols, float out[8]);
 
 /* Each ISA's versions of the above (q8.c: portable, what NATIVE=0 builds run,
- * and the reference the others are checked against; q8_avx2.c: AVX2). */
+ * and the reference the others are checked against; q8_avx2.c: AVX2;
+ * q8_avx512.c: AVX512-VNNI). */
 void gr_q8_quantize_scalar(const float *x, int64_t cols, int8_t *q, float *d, int32_t *s);
 float gr_q8_dot_scalar(int type, const uint8_t *wrow, const int8_t *q, const float *d,
                        const int32_t *s, int64_t cols);
@@ -54,4 +55,9 @@ float gr_q8_dot_avx2(int type, const uint8_t *wrow, const int8_t *q, const float
 void gr_q8_dot8_avx2(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *pq,
                      const float *pd, const int32_t *ps, int64_t cols, float out[8]);
 void gr_q8_abs_avx2(const uint8_t *wrow, int64_t cols, uint8_t *aw);
+/* q8_avx512.c (AVX512-VNNI): bit-identical to the AVX2 versions */
+float gr_q8_dot_avx512(int type, const uint8_t *wrow, const int8_t *q, const float *d,
+                       const int32_t *s, int64_t cols);
+void gr_q8_dot8_avx512(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *pq,
+                       const float *pd, const int32_t *ps, int64_t cols, float out[8]);
 #endif

@@ -5,7 +5,8 @@
  *   batch    records/s for R records of the benchmark form, T new tokens each,
  *            --batch B, shared guard prefix reused
  * BENCH_EXACT=1 runs the backend in exact mode (f32 activations for quantized weights).
- * Usage: model_bench MODEL THREADS P N R T B */
+ * Usage: model_bench MODEL THREADS P N R T B; model_bench --describe prints the
+ * CPU and the kernel paths (gr_cpu_describe). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,10 @@ static double copy_rate(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--describe")) {
+        printf("%s\n", gr_cpu_describe());
+        return 0;
+    }
     if (argc < 8) {
         fprintf(stderr, "usage: model_bench MODEL THREADS P N R T B\n");
         return 2;

@@ -72,8 +72,12 @@ printf '{"prompt":"alpha"}\n{"prompt":"alpha"}\n' > "$T/same.jsonl"
 expect classify_resume_idless_dup 0 run --max-tokens 2 "$T/same.jsonl" -o "$T/same.out" --resume
 [ "$(lines "$T/same.out")" -eq 2 ] && ok classify_idless_dup_both || fail classify_idless_dup_both "$(lines "$T/same.out") lines"
 # ids shared by different records (the README's --map id: .ts): three verdicts
-printf '{"ts":5,"q":"one"}\n{"ts":5,"q":"two"}\n{"ts":5,"q":"three"}\n' > "$T/ts.jsonl"
+# (the log grows: the first line moderated alone, then the other two appended)
+printf '{"ts":5,"q":"one"}\n' > "$T/ts.jsonl"
+expect classify_shared_ids_first 0 run --max-tokens 2 --map '{id: .ts, prompt: .q}' "$T/ts.jsonl" -o "$T/ts.out" --resume
+printf '{"ts":5,"q":"two"}\n{"ts":5,"q":"three"}\n' >> "$T/ts.jsonl"
 expect classify_shared_ids 0 run --max-tokens 2 --map '{id: .ts, prompt: .q}' "$T/ts.jsonl" -o "$T/ts.out" --resume
+grep_check classify_shared_ids_not_skipped "$T/err" "2 written, 1 already done"
 [ "$(jq -r .prompt "$T/ts.out" | tr '\n' ' ')" = "one two three " ] && ok classify_shared_ids_all \
     || fail classify_shared_ids_all "$(jq -c '[.id,.prompt]' "$T/ts.out" 2>/dev/null | tr '\n' ' ')"
 expect classify_shared_ids_resume 0 run --max-tokens 2 --map '{id: .ts, prompt: .q}' "$T/ts.jsonl" -o "$T/ts.out" --resume

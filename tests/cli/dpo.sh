@@ -25,6 +25,29 @@ printf '{"prompt_ids":[1,5],"chosen_ids":[6,2],"rejected_ids":[7,2],"weight":nul
 expect dpo_null_weight 1 "$D" --base "$M" --pairs "$T/nan.jsonl" --out "$T/x" --quiet
 grep_check dpo_null_weight_msg "$T/err" "no-weights"
 expect dpo_null_weight_plain 0 "$D" --base "$M" --pairs "$T/nan.jsonl" --out "$T/y" --quiet --no-weights --grad-accum 1
+# raw pairs too (issue 12 §5): a null sample_weight is a null weight, an empty
+# response is refused, both naming file:line
+R1='{"instruction":"Classify.\n","input":"x","chosen":"Request: harmful","rejected":"Request: unharmful","sample_weight":1.0}'
+printf '%s\n{"instruction":"Classify.\\n","input":"x","chosen":"Request: harmful","rejected":"Request: unharmful","sample_weight":null}\n' "$R1" >"$T/rawnan.jsonl"
+expect dpo_raw_null_weight 1 "$D" --base "$M" --pairs "$T/rawnan.jsonl" --out "$T/rn" --template raw --quiet
+grep_check dpo_raw_null_weight_msg "$T/err" "rawnan.jsonl:2: .*null.*no-weights"
+printf '%s\n{"instruction":"Classify.\\n","input":"x","chosen":"","rejected":"Request: unharmful","sample_weight":1.0}\n' "$R1" >"$T/rawempty.jsonl"
+expect dpo_raw_empty_chosen 1 "$D" --base "$M" --pairs "$T/rawempty.jsonl" --out "$T/re" --template raw --quiet
+grep_check dpo_raw_empty_chosen_msg "$T/err" "rawempty.jsonl:2: .*empty"
+# --log that cannot be written: refused before the reference pass
+printf '%s\n' "$R1" >"$T/one.jsonl"
+expect dpo_log_unwritable 1 "$D" --base "$M" --pairs "$T/one.jsonl" --out "$T/lu" --template raw --log "$T/no/such/dir/log.jsonl"
+grep_check dpo_log_unwritable_msg "$T/err" "^gr-dpo: --log .*no/such/dir/log.jsonl: No such file"
+if grep -q "reference log-probs" "$T/err"; then fail dpo_log_checked_first "the reference pass ran first"; else ok dpo_log_checked_first; fi
+# --no-save says nothing was saved, and saves nothing
+expect dpo_no_save 0 "$D" --base "$M" --pairs "$T/one.jsonl" --out "$T/ns" --template raw --no-save --grad-accum 1
+if grep -q "model in" "$T/err"; then fail dpo_no_save_msg "$(tail -n 1 "$T/err")"; else grep_check dpo_no_save_msg "$T/err" "nothing saved"; fi
+[ ! -e "$T/ns/model.safetensors" ] && ok dpo_no_save_no_model || fail dpo_no_save_no_model "model written"
+# --replace-invalid reaches the pair reader
+{ printf '{"instruction":"Classify.\\n","input":"bad \377 byte","chosen":"Request: harmful","rejected":"Request: unharmful"}\n'; } >"$T/badutf.jsonl"
+expect dpo_invalid_utf8 1 "$D" --base "$M" --pairs "$T/badutf.jsonl" --out "$T/bu" --template raw --quiet
+grep_check dpo_invalid_utf8_hint "$T/err" "badutf.jsonl:1: .*--replace-invalid"
+expect dpo_replace_invalid 0 "$D" --base "$M" --pairs "$T/badutf.jsonl" --out "$T/bu2" --template raw --quiet --no-save --grad-accum 1 --replace-invalid
 
 # Pairs: raw records of a fixed shape, with weights.
 python_free_pairs() {

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fwrite(data, 1, size, f);
     fclose(f);
     gr_pdata d;
-    gr_pdata_opts o = {300, 64, tok, GR_TEMPLATE_RAW, NULL};
+    gr_pdata_opts o = {300, 64, tok, GR_TEMPLATE_RAW, NULL, 0};
     if (gr_pdata_load(path, &o, &d, &err) == 0) {
         volatile int64_t s = 0;
         for (int i = 0; i < d.n; i++) {

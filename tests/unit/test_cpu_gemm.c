@@ -1,10 +1,14 @@
-/* The f32 matmul paths: the blocked GEMM behind prefill (48+ tokens per matmul,
- * kernels/cpu/gemm.c) and the 4x3 kernel below it against a double-precision reference: every tile shape
- * (1-2 tokens: the decode kernels; token counts around the 6-token microkernel, row counts around the 16-row
- * blocks, columns around the 256-column K blocks), F32/F16/BF16 weights, 1 and 2
- * threads. Tolerance: 1e-5 · Σ|w x| (f32 accumulation over at most ~1000 terms). */
+/* The f32 matmul paths: the blocked GEMM of prefill rows (kernels/cpu/gemm.c)
+ * and the decode-row kernels (matmul_rows*.c) against a double-precision
+ * reference: every tile shape (token counts around the 6-token microkernel and
+ * the 3-token decode tiles, row counts around the 4-, 8- and 16-row blocks,
+ * columns around the 8-column lanes and 256-column K blocks), F32/F16/BF16
+ * weights, 1 and 2 threads, both row kinds, every ISA variant this CPU runs
+ * (GR_CPU_ISA levels). Tolerance: 1e-5 · Σ|w x| (f32 accumulation over at most
+ * ~1000 terms). */
 #include "test.h"
 #include "backend.h"
+#include "isa.h"
 #include "quant.h"
 #include <stdint.h>
 
@@ -13,11 +17,18 @@ static unsigned next(void) { return rng = rng * 1103515245u + 12345u; }
 static float unit(void) { return (float)((next() >> 8) & 0xffff) / 65536.0f - 0.5f; }
 
 TEST(gemm_matches_double_reference) {
-    const int shapes[][2] = {{37, 300}, {16, 256}, {48, 576}, {5, 1000}, {33, 40}, {1203, 64}};
+    const int shapes[][2] = {{37, 300}, {16, 256}, {48, 576}, {5, 1000}, {33, 40}, {1203, 64}, {21, 36}, {9, 8}};
     const int ns[] = {1, 2, 3, 7, 13, 40, 48, 49, 53, 54, 61};
     const int types[] = {GR_F32, GR_F16, GR_BF16};
+    static unsigned char kinds[64];
+    int keep = gr_cpu_isa;
+    for (int isa = GR_ISA_SCALAR; isa <= gr_cpu_isa_max(); isa++)
+    for (int kind = 0; kind < 2; kind++)
     for (int th = 1; th <= 2; th++) {
+        gr_cpu_isa_set(isa);
+        memset(kinds, kind, sizeof kinds);
         gr_backend *be = gr_backend_cpu(th);
+        be->decode_rows = kinds;
         for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
             int rows = shapes[si][0], cols = shapes[si][1];
             for (int ti = 0; ti < 3; ti++) {
@@ -57,8 +68,9 @@ TEST(gemm_matches_double_reference) {
                                 mag += fabs(p);
                             }
                             CHECK_MSG(fabs(y[(size_t)t * rows + r] - ref) <= 1e-5 * mag + 1e-30,
-                                      "type %d rows %d cols %d n %d threads %d: y[%d][%d] %g vs %g", type,
-                                      rows, cols, n, th, t, r, y[(size_t)t * rows + r], ref);
+                                      "%s decode %d type %d rows %d cols %d n %d threads %d: y[%d][%d] %g vs %g",
+                                      gr_cpu_isa_name(isa), kind, type, rows, cols, n, th, t, r,
+                                      y[(size_t)t * rows + r], ref);
                         }
                     free(x);
                     free(y);
@@ -69,6 +81,7 @@ TEST(gemm_matches_double_reference) {
         }
         gr_backend_free(be);
     }
+    gr_cpu_isa_set(keep);
 }
 
 int main(void) {

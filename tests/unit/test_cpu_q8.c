@@ -1,12 +1,15 @@
 /* The integer dot products of kernels/cpu/q8.c against a double-precision
  * reference on the dequantized weights (gr_dequantize, itself checked against
  * the gguf package in test_quant.c) with the stated bound: |dot - ref| <=
- * Σ_b d_b/2 · Σ_{i∈b} |w_i| (activation rounding) + 2e-6 · Σ|w_i x_i| (float sums). */
+ * Σ_b d_b/2 · Σ_{i∈b} |w_i| (activation rounding) + 2e-6 · Σ|w_i x_i| (float sums);
+ * every test at every ISA level this CPU runs (scalar, AVX2, AVX-512 with
+ * VNNI), and the VNNI kernels bit for bit against the AVX2 ones. */
 #include "test.h"
 #include "q8.h"
 #include "model.h"
 #include "quant.h"
 #include "backend.h"
+#include "isa.h"
 #include <stdint.h>
 
 static unsigned rng = 12345;
@@ -180,14 +183,63 @@ TEST(q8_matmul_batch_invariant) {
     }
 }
 
+/* AVX512-VNNI (vpdpbusd, sign by masked negation) gives the AVX2 kernels'
+ * results bit for bit: exact integer sums, the same float steps. */
+TEST(q8_vnni_same_bits_as_avx2) {
+#if GR_CPU_X86
+    if (gr_cpu_isa_max() < GR_ISA_AVX512) {
+        printf("# skip q8_vnni_same_bits_as_avx2: no AVX-512 on this CPU\n");
+        return;
+    }
+    int keep = gr_cpu_isa_set(GR_ISA_AVX512);
+    int vnni = gr_cpu_vnni();
+    gr_cpu_isa_set(keep);
+    if (!vnni) {
+        printf("# skip q8_vnni_same_bits_as_avx2: no AVX512-VNNI on this CPU\n");
+        return;
+    }
+    enum { MAXC = 1024 };
+    const int types[] = {GR_Q8_0, GR_Q4_0, GR_Q4_1};
+    static uint8_t w[MAXC / 32 * 34];
+    static float x[8 * MAXC], d[8 * MAXC / 32], pd[8 * MAXC / 32];
+    static int8_t q[8 * MAXC], pq[8 * MAXC];
+    static int32_t s[8 * MAXC / 32], ps[8 * MAXC / 32];
+    for (int trial = 0; trial < 90; trial++) {
+        int type = types[trial % 3], cols = 32 * (1 + (int)(next() % (MAXC / 32)));
+        make_row(type, cols, w, trial % 5 == 0);
+        for (int i = 0; i < 8 * cols; i++) x[i] = unit() * (trial % 4 == 0 ? 1e-3f : 1.0f);
+        if (trial % 6 == 0) for (int i = 0; i < 8 * cols; i += 2) x[i] = (i & 4) ? 1.0f : -1.0f; /* |q| = 127 */
+        for (int t = 0; t < 8; t++)
+            gr_q8_quantize(x + t * cols, cols, q + t * cols, d + t * cols / 32, s + t * cols / 32);
+        gr_q8_pack8(q, d, s, cols, pq, pd, ps);
+        float a8[8], v8[8];
+        gr_q8_dot8_avx2(type, w, NULL, pq, pd, ps, cols, a8);
+        gr_q8_dot8_avx512(type, w, NULL, pq, pd, ps, cols, v8);
+        CHECK_MSG(!memcmp(a8, v8, sizeof a8), "dot8 type %d cols %d: vnni %a avx2 %a", type, cols, v8[0], a8[0]);
+        for (int t = 0; t < 8; t++) {
+            float a = gr_q8_dot_avx2(type, w, q + t * cols, d + t * cols / 32, s + t * cols / 32, cols);
+            float v = gr_q8_dot_avx512(type, w, q + t * cols, d + t * cols / 32, s + t * cols / 32, cols);
+            CHECK_MSG(!memcmp(&a, &v, sizeof a), "dot type %d cols %d token %d: vnni %a avx2 %a", type, cols, t, v, a);
+        }
+    }
+#endif
+}
+
 int main(void) {
     (void)test_shared_dir;
-    RUN(q8_dot_q8_0);
-    RUN(q8_dot_q4_0);
-    RUN(q8_dot_q4_1);
-    RUN(q8_lossless_activations);
-    RUN(q8_supported_types);
-    RUN(q8_dot8_matches_dot);
-    RUN(q8_matmul_batch_invariant);
+    int keep = gr_cpu_isa;
+    for (int isa = GR_ISA_SCALAR; isa <= gr_cpu_isa_max(); isa++) {
+        gr_cpu_isa_set(isa);
+        printf("# isa %s%s\n", gr_cpu_isa_name(isa), gr_cpu_vnni() ? " (vnni)" : "");
+        RUN(q8_dot_q8_0);
+        RUN(q8_dot_q4_0);
+        RUN(q8_dot_q4_1);
+        RUN(q8_lossless_activations);
+        RUN(q8_supported_types);
+        RUN(q8_dot8_matches_dot);
+        RUN(q8_matmul_batch_invariant);
+    }
+    gr_cpu_isa_set(keep);
+    RUN(q8_vnni_same_bits_as_avx2);
     return TEST_EXIT();
 }

@@ -81,7 +81,7 @@ static int load_pairs(jv J, int vocab, gr_pdata *d, gr_err *err) {
     }
     jv_free(pairs);
     fclose(f);
-    gr_pdata_opts o = {vocab, 2048, NULL, GR_TEMPLATE_RAW, NULL};
+    gr_pdata_opts o = {vocab, 2048, NULL, GR_TEMPLATE_RAW, NULL, 0};
     int rc = gr_pdata_load(path, &o, d, err);
     unlink(path);
     return rc;
@@ -226,11 +226,28 @@ TEST(dpo_pairs_bad_records) {
         fclose(f);
         gr_pdata d;
         gr_err err = {{0}};
-        gr_pdata_opts o = {300, 4, NULL, GR_TEMPLATE_RAW, NULL};
+        gr_pdata_opts o = {300, 4, NULL, GR_TEMPLATE_RAW, NULL, 0};
         int rc = gr_pdata_load(path, &o, &d, &err);
         unlink(path);
         CHECK_MSG(rc == -1 && strstr(err.msg, ":2: ") && strstr(err.msg, cases[k][1]),
                   "case %zu: %s", k, err.msg);
+    }
+    /* with weights on, a null weight (or sample_weight) is refused at its line */
+    static const char *nulls[] = {"\"weight\":null", "\"sample_weight\":null", "\"sample_weight\":null,\"weight\":1"};
+    for (size_t k = 0; k < sizeof nulls / sizeof nulls[0]; k++) {
+        char path[] = "/tmp/gr-test-dpo-null-XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f, "{\"prompt_ids\":[1],\"chosen_ids\":[2],\"rejected_ids\":[3]}\n"
+                   "{\"prompt_ids\":[1],\"chosen_ids\":[2],\"rejected_ids\":[3],%s}\n", nulls[k]);
+        fclose(f);
+        gr_pdata d;
+        gr_err err = {{0}};
+        gr_pdata_opts o = {300, 4, NULL, GR_TEMPLATE_RAW, NULL, 1};
+        int rc = gr_pdata_load(path, &o, &d, &err);
+        unlink(path);
+        CHECK_MSG(rc == -1 && strstr(err.msg, ":2: ") && strstr(err.msg, "null"), "null case %zu: %s", k, err.msg);
     }
 }
 

@@ -129,6 +129,13 @@ TEST(config_json) {
     CHECK((m = cfg_err("{" BASE ",\"hidden_act\":\"gelu\"}", &c, &err)) && strstr(m, "gelu"));
     CHECK((m = cfg_err("{" BASE ",\"head_dim\":15}", &c, &err)) && strstr(m, "even"));
     CHECK((m = cfg_err("{\"hidden_size\":", &c, &err)));
+    /* another architecture is refused by name, also when its fields look like LLaMA's */
+    CHECK(!cfg_err("{" BASE ",\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\"}", &c, &err));
+    CHECK((m = cfg_err("{\"architectures\":[\"GPT2LMHeadModel\"],\"model_type\":\"gpt2\",\"n_embd\":768}", &c, &err)) &&
+          strstr(m, "architecture GPT2LMHeadModel is not supported"));
+    CHECK((m = cfg_err("{" BASE ",\"architectures\":[\"Qwen2ForCausalLM\"]}", &c, &err)) && strstr(m, "Qwen2ForCausalLM"));
+    CHECK((m = cfg_err("{" BASE ",\"model_type\":\"gemma\"}", &c, &err)) && strstr(m, "model_type 'gemma'"));
+    CHECK((m = cfg_err("{" BASE ",\"architectures\":\"LlamaForCausalLM\"}", &c, &err)) && strstr(m, "list"));
 }
 
 TEST(missing_folder_pieces) {

@@ -1,0 +1,37 @@
+# tiny: a real small guard trained end to end on the CPU, about 20 minutes on 2 cores.
+# SmolLM2-135M-Instruct (the test model) is R-SFT-trained on GuardReasoner-1B's
+# label-consistent reasoning traces, two diversity models beside it, k samples of each
+# on the mining records, H_ensemble mined, HS-DPO; then base, R-SFT and HS-DPO are
+# classified on held-out benchmarks and printed side by side. Measured cost: README.
+include $(ROOT)/scripts/profiles/common/traces.mk
+BASE      = $(shell $(ROOT)/scripts/fetch-test-model)
+TEMPLATE  = chatml
+THREADS   = 2
+# whole traces only: prompt + trace <= 2000 characters, then <= 512 tokens
+TRACE_MAX_CHARS = 2000
+TRAIN_PER_SET   = 24
+CUTOFF    = 512
+DROP_LONG = 1
+SFT_LR    = 1e-4
+SFT_EPOCHS = 2
+DIVERSE_SFT_EPOCHS = 1
+SFT_MICRO_BATCH = 4
+SFT_GRAD_ACCUM  = 2
+SFT_WARMUP = 2
+MINE_PER_SET = 8
+K         = 2
+TEMPERATURE = 0.7
+TOP_P     = 0.95
+SAMPLE_MAX_TOKENS = 320
+GAMMA     = 0.2
+DPO_LR    = 1e-5
+DPO_EPOCHS = 2
+DPO_MICRO_BATCH = 1
+DPO_GRAD_ACCUM  = 4
+BETA      = 0.01
+FTX       = 2
+EVAL_N    = 32
+CLASSIFY_MAX_TOKENS = 320
+CLASSIFY_BATCH = 32
+SAMPLE_BATCH = 48
+PARSE_FAILURES = wrong
