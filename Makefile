@@ -9,6 +9,9 @@
 #   make install PREFIX=/usr/local
 #   make NATIVE=0        no -march=native: one binary for any x86-64 (the kernels
 #                        still use AVX2/AVX-512 where the CPU has them: run-time dispatch)
+#   make CUDA=0          no CUDA backend even when nvcc is found (it is built, into
+#                        libgr.a, whenever nvcc is on PATH or in /usr/local/cuda)
+#   make cuda            the CUDA backend (an error without nvcc)
 #
 # Files are discovered by name, so a new tool, library file or test needs no
 # edit here: cmd/gr-NAME.c -> bin/gr-NAME, lib/*.c and kernels/cpu/*.c ->
@@ -52,6 +55,34 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=build/%.o)
+
+# --- CUDA (kernels/cuda/*.cu -> libgr.a when nvcc is found) -----------------
+# Device code: every nvcc warning an error, and the host compiler's -Wall -Wextra
+# -Werror; sm_90 (H100/H200) machine code. lib/ sees no CUDA header: only
+# backend_open.c learns, by GR_HAVE_CUDA, that gr_backend_cuda exists.
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA ?= $(if $(NVCC),1,0)
+CUDA_ARCH ?= -gencode=arch=compute_90,code=sm_90
+CU_SRC := $(sort $(wildcard kernels/cuda/*.cu))
+ifeq ($(CUDA),1)
+ifeq ($(NVCC),)
+$(error CUDA=1 but no nvcc found: put it on PATH or set NVCC=)
+endif
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NVCCFLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror \
+	-Ilib -Ikernels/cuda -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CU_OBJ := $(CU_SRC:%.cu=build/%.o)
+LDLIBS += -Wl,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+build/lib/backend_open.o: CPPFLAGS += -DGR_HAVE_CUDA
+ifeq ($(MAKELEVEL),0)
+$(info CUDA backend: on ($(NVCC), $(CUDA_ARCH); CUDA=0 turns it off))
+endif
+else
+CU_OBJ :=
+ifeq ($(MAKELEVEL),0)
+$(info CUDA backend: off ($(if $(NVCC),CUDA=0,no nvcc found)); the CPU backend only)
+endif
+endif
 BINS     := $(CMD_SRC:cmd/%.c=bin/%)
 UNITS    := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 MANS     := $(sort $(wildcard man/*.1 man/*.5 man/*.7))
@@ -60,7 +91,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
 ASAN_UNITS   := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 
-.PHONY: all test test-native unit cli asan fuzz bench install clean deps test-integration
+.PHONY: all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu gpu-tests
 .SECONDARY:
 
 all: $(BINS)
@@ -68,9 +99,37 @@ all: $(BINS)
 deps:
 	scripts/setup
 
-build/libgr.a: $(LIB_OBJ)
+build/libgr.a: $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(@D)
+	rm -f $@
 	$(AR) rcs $@ $^
+
+build/kernels/cuda/%.o: kernels/cuda/%.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+# backend_open.o is rebuilt when CUDA changes between 0 and 1
+# (build/cuda.flag holds the last value; rewritten only when it changes)
+$(shell mkdir -p build; [ "$$(cat build/cuda.flag 2>/dev/null)" = "$(CUDA)" ] || echo $(CUDA) > build/cuda.flag)
+build/lib/backend_open.o: build/cuda.flag
+
+cuda:
+	@if [ "$(CUDA)" != 1 ]; then echo "make cuda: no nvcc (or CUDA=0)"; exit 1; fi
+	@$(MAKE) --no-print-directory all
+
+# the GPU suite and benchmarks (tests/gpu/run.sh: on a machine with a GPU); its
+# C programs are built with every CUDA build, so that CI compiles them
+GPU_SRC  := $(sort $(wildcard tests/gpu/*.c))
+GPU_BINS := $(GPU_SRC:tests/gpu/%.c=build/gpu/%)
+build/gpu/%: tests/gpu/%.c build/libgr.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP $< build/libgr.a -o $@ $(LDLIBS)
+gpu-tests: $(GPU_BINS)
+ifeq ($(CUDA),1)
+all: $(GPU_BINS)
+endif
+test-gpu:
+	tests/gpu/run.sh
 
 build/%.o: %.c
 	@mkdir -p $(@D)
@@ -166,4 +225,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz $(MATRIX:%=build-%) bin
 
--include $(LIB_OBJ:.o=.d) $(CMD_SRC:cmd/%.c=build/cmd/%.d) $(ASAN_LIB_OBJ:.o=.d) $(UNITS:=.d)
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(GPU_BINS:=.d) $(CMD_SRC:cmd/%.c=build/cmd/%.d) $(ASAN_LIB_OBJ:.o=.d) $(UNITS:=.d)

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "classify_incr.h"
 #include <unistd.h>
 #include "backend.h"
+#include "classify_incr.h"
 #include "gr_cli.h"
 #include "gr_lock.h"
 #include "guard_policy.h"
@@ -27,10 +27,12 @@ static const char usage_text[] =
     "                        GuardReasoner models are prompted), llama3, chatml\n"
     "  --batch N             sequences decoding together (default 16)\n"
     "  --max-tokens N        most generated tokens per record (default 2048)\n"
+    "  --ignore-eos          do not stop at an end token: exactly --max-tokens per record\n"
+    "                        (benchmarks)\n"
     "  --threads N           CPU threads (default: all cores)\n"
     "  --exact               keep activations f32 with quantized weights (slower; matches\n"
     "                        transformers on the dequantized weights to ~1e-6)\n"
-    "  --device NAME         cpu (the only backend in this build)\n"
+    "  --device NAME         cpu (default) or cuda[:N] (GPU N; builds with CUDA, see --version)\n"
     "  --temperature T       default 0 (greedy, as the reference evaluation)\n"
     "  --top-p P, --top-k K  sampling filters (with --temperature > 0)\n"
     "  --seed N              random seed (default 0)\n"
@@ -53,7 +55,8 @@ static const char usage_text[] =
     "  --replace-invalid     replace invalid UTF-8 in the input by U+FFFD (counted)\n"
     "  --fail-on WHAT        exit 3 when a verdict is WHAT: harmful (request or\n"
     "                        response), refusal, unverified (no answer read), any;\n"
-    "                        repeatable\n"    "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
+    "                        repeatable\n"
+    "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
     "  --progress            progress on stderr even when it is not a terminal\n"
     "  --log FILE            one JSON line per forward step (appended)\n"
     "  --state FILE          moderate only what each LOG gained since the last run with\n"
@@ -79,7 +82,7 @@ static const char usage_text[] =
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
        OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG,
-       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD,
+       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD, OPT_IGNORE_EOS,
        OPT_MODE, OPT_ESCALATE, OPT_INSTRUCTION };
 
 static void warn_cb(void *ud, const char *msg) {
@@ -93,31 +96,31 @@ static void state_warn(void *ud, const char *msg) {
     gr_msg("%s", msg);
 }
 
-/* gr-classify --state: classify_incr.h does the work; this prints and exits. */
-static int run_state(const gr_run_opts *o, const gr_incr_opts *io, char *const *logs, int n_logs, int quiet) {
+/* gr-classify --state: classify_incr.h does the work; this prints (a line on
+ * the logs, then the run's summary) and gives the exit status. */
+static int run_state(gr_run_cli *cli, gr_run_opts *o, const gr_incr_opts *io, char *const *logs, int n_logs) {
+    gr_run_cli_start(cli, o, NULL, 0);
+    cli->total = -1; /* the new lines are not known before they are read */
+    gr_catch_stop_signals();
+    o->stop = &gr_stop_signal;
     gr_incr_stats st;
     gr_err err;
     int rc = gr_classify_incremental(o, io, logs, n_logs, state_warn, NULL, &st, &err);
-    if (rc == GR_LOCK_BUSY) gr_die(GR_EXIT_LOCKED, "%s", err.msg);
-    if (rc == GR_RUN_STOPPED) {
-        int sig = gr_stop_signal;
-        gr_msg("stopped by %s: %ld verdicts written, kept; the next run goes on after them",
-               sig == SIGINT ? "SIGINT" : "SIGTERM", st.run.written);
-        return gr_exit_for_signal(sig);
-    }
-    if (rc) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     const gr_feed_stats *f = &st.feed;
-    if (!quiet)
+    if (!cli->quiet && rc != GR_LOCK_BUSY)
         gr_msg("%s: %ld logs, %ld new lines: %ld records, %ld rejected, %ld blank, %ld dropped by --map, "
-               "%ld other shards, %ld already written by an interrupted run%s; %ld verdicts written, "
-               "%ld without an answer, %ld prompts too long; %ld generated tokens in %.1f s",
+               "%ld other shards, %ld already written by an interrupted run%s",
                io->state_path, st.logs, f->lines, f->records, f->rejects, f->blank, f->dropped, f->other_shard,
-               f->done_before, st.lost ? "; content LOST to rotation (see above)" : "", st.run.written,
-               st.run.unparsed, st.run.rejected, st.run.generated_tokens, st.run.seconds);
+               f->done_before, st.lost ? "; content LOST to rotation (see above)" : "");
+    int status = gr_run_cli_finish(cli, o, rc, &err, &st.run, io->out_path, 1);
+    /* --fail-on unverified: a rejected line is one no verdict covers */
+    if (status == GR_EXIT_OK && (o->fail_on & GR_FLAG_UNVERIFIED) && f->rejects) {
+        gr_msg("%ld lines rejected, --fail-on unverified: exit status %d", f->rejects, GR_EXIT_FLAGGED);
+        status = GR_EXIT_FLAGGED;
+    }
+    if (status != GR_EXIT_OK && status != GR_EXIT_FLAGGED) return status;
     gr_close_stdout();
-    /* --fail-on: a verdict that matched, or (unverified) a line no verdict covers */
-    if (o->fail_on && (st.run.matched || ((o->fail_on & GR_FLAG_UNVERIFIED) && f->rejects))) return GR_EXIT_FLAGGED;
-    return 0;
+    return status;
 }
 
 int main(int argc, char **argv) {
@@ -136,12 +139,12 @@ int main(int argc, char **argv) {
         {"summary-json", required_argument, 0, OPT_SUMMARY_JSON}, {"progress", no_argument, 0, OPT_PROGRESS},
         {"log", required_argument, 0, OPT_LOG},
         {"fail-on", required_argument, 0, OPT_FAIL_ON},
-        {"version", no_argument, 0, OPT_VERSION},
         {"state", required_argument, 0, OPT_STATE}, {"rotated-glob", required_argument, 0, OPT_ROTATED},
         {"rejects", required_argument, 0, OPT_REJECTS}, {"wait", no_argument, 0, OPT_WAIT},
-        {"shard", required_argument, 0, OPT_SHARD}, {"mode", required_argument, 0, OPT_MODE},
-        {"escalate", required_argument, 0, OPT_ESCALATE}, {"instruction", required_argument, 0, OPT_INSTRUCTION},
-        {0, 0, 0, 0}};
+        {"shard", required_argument, 0, OPT_SHARD},
+        {"version", no_argument, 0, OPT_VERSION}, {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS},
+        {"mode", required_argument, 0, OPT_MODE}, {"escalate", required_argument, 0, OPT_ESCALATE},
+        {"instruction", required_argument, 0, OPT_INSTRUCTION}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_CLASSIFY, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.0f, 1.0f, 0}, .k = 1};
     gr_reader_opts ro = {0};
@@ -175,9 +178,10 @@ int main(int argc, char **argv) {
             break;
         case OPT_STRICT: o.strict = 1; break;
         case OPT_EXACT: o.exact = 1; break;
+        case OPT_IGNORE_EOS: o.ignore_eos = 1; break;
         case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") != 0)
-                gr_usage_error("--device %s: this build has only the cpu backend", optarg);
+            if (gr_device_check(optarg, &err)) gr_usage_error("%s", err.msg);
+            o.device = optarg;
             break;
         case OPT_MODE:
             if (gr_guard_mode_parse(optarg, &guard_mode)) gr_usage_error("--mode %s: want reason, verdict or tiered", optarg);
@@ -214,7 +218,7 @@ int main(int argc, char **argv) {
         case OPT_LOG: cli.log_path = optarg; break;
         case OPT_FAIL_ON: o.fail_on |= gr_run_cli_fail_on(optarg); break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-classify %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-classify %s (backends: %s)\n%s\n", GR_VERSION, gr_backends_built(), gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
@@ -241,9 +245,7 @@ int main(int argc, char **argv) {
         if (io.rejects_path) gr_refuse_output_as_input(io.rejects_path, argv + optind, argc - optind);
         if (io.rejects_path && strcmp(io.rejects_path, out_path) == 0)
             gr_usage_error("--rejects and -o name the same file");
-        gr_catch_stop_signals();
-        o.stop = &gr_stop_signal;
-        return run_state(&o, &io, argv + optind, argc - optind, cli.quiet);
+        return run_state(&cli, &o, &io, argv + optind, argc - optind);
     }
     if (io.rejects_path || io.rotated_glob || io.wait)
         gr_usage_error("--rejects, --rotated-glob and --wait go with --state");

@@ -31,7 +31,7 @@ static const char usage_text[] =
     "  --threads N           CPU threads (default: all cores)\n"
     "  --exact               keep activations f32 with quantized weights (slower; matches\n"
     "                        transformers on the dequantized weights to ~1e-6)\n"
-    "  --device NAME         cpu (the only backend in this build)\n"
+    "  --device NAME         cpu (default) or cuda[:N] (GPU N; builds with CUDA, see --version)\n"
     "  --model-name NAME     the `model` field (default: the model's file name)\n"
     "  --map PROGRAM         jq program applied to every input record\n"
     "  --strict              fail on a bad record instead of skipping it\n"
@@ -45,6 +45,7 @@ static const char usage_text[] =
     "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"
     "  --progress            progress on stderr even when it is not a terminal\n"
     "  --log FILE            one JSON line per forward step (appended)\n"
+    "  --shard K/N           only the records whose id hashes to shard K of N (gr-classify(1))\n"
     "  -q, --quiet           no progress, no summary on stderr\n"
     "  -h, --help            this help;   --version   the version\n"
     "\n"
@@ -56,7 +57,8 @@ static const char usage_text[] =
 
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
-       OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG, OPT_SHARD };
+       OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG,
+       OPT_SHARD };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -78,7 +80,8 @@ int main(int argc, char **argv) {
         {"token-ids", no_argument, 0, OPT_TOKEN_IDS}, {"replace-invalid", no_argument, 0, OPT_REPLACE},
         {"summary-json", required_argument, 0, OPT_SUMMARY_JSON}, {"progress", no_argument, 0, OPT_PROGRESS},
         {"log", required_argument, 0, OPT_LOG},
-        {"version", no_argument, 0, OPT_VERSION}, {"shard", required_argument, 0, OPT_SHARD}, {0, 0, 0, 0}};
+        {"shard", required_argument, 0, OPT_SHARD},
+        {"version", no_argument, 0, OPT_VERSION}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_SAMPLE, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.7f, 0.95f, 0}, .k = 4};
     gr_reader_opts ro = {0};
@@ -110,8 +113,8 @@ int main(int argc, char **argv) {
         case OPT_STRICT: o.strict = 1; break;
         case OPT_EXACT: o.exact = 1; break;
         case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") != 0)
-                gr_usage_error("--device %s: this build has only the cpu backend", optarg);
+            if (gr_device_check(optarg, &err)) gr_usage_error("%s", err.msg);
+            o.device = optarg;
             break;
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
@@ -126,7 +129,7 @@ int main(int argc, char **argv) {
         case OPT_PROGRESS: cli.progress = 1; break;
         case OPT_LOG: cli.log_path = optarg; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case OPT_VERSION: printf("gr-sample %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
+        case OPT_VERSION: printf("gr-sample %s (backends: %s)\n%s\n", GR_VERSION, gr_backends_built(), gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }

@@ -1,26 +1,77 @@
 /* The backend boundary (DESIGN.md): every op the model computes goes through
  * this table. The CPU backend (kernels/cpu/backend_cpu.c: pthreads + AVX2/FMA with a scalar
- * fallback) is the reference; a CUDA backend fills the same table from kernels/.
+ * fallback) is the reference; the CUDA backend (kernels/cuda/, built when nvcc is
+ * found) fills the same table.
  *
- * All activations are row-major float arrays, one row per token: shapes are given
- * as (tokens, width). Buffers passed to an op belong to the backend's memory
- * space (host memory for the CPU backend). The ops are pure functions of their
- * inputs, so the training issue can add a backward for each beside it and keep
- * the forward activations it needs (forward.c keeps them per layer on request). */
+ * Memory. A backend owns a memory space: host memory for the CPU, the GPU's for
+ * CUDA (host_memory says which). Activations, token ids, positions, the KV pool
+ * and logits live in buffers from dev_alloc, moved with upload / download /
+ * copy; every op reads and writes only such buffers, queued in order on the
+ * backend's stream (CUDA: asynchronous; download and sync wait for it). Model
+ * weights are the exception: ops take the loaded gr_model's own tensors and norm
+ * vectors (host memory), and a device backend maps each to its own copy, made by
+ * prepare() at load (CUDA: every matrix bf16 whatever the file holds, norms f32).
+ *
+ * Types. Activation buffers carry a dtype (gr_dbuf); today every activation is
+ * F32 on both backends and the KV pool is kv_dtype (CPU F32, CUDA BF16). All
+ * activations are row-major, one row per token: shapes are given as (tokens,
+ * width). The ops are pure functions of their inputs, so the training issue can
+ * add a backward for each beside it and keep the forward activations it needs
+ * (forward.c keeps them per layer on request). lib/ never sees a CUDA header. */
 #ifndef GR_BACKEND_H
 #define GR_BACKEND_H
 #include "model.h"
 
 struct gr_kv;
 
+/* Besides the matrix types of model.h: 32-bit ints (token ids, positions, slots;
+ * ggml's number). */
+enum { GR_I32 = 26 };
+
+/* A buffer in a backend's memory space with the element type it holds. */
+typedef struct gr_dbuf {
+    void *p;
+    size_t n;     /* elements */
+    int dtype;    /* enum gr_dtype */
+} gr_dbuf;
+
+/* The paged KV pool as the kernels see it (lib/kv_cache.h owns it): blocks of
+ * block_size positions; block b holds, per layer l, block_size key rows then
+ * block_size value rows of kv_dim elements each:
+ *   K(b, l, i) = base + ((b * n_layers + l) * 2 + 0) * block_size * kv_dim + i * kv_dim
+ *   V(b, l, i) = the same with + 1 instead of + 0.
+ * A "slot" is b * block_size + i. */
+typedef struct gr_kv_layout {
+    void *base;
+    int dtype;                   /* F32 or BF16 */
+    int n_layers, kv_dim, block_size;
+} gr_kv_layout;
+
 /* Where each query token's keys and values are: token t belongs to the sequence
  * whose cache is kv[t] and sits at position pos[t]; it attends to positions
- * 0..pos[t] of that cache (causal), which must already hold K/V for them. */
+ * 0..pos[t] of that cache (causal), which must already hold K/V for them.
+ * The host fields (kv, pos) are what the CPU kernels read; the same batch in
+ * the backend's memory (the *_d fields: token t's sequence seq_d[t], whose
+ * block table is row seq_d[t] of block_table_d, (n_seq, max_blocks)) is what a
+ * device backend reads. For the CPU backend both point into host memory. */
 typedef struct gr_attn_batch {
     int n;                       /* query tokens */
-    struct gr_kv *const *kv;     /* (n) */
-    const int *pos;              /* (n) */
+    struct gr_kv *const *kv;     /* (n) host */
+    const int *pos;              /* (n) host */
+    const int *pos_d, *seq_d;    /* (n) backend memory */
+    const int *block_table_d;    /* (n_seq, max_blocks) backend memory */
+    int n_seq, max_blocks;
+    int max_pos;                 /* max over t of pos[t] */
+    gr_kv_layout kv_pool;
 } gr_attn_batch;
+
+/* One sequence's sampling request for a backend that samples on the device. */
+typedef struct gr_sample_row {
+    float temperature, top_p;
+    int top_k;
+    uint64_t seed, stream;       /* the sequence's random stream */
+    uint64_t step;               /* tokens it generated so far */
+} gr_sample_row;
 
 typedef struct gr_backend gr_backend;
 struct gr_backend {
@@ -57,12 +108,58 @@ struct gr_backend {
     /* y += x, n elements (the residual) */
     void (*add)(gr_backend *b, float *y, const float *x, int64_t n);
     void (*free)(gr_backend *b);
+
+    /* ---- device memory and stream (both backends) ------------------------------ */
+    int host_memory;             /* 1: buffers are plain host memory (the CPU) */
+    int kv_dtype;                /* element type of the KV pool this backend reads */
+    void *stream;                /* the backend's stream (cudaStream_t), NULL on the CPU */
+    /* Contents undefined; NULL when out of memory. */
+    void *(*dev_alloc)(gr_backend *b, size_t bytes);
+    void (*dev_free)(gr_backend *b, void *p);
+    void (*upload)(gr_backend *b, void *dst, const void *src, size_t bytes);   /* host -> dev */
+    void (*download)(gr_backend *b, void *dst, const void *src, size_t bytes); /* dev -> host, waits */
+    void (*copy)(gr_backend *b, void *dst, const void *src, size_t bytes);     /* dev -> dev */
+    void (*sync)(gr_backend *b);
+    /* Makes the model's weights usable by the ops (CUDA: uploads them as bf16).
+     * NULL when nothing is needed. Called once per model by gr_ctx_new. */
+    int (*prepare)(gr_backend *b, const gr_model *m, gr_err *err);
+    /* The layer's K and V rows of n tokens (n, kv_dim each, F32) into the pool at
+     * slots slot_d[0..n) (backend memory), converted to the pool's dtype. */
+    void (*kv_store)(gr_backend *b, const gr_kv_layout *pool, int layer, const float *k,
+                     const float *v, const int *slot_d, int n);
+    /* Optional (NULL on the CPU, which samples on the host with gr_sample):
+     * picks the next token of each of n rows of logits_d (n, vocab) on the
+     * device, greedy or temperature -> top-k -> top-p as sample.h, with the
+     * random draw a function of (seed, stream, step) only. Writes tokens[n],
+     * with logprob (when not NULL) log softmax of the raw logits at the token,
+     * and watch_out (n, n_watch) the raw logits of the watched ids. Host arrays. */
+    int (*sample)(gr_backend *b, const float *logits_d, int n, int vocab, const gr_sample_row *rows,
+                  const int *watch, int n_watch, int *tokens, float *logprob, float *watch_out);
 };
+
+/* A buffer of n elements of dtype in b's memory (aborts when out of memory,
+ * as gr_xmalloc does), and its release. */
+gr_dbuf gr_dbuf_alloc(gr_backend *b, int dtype, size_t n);
+void gr_dbuf_free(gr_backend *b, gr_dbuf *d);
+size_t gr_dtype_size(int dtype); /* F32 4, F16/BF16 2; 0 for block types */
 
 /* n_threads <= 0: all online cores. A backend runs one op at a time (its thread
  * pool and scratch are shared): one backend per thread of control. */
 gr_backend *gr_backend_cpu(int n_threads);
 void gr_backend_free(gr_backend *b);
+
+/* The backend a --device argument names: "cpu" (n_threads as above), "cuda"
+ * or "cuda:N" (GPU N). NULL with err when the name is unknown, this build has
+ * no such backend, or the device cannot be opened. (lib/backend_open.c) */
+gr_backend *gr_backend_open(const char *device, int n_threads, gr_err *err);
+/* Whether `device` names a backend of this build (for option parsing: a usage
+ * error, where opening the device is a runtime one). */
+int gr_device_check(const char *device, gr_err *err);
+/* The backends compiled into this binary, e.g. "cpu" or "cpu, cuda". */
+const char *gr_backends_built(void);
+/* The CUDA backend on GPU `device` (kernels/cuda/backend_cuda.cu); only in
+ * builds with GR_HAVE_CUDA. */
+gr_backend *gr_backend_cuda(int device, gr_err *err);
 
 /* The CPU thread pool, also for callers that want to run their own loops:
  * fn(ctx, i) for i in [0, n), spread over the backend's threads. */

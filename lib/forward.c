@@ -8,107 +8,64 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
-gr_kv *gr_kv_new(const gr_model *m, const gr_kv *prefix) {
-    gr_kv *kv = gr_xcalloc(1, sizeof *kv);
-    kv->prefix = prefix;
-    kv->n_prefix = prefix ? gr_kv_pos(prefix) : 0;
-    kv->n_layers = m->cfg.n_layers;
-    kv->kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim;
-    kv->k = gr_xcalloc((size_t)kv->n_layers, sizeof *kv->k);
-    kv->v = gr_xcalloc((size_t)kv->n_layers, sizeof *kv->v);
-    return kv;
-}
-
-/* The per-layer arrays are anonymous mappings, not malloc blocks: a cache
- * reserved for its whole length costs only the pages it writes, and freeing it
- * gives them back. With malloc, glibc's rising mmap threshold moved the caches of
- * later batches onto the heap, where every doubling left a resident hole (batch
- * moderation peaked at 1.23x weights + caches). */
-static size_t kv_bytes(const gr_kv *kv, int cap) { return sizeof(float) * (size_t)cap * (size_t)kv->kv_dim; }
-
-static float *kv_map(size_t bytes) {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        fprintf(stderr, "out of memory (a KV cache of %zu bytes)\n", bytes);
-        abort();
-    }
-    return p;
-}
-
-void gr_kv_free(gr_kv *kv) {
-    if (!kv) return;
-    for (int l = 0; l < kv->n_layers && kv->cap > 0; l++) {
-        munmap(kv->k[l], kv_bytes(kv, kv->cap));
-        munmap(kv->v[l], kv_bytes(kv, kv->cap));
-    }
-    free(kv->k);
-    free(kv->v);
-    free(kv);
-}
-
-void gr_kv_truncate(gr_kv *kv, int pos) {
-    if (pos < kv->n_prefix) pos = kv->n_prefix;
-    if (pos - kv->n_prefix < kv->len) kv->len = pos - kv->n_prefix;
-}
-
-static void kv_grow(gr_kv *kv, int cap) {
-    for (int l = 0; l < kv->n_layers; l++) {
-        float *k = kv_map(kv_bytes(kv, cap)), *v = kv_map(kv_bytes(kv, cap));
-        if (kv->cap > 0) {
-            memcpy(k, kv->k[l], kv_bytes(kv, kv->len));
-            memcpy(v, kv->v[l], kv_bytes(kv, kv->len));
-            munmap(kv->k[l], kv_bytes(kv, kv->cap));
-            munmap(kv->v[l], kv_bytes(kv, kv->cap));
-        }
-        kv->k[l] = k;
-        kv->v[l] = v;
-    }
-    kv->cap = cap;
-}
-
-/* Growth as needed by gr_forward: doubling. */
-static void kv_reserve(gr_kv *kv, int len) {
-    if (len <= kv->cap) return;
-    int cap = kv->cap ? kv->cap : 64;
-    while (cap < len) cap *= 2;
-    kv_grow(kv, cap);
-}
-
-void gr_kv_reserve(gr_kv *kv, int len) {
-    if (len > kv->cap) kv_grow(kv, len);
-}
-
-gr_ctx *gr_ctx_new(const gr_model *m, gr_backend *be) {
+gr_ctx *gr_ctx_open(const gr_model *m, gr_backend *be, gr_err *err) {
+    if (be->prepare && be->prepare(be, m, err)) return NULL;
     gr_ctx *c = gr_xcalloc(1, sizeof *c);
     c->model = m;
     c->be = be;
-    c->chunk = 256;
+    /* a device wants big launches: a chunk of up to 1024 tokens per weight pass */
+    c->chunk = be->host_memory ? 256 : 1024;
+    return c;
+}
+
+gr_ctx *gr_ctx_new(const gr_model *m, gr_backend *be) {
+    gr_err err;
+    gr_ctx *c = gr_ctx_open(m, be, &err);
+    if (!c) {
+        fprintf(stderr, "%s\n", err.msg);
+        abort();
+    }
     return c;
 }
 
 void gr_ctx_free(gr_ctx *c) {
     if (!c) return;
-    free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v);
-    free(c->att); free(c->hb); free(c->hb2); free(c->last);
-    free(c->pos); free(c->tok); free(c->tkv); free(c->dec);
+    gr_backend *be = c->be;
+    gr_dbuf *d[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2, &c->last,
+                    &c->tok_d, &c->pos_d, &c->seq_d, &c->slot_d, &c->bt_d, &c->logits_d};
+    for (size_t i = 0; i < sizeof d / sizeof *d; i++) gr_dbuf_free(be, d[i]);
+    free(c->pos); free(c->tok); free(c->seq); free(c->slot); free(c->tkv); free(c->bt); free(c->dec);
     free(c);
+}
+
+static void dbuf_need(gr_backend *be, gr_dbuf *d, int dtype, size_t n) {
+    if (d->p && d->n >= n) return;
+    gr_dbuf_free(be, d);
+    *d = gr_dbuf_alloc(be, dtype, n ? n : 1);
 }
 
 static void ctx_reserve(gr_ctx *c, int n) {
     if (n <= c->cap) return;
     const gr_model_config *m = &c->model->cfg;
+    gr_backend *be = c->be;
     size_t D = (size_t)m->dim, Q = (size_t)m->n_heads * m->head_dim,
            K = (size_t)m->n_kv_heads * m->head_dim, H = (size_t)m->hidden_dim, N = (size_t)n;
-#define GROW(p, w) (free(p), (p) = gr_xmalloc(sizeof(float) * N * (w)))
+#define GROW(d, w) (gr_dbuf_free(be, &(d)), (d) = gr_dbuf_alloc(be, GR_F32, N * (w)))
     GROW(c->x, D); GROW(c->xb, D > Q ? D : Q); GROW(c->q, Q); GROW(c->k, K); GROW(c->v, K);
     GROW(c->att, Q); GROW(c->hb, H); GROW(c->hb2, H);
 #undef GROW
-    free(c->pos); free(c->tok); free(c->tkv); free(c->dec);
+    gr_dbuf *ints[] = {&c->tok_d, &c->pos_d, &c->seq_d, &c->slot_d};
+    for (int i = 0; i < 4; i++) {
+        gr_dbuf_free(be, ints[i]);
+        *ints[i] = gr_dbuf_alloc(be, GR_I32, N);
+    }
+    free(c->pos); free(c->tok); free(c->seq); free(c->slot); free(c->tkv); free(c->dec);
     c->dec = gr_xmalloc(N);
     c->pos = gr_xmalloc(sizeof(int) * N);
     c->tok = gr_xmalloc(sizeof(int) * N);
+    c->seq = gr_xmalloc(sizeof(int) * N);
+    c->slot = gr_xmalloc(sizeof(int) * N);
     c->tkv = gr_xmalloc(sizeof(gr_kv *) * N);
     c->cap = n;
 }
@@ -119,51 +76,79 @@ static void ctx_reserve(gr_ctx *c, int n) {
 static void keep(gr_ctx *c, int l, int64_t row0, const float *x, int n) {
     if (!c->keep_hidden) return;
     size_t D = (size_t)c->model->cfg.dim;
-    memcpy(c->keep_hidden + ((size_t)l * (size_t)c->keep_rows_ + (size_t)row0) * D, x,
-           sizeof(float) * D * (size_t)n);
+    c->be->download(c->be, c->keep_hidden + ((size_t)l * (size_t)c->keep_rows_ + (size_t)row0) * D, x,
+                    sizeof(float) * D * (size_t)n);
 }
 
-static void forward_chunk(gr_ctx *c, int n, int64_t row0) {
+/* The chunk's K/V rows into the pool(s): one kv_store per run of tokens whose
+ * caches share a pool (the engine has one pool; separate gr_kv_new caches each
+ * have their own). */
+static void store_kv(gr_ctx *c, int n, int l, const float *k, const float *v) {
+    gr_backend *be = c->be;
+    size_t KD = (size_t)c->model->cfg.n_kv_heads * (size_t)c->model->cfg.head_dim;
+    for (int t = 0; t < n;) {
+        int e = t + 1;
+        while (e < n && c->tkv[e]->pool == c->tkv[t]->pool) e++;
+        be->kv_store(be, &c->tkv[t]->pool->lay, l, k + (size_t)t * KD, v + (size_t)t * KD,
+                     (const int *)c->slot_d.p + t, e - t);
+        t = e;
+    }
+}
+
+static void forward_chunk(gr_ctx *c, int n, int64_t row0, const gr_attn_batch *call) {
     const gr_model *M = c->model;
     const gr_model_config *cf = &M->cfg;
     gr_backend *be = c->be;
-    int D = cf->dim, hd = cf->head_dim, KD = cf->n_kv_heads * hd;
-    be->embedding(be, c->x, &M->tok_emb, c->tok, n);
-    gr_attn_batch ab = {n, c->tkv, c->pos};
+    int D = cf->dim, hd = cf->head_dim;
+    float *x = c->x.p, *xb = c->xb.p, *q = c->q.p, *k = c->k.p, *v = c->v.p, *att = c->att.p,
+          *hb = c->hb.p, *hb2 = c->hb2.p;
+    const int *tok_d = c->tok_d.p, *pos_d = c->pos_d.p;
+    be->upload(be, c->tok_d.p, c->tok, sizeof(int) * (size_t)n);
+    be->upload(be, c->pos_d.p, c->pos, sizeof(int) * (size_t)n);
+    be->upload(be, c->seq_d.p, c->seq, sizeof(int) * (size_t)n);
+    be->upload(be, c->slot_d.p, c->slot, sizeof(int) * (size_t)n);
+    be->embedding(be, x, &M->tok_emb, tok_d, n);
+    gr_attn_batch ab = *call;
+    ab.n = n;
+    ab.kv = c->tkv;
+    ab.pos = c->pos;
+    ab.pos_d = pos_d;
+    ab.seq_d = c->seq_d.p;
+    ab.max_pos = 0;
+    for (int t = 0; t < n; t++)
+        if (c->pos[t] > ab.max_pos) ab.max_pos = c->pos[t];
     for (int l = 0; l < cf->n_layers; l++) {
         const gr_layer *L = &M->layers[l];
-        keep(c, l, row0, c->x, n);
-        be->rmsnorm(be, c->xb, c->x, L->attn_norm, n, D, cf->norm_eps);
-        be->matmul(be, c->q, c->xb, n, &L->wq);
-        be->matmul(be, c->k, c->xb, n, &L->wk);
-        be->matmul(be, c->v, c->xb, n, &L->wv);
-        be->rope(be, c->q, c->pos, n, cf->n_heads, hd, M->rope_inv);
-        be->rope(be, c->k, c->pos, n, cf->n_kv_heads, hd, M->rope_inv);
-        for (int t = 0; t < n; t++) {
-            gr_kv *kv = c->tkv[t];
-            size_t off = (size_t)(c->pos[t] - kv->n_prefix) * (size_t)KD;
-            memcpy(kv->k[l] + off, c->k + (size_t)t * KD, sizeof(float) * (size_t)KD);
-            memcpy(kv->v[l] + off, c->v + (size_t)t * KD, sizeof(float) * (size_t)KD);
-        }
-        be->attention(be, c->att, c->q, &ab, l, cf->n_heads, cf->n_kv_heads, hd);
-        be->matmul(be, c->xb, c->att, n, &L->wo);
-        be->add(be, c->x, c->xb, (int64_t)n * D);
-        be->rmsnorm(be, c->xb, c->x, L->ffn_norm, n, D, cf->norm_eps);
-        be->matmul(be, c->hb, c->xb, n, &L->w_gate);
-        be->matmul(be, c->hb2, c->xb, n, &L->w_up);
-        be->swiglu(be, c->hb, c->hb, c->hb2, (int64_t)n * cf->hidden_dim);
-        be->matmul(be, c->xb, c->hb, n, &L->w_down);
-        be->add(be, c->x, c->xb, (int64_t)n * D);
+        keep(c, l, row0, x, n);
+        be->rmsnorm(be, xb, x, L->attn_norm, n, D, cf->norm_eps);
+        be->matmul(be, q, xb, n, &L->wq);
+        be->matmul(be, k, xb, n, &L->wk);
+        be->matmul(be, v, xb, n, &L->wv);
+        be->rope(be, q, pos_d, n, cf->n_heads, hd, M->rope_inv);
+        be->rope(be, k, pos_d, n, cf->n_kv_heads, hd, M->rope_inv);
+        store_kv(c, n, l, k, v);
+        be->attention(be, att, q, &ab, l, cf->n_heads, cf->n_kv_heads, hd);
+        be->matmul(be, xb, att, n, &L->wo);
+        be->add(be, x, xb, (int64_t)n * D);
+        be->rmsnorm(be, xb, x, L->ffn_norm, n, D, cf->norm_eps);
+        be->matmul(be, hb, xb, n, &L->w_gate);
+        be->matmul(be, hb2, xb, n, &L->w_up);
+        be->swiglu(be, hb, hb, hb2, (int64_t)n * cf->hidden_dim);
+        be->matmul(be, xb, hb, n, &L->w_down);
+        be->add(be, x, xb, (int64_t)n * D);
     }
     if (c->keep_hidden) {
-        be->rmsnorm(be, c->xb, c->x, M->final_norm, n, D, cf->norm_eps);
-        keep(c, cf->n_layers, row0, c->xb, n);
+        be->rmsnorm(be, xb, x, M->final_norm, n, D, cf->norm_eps);
+        keep(c, cf->n_layers, row0, xb, n);
     }
 }
 
-int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int *n_tokens,
-               int n_seq, float *logits, int all_logits, gr_err *err) {
+/* The forward pass with the logits written to `logits` in the backend's memory
+ * (NULL: none). */
+static int forward_impl(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int *n_tokens,
+                        int n_seq, float *logits, int all_logits, gr_err *err) {
     const gr_model_config *cf = &c->model->cfg;
+    gr_backend *be = c->be;
     int64_t total = 0;
     for (int s = 0; s < n_seq; s++) {
         if (n_tokens[s] < 1) return gr_errf(err, "forward: sequence %d has no tokens", s);
@@ -175,19 +160,49 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
             if (kv[j] == kv[s]) return gr_errf(err, "forward: one cache given twice");
         if ((int64_t)gr_kv_pos(kv[s]) + n_tokens[s] > (1 << 30))
             return gr_errf(err, "forward: sequence too long");
+        if (kv[s]->pool->lay.n_layers != cf->n_layers ||
+            kv[s]->pool->lay.kv_dim != cf->n_kv_heads * cf->head_dim)
+            return gr_errf(err, "forward: a cache of another model shape");
+        if (!be->host_memory && (kv[s]->pool->be != be || kv[s]->pool != kv[0]->pool))
+            return gr_errf(err, "forward: on %s every cache must be in one pool of that backend",
+                           be->name);
         total += n_tokens[s];
     }
     c->keep_rows_ = total;
     if (c->chunk < 1) c->chunk = 1;
     if (c->chunk > 1024) c->chunk = 1024; /* out_rows below */
     ctx_reserve(c, c->chunk);
-    for (int s = 0; s < n_seq; s++) kv_reserve(kv[s], kv[s]->len + n_tokens[s]);
+    for (int s = 0; s < n_seq; s++)
+        if (gr_kv_try_reserve(kv[s], gr_kv_pos(kv[s]) + n_tokens[s]))
+            return gr_errf(err, "forward: the KV pool has no room for %d more positions", n_tokens[s]);
     int D = cf->dim;
+    /* The call's block tables (after the reserves above, so they cover every
+     * position written), padded to the longest. */
+    gr_attn_batch call = {0};
+    int max_blocks = 1;
+    for (int s = 0; s < n_seq; s++)
+        if (kv[s]->n_blocks > max_blocks) max_blocks = kv[s]->n_blocks;
+    size_t bt_n = (size_t)(n_seq ? n_seq : 1) * (size_t)max_blocks;
+    if (bt_n > c->bt_cap) {
+        free(c->bt);
+        c->bt = gr_xmalloc(sizeof(int) * bt_n);
+        c->bt_cap = bt_n;
+    }
+    memset(c->bt, 0, sizeof(int) * bt_n);
+    for (int s = 0; s < n_seq; s++)
+        memcpy(c->bt + (size_t)s * max_blocks, kv[s]->blocks, sizeof(int) * (size_t)kv[s]->n_blocks);
+    dbuf_need(be, &c->bt_d, GR_I32, bt_n);
+    be->upload(be, c->bt_d.p, c->bt, sizeof(int) * bt_n);
+    call.block_table_d = c->bt_d.p;
+    call.n_seq = n_seq;
+    call.max_blocks = max_blocks;
+    if (n_seq) call.kv_pool = kv[0]->pool->lay;
     /* Start positions, fixed before the caches advance chunk by chunk. */
     int *start = gr_xmalloc(sizeof(int) * (size_t)(n_seq ? n_seq : 1));
     for (int q = 0; q < n_seq; q++) start[q] = gr_kv_pos(kv[q]);
     int s = 0, i = 0;         /* next (sequence, token index) to feed */
     int64_t done = 0;         /* tokens fed so far (row index for all_logits) */
+    int rc = 0;
     while (done < total) {
         int n = 0, n_out = 0;
         int out_rows[1024];   /* chunk <= 1024 */
@@ -197,6 +212,13 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
             c->tok[n] = tokens[s][i];
             c->pos[n] = start[s] + i;
             c->tkv[n] = kv[s];
+            c->seq[n] = s;
+            c->slot[n] = gr_kv_slot(kv[s], start[s] + i);
+            if (c->slot[n] < 0) {
+                rc = gr_errf(err, "forward: position %d of sequence %d is in a shared (read-only) KV block",
+                             start[s] + i, s);
+                break;
+            }
             /* a row's kind (backend.h): the same for a sequence's token whatever
              * else is in the call, so its results do not depend on the batch */
             c->dec[n] = n_tokens[s] == 1;
@@ -216,31 +238,38 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
                 i = 0;
             }
         }
-        c->be->decode_rows = c->dec;
-        forward_chunk(c, n, done);
+        if (rc) break;
+        be->decode_rows = c->dec;
+        forward_chunk(c, n, done, &call);
         /* Caches now hold the chunk's positions: advance their lengths. */
         for (int t = 0; t < n; t++) {
             gr_kv *k = c->tkv[t];
-            if (c->pos[t] - k->n_prefix + 1 > k->len) k->len = c->pos[t] - k->n_prefix + 1;
+            if (c->pos[t] + 1 > k->len) k->len = c->pos[t] + 1;
         }
         if (logits && n_out) {
             if (n_out > c->last_cap) {
-                free(c->last);
-                c->last = gr_xmalloc(sizeof(float) * (size_t)n_out * (size_t)D * 2);
+                gr_dbuf_free(be, &c->last);
+                c->last = gr_dbuf_alloc(be, GR_F32, (size_t)n_out * (size_t)D * 2);
                 c->last_cap = n_out;
             }
-            float *h = c->last, *o = c->last + (size_t)n_out * D;
-            for (int r = 0; r < n_out; r++)
-                memcpy(h + (size_t)r * D, c->x + (size_t)out_rows[r] * D, sizeof(float) * (size_t)D);
-            c->be->rmsnorm(c->be, o, h, c->model->final_norm, n_out, D, cf->norm_eps);
+            float *h = c->last.p, *o = h + (size_t)n_out * D, *x = c->x.p;
+            /* the output rows, one copy per run of consecutive rows */
+            for (int r = 0; r < n_out;) {
+                int e = r + 1;
+                while (e < n_out && out_rows[e] == out_rows[e - 1] + 1) e++;
+                be->copy(be, h + (size_t)r * D, x + (size_t)out_rows[r] * D,
+                         sizeof(float) * (size_t)D * (size_t)(e - r));
+                r = e;
+            }
+            be->rmsnorm(be, o, h, c->model->final_norm, n_out, D, cf->norm_eps);
             /* Rows are consecutive in the output except across sequences without
              * all_logits; compute into place row group by row group. */
             int r = 0;
             while (r < n_out) {
                 int e = r + 1;
                 while (e < n_out && out_idx[e] == out_idx[e - 1] + 1) e++;
-                c->be->decode_rows = out_dec + r;
-                c->be->matmul(c->be, logits + (size_t)out_idx[r] * (size_t)cf->vocab_size,
+                be->decode_rows = out_dec + r;
+                be->matmul(be, logits + (size_t)out_idx[r] * (size_t)cf->vocab_size,
                               o + (size_t)r * D, e - r, &c->model->lm_head);
                 r = e;
             }
@@ -248,6 +277,34 @@ int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int 
         c->be->decode_rows = NULL;
         done += n;
     }
+    be->decode_rows = NULL;
     free(start);
+    return rc;
+}
+
+static float *logits_buf(gr_ctx *c, int n_seq, const int *n_tokens, int all_logits, size_t *n) {
+    size_t rows = 0;
+    for (int s = 0; s < n_seq; s++) rows += all_logits ? (size_t)n_tokens[s] : 1;
+    *n = rows * (size_t)c->model->cfg.vocab_size;
+    dbuf_need(c->be, &c->logits_d, GR_F32, *n);
+    return c->logits_d.p;
+}
+
+int gr_forward(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int *n_tokens,
+               int n_seq, float *logits, int all_logits, gr_err *err) {
+    if (!logits || c->be->host_memory)
+        return forward_impl(c, kv, tokens, n_tokens, n_seq, logits, all_logits, err);
+    size_t n;
+    float *d = logits_buf(c, n_seq, n_tokens, all_logits, &n);
+    if (forward_impl(c, kv, tokens, n_tokens, n_seq, d, all_logits, err)) return -1;
+    c->be->download(c->be, logits, d, n * sizeof(float));
     return 0;
+}
+
+int gr_forward_dev(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, const int *n_tokens,
+                   int n_seq, const float **logits_d, int all_logits, gr_err *err) {
+    size_t n;
+    float *d = logits_buf(c, n_seq, n_tokens, all_logits, &n);
+    *logits_d = d;
+    return forward_impl(c, kv, tokens, n_tokens, n_seq, d, all_logits, err);
 }

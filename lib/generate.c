@@ -9,6 +9,7 @@ typedef struct slot {
     gr_rng rng;
     int pending;    /* the token to feed next (decode) */
     int prefill;    /* 1: the prompt is still to be fed */
+    uint64_t step;  /* tokens sampled so far (the device sampler's counter) */
     int from;       /* first prompt token to feed (after the shared prefix) */
 } slot;
 
@@ -22,7 +23,9 @@ void gr_gen_req_free(gr_gen_req *r) {
     r->n_out = r->cap_out = 0;
 }
 
-static void push_token(gr_gen_req *r, int tok, float lp, const float *logits, const gr_gen_opts *o) {
+/* logits: the whole row when `watch` is given, else the n_watch watched values. */
+static void push_token(gr_gen_req *r, int tok, float lp, const float *logits, const int *watch,
+                       const gr_gen_opts *o) {
     if (r->n_out == r->cap_out) {
         r->cap_out = r->cap_out ? 2 * r->cap_out : 64;
         r->out = gr_xrealloc(r->out, sizeof(int) * (size_t)r->cap_out);
@@ -33,7 +36,7 @@ static void push_token(gr_gen_req *r, int tok, float lp, const float *logits, co
     r->out[r->n_out] = tok;
     if (o->logprobs) r->logprobs[r->n_out] = lp;
     for (int w = 0; w < o->n_watch; w++)
-        r->watch[(size_t)r->n_out * o->n_watch + w] = logits[o->watch[w]];
+        r->watch[(size_t)r->n_out * o->n_watch + w] = watch ? logits[watch[w]] : logits[w];
     r->n_out++;
 }
 
@@ -46,20 +49,33 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
     for (int w = 0; w < o->n_watch; w++)
         if (o->watch[w] < 0 || o->watch[w] >= V) return gr_errf(err, "generate: watched id out of range");
     int rc = 0;
-    gr_kv *prefix = NULL;
     if (o->step && o->step(o->step_ud, 0, 0)) return 0;
+    gr_backend *be = c->be;
+    gr_kv_pool *pool = o->pool;
+    if (!pool) pool = gr_kv_pool_new(be, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 0);
+    else pool->users++;
+    gr_kv *prefix = NULL;
     if (o->prefix && o->n_prefix > 0) {
-        prefix = gr_kv_new(m, NULL);
+        prefix = gr_kv_new_in(pool, NULL);
         const int *pt = o->prefix;
         int np = o->n_prefix;
+        if (gr_kv_try_reserve(prefix, np)) {
+            gr_kv_free(prefix);
+            gr_kv_pool_release(pool);
+            return gr_errf(err, "generate: the KV pool has no room for the shared prefix (%d tokens)", np);
+        }
         if (gr_forward(c, &prefix, &pt, &np, 1, NULL, 0, err)) {
             gr_kv_free(prefix);
+            gr_kv_pool_release(pool);
             return -1;
         }
     }
     slot *slots = gr_xcalloc((size_t)B, sizeof *slots);
     for (int s = 0; s < B; s++) slots[s].req = -1;
-    float *logits = gr_xmalloc(sizeof(float) * (size_t)B * (size_t)V);
+    gr_sample_row *srows = gr_xmalloc(sizeof *srows * (size_t)B);
+    int *dtok = gr_xmalloc(sizeof(int) * (size_t)B);
+    float *dlp = gr_xmalloc(sizeof(float) * (size_t)B);
+    float *dwatch = gr_xmalloc(sizeof(float) * (size_t)B * (size_t)(o->n_watch ? o->n_watch : 1));
     gr_kv **kvs = gr_xmalloc(sizeof(gr_kv *) * (size_t)B);
     const int **toks = gr_xmalloc(sizeof(int *) * (size_t)B);
     int *ntok = gr_xmalloc(sizeof(int) * (size_t)B), *which = gr_xmalloc(sizeof(int) * (size_t)B);
@@ -83,13 +99,21 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
             }
             int use_prefix = prefix && r->n_prompt > o->n_prefix &&
                              memcmp(r->prompt, o->prefix, sizeof(int) * (size_t)o->n_prefix) == 0;
-            slots[s].req = next;
-            slots[s].kv = gr_kv_new(m, use_prefix ? prefix : NULL);
-            slots[s].from = use_prefix ? o->n_prefix : 0;
-            {   /* its final length: prompt + new tokens, within max_len */
-                int total = r->n_prompt + (o->max_tokens > 0 ? o->max_tokens : 0);
-                gr_kv_reserve(slots[s].kv, (total < max_len ? total : max_len) - slots[s].from);
+            /* its blocks for its final length, prompt + new tokens within max_len,
+             * all at admission: a running sequence never waits for memory */
+            int total = r->n_prompt + (o->max_tokens > 0 ? o->max_tokens : 0);
+            if (total > max_len) total = max_len;
+            gr_kv *kv = gr_kv_new_in(pool, use_prefix ? prefix : NULL);
+            if (!kv || gr_kv_try_reserve(kv, total)) {
+                gr_kv_free(kv);
+                if (active > 0) break; /* wait for a running sequence's blocks */
+                rc = gr_errf(err, "generate: the KV pool cannot hold one sequence of %d positions", total);
+                goto out;
             }
+            slots[s].req = next;
+            slots[s].kv = kv;
+            slots[s].from = use_prefix ? o->n_prefix : 0;
+            slots[s].step = 0;
             slots[s].prefill = 1;
             gr_rng_seed(&slots[s].rng, o->seed, r->stream);
             next++;
@@ -111,26 +135,51 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
             }
             which[nb++] = s;
         }
-        if (gr_forward(c, kvs, toks, ntok, nb, logits, 0, err)) {
+        const float *lgd;
+        if (gr_forward_dev(c, kvs, toks, ntok, nb, &lgd, 0, err)) {
             rc = -1;
             break;
         }
         int fed = 0;
         for (int b = 0; b < nb; b++) fed += ntok[b];
+        if (be->sample) {
+            for (int b = 0; b < nb; b++) {
+                slot *sl = &slots[which[b]];
+                srows[b] = (gr_sample_row){o->sampler.temperature, o->sampler.top_p, o->sampler.top_k,
+                                           o->seed, reqs[sl->req].stream, sl->step};
+            }
+            if (be->sample(be, lgd, nb, V, srows, o->watch, o->n_watch, dtok, o->logprobs ? dlp : NULL,
+                           o->n_watch ? dwatch : NULL)) {
+                rc = gr_errf(err, "generate: sampling on %s failed", be->name);
+                break;
+            }
+        }
         for (int b = 0; b < nb; b++) {
             slot *sl = &slots[which[b]];
             gr_gen_req *r = &reqs[sl->req];
-            const float *lg = logits + (size_t)b * V;
             sl->prefill = 0;
             float lp = 0;
-            int tok = gr_sample(lg, V, &o->sampler, &sl->rng, &sb, o->logprobs ? &lp : NULL);
-            int is_stop = gr_model_is_eos(m, tok);
-            for (int k = 0; k < o->n_stop && !is_stop; k++) is_stop = o->stop[k] == tok;
+            int tok;
+            const float *lg;
+            if (be->sample) {
+                tok = dtok[b];
+                lp = o->logprobs ? dlp[b] : 0;
+                lg = dwatch + (size_t)b * (size_t)o->n_watch; /* the watched logits, in order */
+            } else {
+                lg = lgd + (size_t)b * V; /* host memory */
+                tok = gr_sample(lg, V, &o->sampler, &sl->rng, &sb, o->logprobs ? &lp : NULL);
+            }
+            sl->step++;
+            int is_stop = 0;
+            if (!o->ignore_eos) {
+                is_stop = gr_model_is_eos(m, tok);
+                for (int k = 0; k < o->n_stop && !is_stop; k++) is_stop = o->stop[k] == tok;
+            }
             if (is_stop) {
                 r->stop = GR_STOP_EOS;
                 r->eos_id = tok;
             } else {
-                push_token(r, tok, lp, lg, o);
+                push_token(r, tok, lp, lg, be->sample ? NULL : o->watch, o);
                 if (r->n_out >= o->max_tokens || gr_kv_pos(sl->kv) + 1 >= max_len)
                     r->stop = GR_STOP_LENGTH;
             }
@@ -147,14 +196,19 @@ int gr_generate(gr_ctx *c, gr_gen_req *reqs, int n, const gr_gen_opts *o, gr_gen
         }
         if (o->step && o->step(o->step_ud, nb, fed)) break; /* the caller stops early */
     }
+out:
     for (int s = 0; s < B; s++) gr_kv_free(slots[s].kv);
     gr_sample_buf_free(&sb);
     free(slots);
-    free(logits);
+    free(srows);
+    free(dtok);
+    free(dlp);
+    free(dwatch);
     free(kvs);
     free(toks);
     free(ntok);
     free(which);
     gr_kv_free(prefix);
+    gr_kv_pool_release(pool);
     return rc;
 }

@@ -1,8 +1,15 @@
 /* Generation over many prompts with continuous batching: up to max_batch
  * sequences decode together; when one finishes, the next prompt is admitted and
  * prefilled in the same forward call as the others' decode step. A shared
- * prefix (the guard instruction) is computed once and its KV cache reused by
- * every prompt that starts with it.
+ * prefix (the guard instruction) is computed once and its KV blocks shared,
+ * reference-counted, by every prompt that starts with it.
+ *
+ * All sequences live in one paged KV pool (kv_cache.h) in the backend's memory.
+ * A prompt is admitted only when the pool can give it the blocks for its whole
+ * length (prompt + max_tokens, within max_len); a pool with a block limit makes
+ * the rest wait for a finishing sequence's blocks. On a backend that samples on
+ * the device (backend.h: sample), logits never leave the device: only the
+ * tokens, their logprobs and the watched logits come back.
  *
  * A sequence's tokens depend only on its prompt, the seed and its stream id:
  * not on the batch size, the admission order or the thread count (each has its
@@ -42,6 +49,9 @@ typedef struct gr_gen_opts {
     int n_stop;
     const int *prefix;   /* shared prefix tokens, or NULL */
     int n_prefix;
+    int ignore_eos;      /* 1: never stop on an end id (fixed-length runs, benchmarks) */
+    struct gr_kv_pool *pool; /* the pool to use (in c's backend), or NULL: one of the
+                                backend's own, unlimited, made and freed by the call */
     /* Called before the first forward step (0, 0) and after each one with the
      * sequences in it and the tokens it fed; a nonzero return stops generation
      * early: gr_generate returns 0 and requests not finished keep stop

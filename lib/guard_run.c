@@ -235,7 +235,7 @@ static int flush_window(runner *R, gr_err *err) {
                          .n_watch = o->mode == GR_RUN_CLASSIFY ? R->watch.n : 0,
                          .stop = R->stop, .n_stop = R->n_stop,
                          .prefix = lcp >= 8 ? first->v : NULL, .n_prefix = lcp >= 8 ? lcp : 0,
-                         .step = on_step, .step_ud = R};
+                         .step = on_step, .step_ud = R, .ignore_eos = o->ignore_eos};
         unsigned char *decided = NULL; /* 1: the verdict tier decided the record */
         if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON) {
             decided = gr_xcalloc((size_t)n, 1);
@@ -370,9 +370,11 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
     for (int i = 0; i < R.n_stop; i++)
         if (R.stop[i] >= R.m->cfg.vocab_size) R.stop[i--] = R.stop[--R.n_stop];
     R.model_name = gr_xstrdup(o->model_name ? o->model_name : base_name(o->model_path));
-    R.be = gr_backend_cpu(o->threads);
+    R.be = gr_backend_open(o->device, o->threads, err);
+    if (!R.be) goto out;
     R.be->exact = o->exact;
-    R.ctx = gr_ctx_new(R.m, R.be);
+    R.ctx = gr_ctx_open(R.m, R.be, err);
+    if (!R.ctx) goto out;
     int window = o->batch * 4 < 64 ? 64 : o->batch * 4;
     int k_per = o->mode == GR_RUN_SAMPLE ? o->k : 1;
     long pos = 0;

@@ -54,9 +54,11 @@ typedef struct gr_run_opts {
     gr_template_kind tmpl;
     const char *system;          /* system turn for llama3/chatml, or NULL */
     int threads;                 /* 0: all cores */
+    const char *device;          /* --device: cpu (NULL too), cuda, cuda:N */
     int exact;                   /* f32 activations for quantized weights (gr_backend.exact) */
     int batch;                   /* sequences decoding together */
     int max_tokens;
+    int ignore_eos;              /* never stop on an end id (fixed-length benchmark runs) */
     gr_sampler sampler;
     uint64_t seed;
     int k;                       /* samples per record (sample mode) */

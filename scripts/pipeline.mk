@@ -73,6 +73,7 @@ TRACES     ?=
 TRACES_DIR ?= $(ROOT)/testdata/predictions/1B
 TRAIN_PER_SET ?= 0
 TRACE_MAX_CHARS ?= 0
+TRACE_MAX_OUTPUT_CHARS ?= 0
 KEEP_SET   ?=
 DIVERSE_SETS ?=
 CHECK_DISJOINT ?= 1
@@ -151,7 +152,13 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY:
 
+# SHOW_VERDICTS=N: print the last model's first N verdicts before the table
+SHOW_VERDICTS ?= 0
 all: $(OUT)/eval/table.txt
+ifneq ($(SHOW_VERDICTS),0)
+	@for f in $(OUT)/verdicts/$(lastword $(EVAL_MODELS))/*.jsonl; do head -n $(SHOW_VERDICTS) $$f; done | \
+		jq -r '"\(.id): \(.pred | [.request, .completion, .response] | map(. // "-") | join(" / "))   (gold \(.label | if type == "object" then [.request, .completion, .response] | map(. // "-") | join(" / ") else . end))"'
+endif
 	@cat $<
 
 table:
@@ -170,7 +177,7 @@ $(S)/$(1): FORCE
 	+@mkdir -p $$(@D); { $$(foreach v,$(2),printf '%s\n' $$(call q,$$(v)=$$($$(v)));) } > $$@.new; \
 	if cmp -s $$@.new $$@; then rm -f $$@.new; else [ ! -e $$@ ] || echo "pipeline: the $(1) settings changed"; mv $$@.new $$@; fi
 endef
-$(eval $(call stamp,data,DATA SEEDS ENDPOINT SYNTH_MODEL SYNTH_OPTS TRACES TRACES_DIR TRAIN_PER_SET TRACE_MAX_CHARS))
+$(eval $(call stamp,data,DATA SEEDS ENDPOINT SYNTH_MODEL SYNTH_OPTS TRACES TRACES_DIR TRAIN_PER_SET TRACE_MAX_CHARS TRACE_MAX_OUTPUT_CHARS))
 $(eval $(call stamp,tokens,TOKENIZER TEMPLATE SYSTEM CUTOFF DROP_LONG))
 $(eval $(call stamp,rsft,BASE SFT_LR SFT_EPOCHS SFT_MICRO_BATCH SFT_GRAD_ACCUM SFT_WARMUP SFT_MAX_STEPS DIVERSE_SFT_EPOCHS SEED))
 $(eval $(call stamp,sample,MINE_PER_SET K TEMPERATURE TOP_P SAMPLE_MAX_TOKENS SEED))
@@ -222,7 +229,7 @@ define trace_rule
 $(OUT)/data/sets/$(1).jsonl: $(S)/data
 	@mkdir -p $$(@D)
 	zstd -dcf $(TRACES_DIR)/$(1)/generated_predictions.jsonl* | \
-		jq -c --arg set $(1) --arg task $(2) --argjson keep true --argjson max_chars $(TRACE_MAX_CHARS) -f $(ROOT)/scripts/traces.jq $$(limit_per_set) > $$@.tmp && mv $$@.tmp $$@
+		jq -c --arg set $(1) --arg task $(2) --argjson keep true --argjson max_chars $(TRACE_MAX_CHARS) --argjson max_output_chars $(TRACE_MAX_OUTPUT_CHARS) -f $(ROOT)/scripts/traces.jq $$(limit_per_set) > $$@.tmp && mv $$@.tmp $$@
 	@echo "pipeline: $(1): $$$$(wc -l < $$@) label-consistent traces of $$$$(zstd -dcf $(TRACES_DIR)/$(1)/generated_predictions.jsonl* | wc -l)$(if $(filter-out 0,$(TRAIN_PER_SET)), (at most $(TRAIN_PER_SET) kept))"
 endef
 $(foreach t,$(TRACES),$(eval $(call trace_rule,$(firstword $(subst :, ,$(t))),$(lastword $(subst :, ,$(t))))))
@@ -270,10 +277,10 @@ $(OUT)/tok/drop-%.jsonl: $(OUT)/data/drop-%.jsonl $(OUT)/data/disjoint.ok $(S)/t
 # the checkpoint was made from (DIR/.pipeline-inputs: the stamps and the data's checksum).
 # $(call train,DIR,INPUT-FILES,COMMAND)
 define train
-	@mkdir -p $(1); { cat $(filter $(S)/%,$^); cksum < $(2); } > $(1)/.pipeline-inputs.new; \
-	if cmp -s $(1)/.pipeline-inputs.new $(1)/.pipeline-inputs && ls -d $(1)/checkpoint-* >/dev/null 2>&1; then \
+	@{ cat $(filter $(S)/%,$^); cksum < $(2); } > $(1).inputs; \
+	if cmp -s $(1).inputs $(1)/.pipeline-inputs && ls -d $(1)/checkpoint-* >/dev/null 2>&1; then \
 		echo "pipeline: $(1): resuming"; touch $(1)/.resume; \
-	else rm -rf $(1); mkdir -p $(1); fi; mv -f $(1)/.pipeline-inputs.new $(1)/.pipeline-inputs
+	else rm -rf $(1); mkdir -p $(1); fi; mv -f $(1).inputs $(1)/.pipeline-inputs
 	$(3) $$([ -e $(1)/.resume ] && echo --resume); rc=$$?; rm -f $(1)/.resume; exit $$rc
 endef
 

@@ -26,13 +26,17 @@ void gr_cpu_run_tasks(gr_backend *b, void (*fn)(void *, int), void *ctx, int n, 
     gr_cpu_parallel(b, fn, ctx, n);
 }
 
-/* Decode (1-2 tokens): one contiguous share of the rows per thread. Every
- * task is a long sequential weight stream, and one claim per thread keeps the
- * shared task counter from bouncing between cores dozens of times per matmul
- * (SmolLM2 F16 decode at 2 threads: ~50 -> ~85 tokens/s against 36 tasks). */
+/* Decode (1-2 tokens): a few contiguous shares of the rows per thread (4).
+ * Every task is a long sequential weight stream, and few claims per thread keep
+ * the shared task counter from bouncing between cores dozens of times per
+ * matmul (SmolLM2 F16 decode at 2 threads: ~50 -> ~85 tokens/s going from 36
+ * tasks to one per thread); more than one per thread lets the others take over
+ * the shares of a thread that another process has descheduled, instead of
+ * waiting out its time slice (the pool then sleeps, pool.c). */
 int64_t gr_cpu_decode_rows_per_task(const gr_backend *b, int64_t rows) {
-    int64_t per = (rows + b->n_threads - 1) / b->n_threads;
-    return (per + 3) / 4 * 4;
+    int shares = b->n_threads > 1 ? 4 * b->n_threads : 1;
+    int64_t per = (rows + shares - 1) / shares;
+    return (per + 7) / 8 * 8;
 }
 
 /* At least `need` floats of scratch, 64-byte aligned (the GEMM's packed weights
@@ -84,6 +88,7 @@ gr_backend *gr_backend_cpu(int n_threads) {
     b->swiglu = gr_cpu_swiglu;
     b->add = gr_cpu_add;
     b->free = cpu_free;
+    gr_cpu_device_init(b);
     ci->pool = gr_pool_new(n_threads - 1);
     return b;
 }

@@ -34,7 +34,7 @@ typedef struct cpu_impl {
 /* Tiny jobs run on the calling thread (see backend_cpu.c); `work` is in
  * multiply-adds. The tasks are the same either way, so results do not change. */
 void gr_cpu_run_tasks(gr_backend *b, void (*fn)(void *, int), void *ctx, int n, double work);
-/* Decode (1-2 tokens): rows per task, one contiguous share per thread (a multiple of 4). */
+/* Decode (1-2 tokens): rows per task, a few contiguous shares per thread (a multiple of 8). */
 int64_t gr_cpu_decode_rows_per_task(const gr_backend *b, int64_t rows);
 /* At least `floats` floats of scratch, 64-byte aligned (GR_CPU_BUF_SCRATCH). */
 float *gr_cpu_scratch(gr_backend *b, size_t floats);
@@ -49,4 +49,6 @@ void gr_cpu_rmsnorm(gr_backend *b, float *out, const float *x, const float *w, i
 void gr_cpu_rope(gr_backend *b, float *x, const int *pos, int n, int n_heads, int hd, const float *inv);
 void gr_cpu_swiglu(gr_backend *b, float *out, const float *g, const float *u, int64_t n);
 void gr_cpu_add(gr_backend *b, float *y, const float *x, int64_t n);
+/* The device interface on host memory (cpu_device.c). */
+void gr_cpu_device_init(gr_backend *b);
 #endif

@@ -3,11 +3,14 @@
  * counted in `sleepers`, so the caller takes the mutex only when someone is
  * asleep. The Dekker-style pair (caller: store gen, load sleepers; worker:
  * sleepers++, load gen, all sequentially consistent) guarantees a sleeper
- * never misses a job. */
+ * never misses a job. The caller, done with its share, waits for the workers'
+ * last tasks the same way: it polls for WAIT_SPIN_NS, then sleeps on `done`
+ * (caller: waiting = 1, load pending; last worker: pending-- , load waiting),
+ * so no thread spins for long on a core that another process holds: a worker
+ * descheduled mid-task costs the caller a sleep, not a spinning time slice. */
 #include "pool.h"
 #include "gr_common.h"
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -20,11 +23,13 @@
 /* How long an idle worker polls for the next job before it sleeps: longer than
  * the serial stretches between the matmuls of a decode step, short enough that
  * an idle pool gives its core back at once for practical purposes. */
-enum { SPIN_NS = 200000 };
+enum { SPIN_NS = 100000, WAIT_SPIN_NS = 30000 };
 
 struct gr_pool {
     pthread_mutex_t mu;
     pthread_cond_t go;
+    pthread_cond_t done;   /* the caller waits here for the last worker */
+    int waiting;       /* atomic: the caller sleeps on `done` */
     pthread_t *th;
     int n_th;
     unsigned gen;      /* atomic: bumped once per job */
@@ -76,7 +81,12 @@ static void *worker_main(void *arg) {
         seen = g;
         if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE)) break;
         work(p);
-        __atomic_fetch_sub(&p->pending, 1, __ATOMIC_RELEASE);
+        if (__atomic_sub_fetch(&p->pending, 1, __ATOMIC_SEQ_CST) == 0 &&
+            __atomic_load_n(&p->waiting, __ATOMIC_SEQ_CST)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
     return NULL;
 }
@@ -95,6 +105,7 @@ gr_pool *gr_pool_new(int n_workers) {
     gr_pool *p = gr_xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
     p->th = gr_xcalloc((size_t)(n_workers > 0 ? n_workers : 1), sizeof *p->th);
     for (int i = 0; i < n_workers; i++) {
         if (pthread_create(&p->th[i], NULL, worker_main, p) != 0) break;
@@ -110,6 +121,7 @@ void gr_pool_free(gr_pool *p) {
     for (int i = 0; i < p->n_th; i++) pthread_join(p->th[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
     free(p->th);
     free(p);
 }
@@ -129,10 +141,22 @@ void gr_pool_run(gr_pool *p, void (*fn)(void *, int), void *ctx, int n) {
     __atomic_store_n(&p->pending, p->n_th, __ATOMIC_RELAXED);
     publish(p);
     work(p);
-    /* The workers' last tasks: poll, and yield the core now and then in case
-     * the worker we wait for is waiting for it (an oversubscribed machine). */
+    /* The workers' last tasks: poll briefly (they usually end within
+     * microseconds), then sleep until the last one signals. */
+    int64_t t0 = 0;
     for (int k = 1; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0; k++) {
         cpu_relax();
-        if ((k & 1023) == 0) sched_yield();
+        if ((k & 63) == 0) {
+            int64_t t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > WAIT_SPIN_NS) break;
+        }
+    }
+    if (__atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&p->mu);
+        __atomic_store_n(&p->waiting, 1, __ATOMIC_SEQ_CST);
+        while (__atomic_load_n(&p->pending, __ATOMIC_SEQ_CST) > 0) pthread_cond_wait(&p->done, &p->mu);
+        __atomic_store_n(&p->waiting, 0, __ATOMIC_SEQ_CST);
+        pthread_mutex_unlock(&p->mu);
     }
 }

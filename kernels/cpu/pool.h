@@ -1,7 +1,9 @@
 /* A persistent thread pool for the CPU backend: fork-join over n tasks, the
- * calling thread working too. Workers spin for a short while after each job
- * before they sleep, so the hand-offs of a decode step (a few hundred small
- * matmuls per token) cost well under a microsecond instead of a futex wake. */
+ * calling thread working too. Workers spin for a short while (100 us) after
+ * each job before they sleep, so the hand-offs of a decode step (a few hundred
+ * small matmuls per token) cost well under a microsecond instead of a futex
+ * wake; the caller, waiting for the workers' last tasks, polls for 30 us and
+ * then sleeps too. No thread spins longer on a core another process holds. */
 #ifndef GR_CPU_POOL_H
 #define GR_CPU_POOL_H
 

@@ -7,30 +7,34 @@ include $(ROOT)/scripts/profiles/common/traces.mk
 BASE      = $(shell $(ROOT)/scripts/fetch-test-model)
 TEMPLATE  = chatml
 THREADS   = 2
-# whole traces only: prompt + trace <= 2000 characters, then <= 512 tokens
-TRACE_MAX_CHARS = 2000
-TRAIN_PER_SET   = 24
-CUTOFF    = 512
+# whole traces only: prompt + trace <= 3000 characters (HarmBenchResponse's traces with a
+# response: 112 of 512 fit, 6 at 2000), then <= 768 tokens
+TRACE_MAX_CHARS = 3000
+TRAIN_PER_SET   = 20
+CUTOFF    = 768
 DROP_LONG = 1
 SFT_LR    = 1e-4
 SFT_EPOCHS = 2
-DIVERSE_SFT_EPOCHS = 1
+DIVERSE_SFT_EPOCHS = 2
 SFT_MICRO_BATCH = 4
 SFT_GRAD_ACCUM  = 2
 SFT_WARMUP = 2
-MINE_PER_SET = 8
-K         = 2
+MINE_PER_SET = 5
+K         = 4
 TEMPERATURE = 0.7
 TOP_P     = 0.95
 SAMPLE_MAX_TOKENS = 320
 GAMMA     = 0.2
+# the traces' gold label is one task (the other two answers are unchecked): mining
+# reads each task's answer on its own (gr-mine --answers eval)
+MINE_OPTS = --answers eval
 DPO_LR    = 1e-5
 DPO_EPOCHS = 2
 DPO_MICRO_BATCH = 1
 DPO_GRAD_ACCUM  = 4
 BETA      = 0.01
 FTX       = 2
-EVAL_N    = 32
+EVAL_N    = 24
 CLASSIFY_MAX_TOKENS = 320
 CLASSIFY_BATCH = 32
 SAMPLE_BATCH = 48

@@ -12,7 +12,22 @@ expect classify_usage_resume_stdout 2 "$C" -m x --resume
 expect classify_usage_template 2 "$C" -m x --template nope
 expect sample_usage_k 2 "$S" -m x -k 0
 expect sample_usage_top_p 2 "$S" -m x --top-p 1.5
-expect classify_usage_device 2 "$C" -m x --device cuda:0
+expect classify_usage_device 2 "$C" -m x --device tpu
+expect classify_usage_device_number 2 "$C" -m x --device cuda:x
+expect classify_version 0 "$C" --version
+grep_check classify_version_backends "$T/out" "backends: cpu"
+if grep -q cuda "$T/out"; then
+    # a CUDA build on a machine without a usable GPU: a runtime error naming the device
+    if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+        printf '{"prompt":"x","response":null}\n' > "$T/dev.jsonl"
+        expect classify_cuda_no_gpu 1 "$C" -m "$GR_ROOT/testdata/models/tiny-smollm2-vocab" \
+            -t "$GR_ROOT/testdata/tokenizer/smollm2/tokenizer.json.zst" --device cuda "$T/dev.jsonl"
+        grep_check classify_cuda_no_gpu_msg "$T/err" "cuda"
+    fi
+else
+    expect classify_usage_device_cuda 2 "$C" -m x --device cuda:0
+    grep_check classify_usage_device_cuda_msg "$T/err" "no CUDA backend"
+fi
 expect classify_help 0 "$C" --help
 grep_check classify_help_text "$T/out" "--max-tokens"
 expect classify_missing_model 1 "$C" -m /nonexistent/model.gguf /dev/null

@@ -74,12 +74,16 @@ for _ in $(seq 1 3000); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.01
 done
-if kill -9 "$pid" 2>/dev/null; then
+exec 3>&2 2>/dev/null # bash's own "Killed" notice
+kill -9 "$pid"
+wait "$pid"
+krc=$?
+exec 2>&3 3>&-
+if [ "$krc" -eq 137 ]; then
     echo "# cron: SIGKILL after $(( $(wc -l < "$V") - before )) of 14 new verdicts"
 else
-    echo "# cron: the run to be killed had already finished"
+    echo "# cron: the run to be killed had already finished (status $krc)"
 fi
-wait "$pid" 2>/dev/null
 expect cron_after_kill 0 run
 [ "$(ns)" = "$(seq 1 8 | paste -sd ' ') $(seq 10 23 | paste -sd ' ')" ] \
     && ok cron_rename_rotation || fail cron_rename_rotation "n: $(ns)"
@@ -100,7 +104,8 @@ last=$(tail -n 1 "$V")
 sed -i '$ d' "$V"
 printf '%s' "${last:0:40}" >> "$V"
 expect cron_rerun_after_state_loss 0 run
-grep_check cron_rerun_skips_done "$T/err" "3 new lines: 1 records, .* 2 already written by an interrupted run; 1 verdicts written"
+grep_check cron_rerun_skips_done "$T/err" "3 new lines: 1 records, .* 2 already written by an interrupted run$"
+grep_check cron_rerun_writes_one "$T/err" "^gr-classify: 1 records: 1 written"
 [ "$(ns)" = "$(seq 1 8 | paste -sd ' ') $(seq 10 26 | paste -sd ' ')" ] \
     && ok cron_no_double_after_state_loss || fail cron_no_double_after_state_loss "n: $(ns)"
 
@@ -117,7 +122,7 @@ cp "$L" "$L.1"
 : > "$L"
 add "$L" 29 30
 expect cron_copytruncate_run 0 run
-grep_check cron_copytruncate_skips_done "$T/err" "4 new lines: 2 records, .* 2 already written by an interrupted run"
+grep_check cron_copytruncate_skips_done "$T/err" "4 new lines: 2 records, .* 2 already written by an interrupted run$"
 [ "$(ns)" = "$(seq 1 8 | paste -sd ' ') $(seq 10 30 | paste -sd ' ')" ] \
     && ok cron_copytruncate || fail cron_copytruncate "n: $(ns)"
 jq -e -s '(map(select(.n == 27))[0].source | (.file | endswith("app.jsonl")) and .gen == 1) and

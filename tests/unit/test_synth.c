@@ -8,6 +8,7 @@
 #include "synth_reply.h"
 #include "synth_request.h"
 #include "synth_resume.h"
+#include "synth_url.h"
 #include <unistd.h>
 #include "test.h"
 
@@ -318,6 +319,35 @@ TEST(resume_load_and_lock) {
     free(r);
 }
 
+/* The endpoint URL: the path before the query, and what is shown of it. */
+TEST(url_build_and_redact) {
+    static const char *cases[][3] = {
+        {"http://h:1/v1", "http://h:1/v1/chat/completions", "http://h:1/v1/chat/completions"},
+        {"http://h/v1/", "http://h/v1/chat/completions", "http://h/v1/chat/completions"},
+        {"http://h/v1?api-version=2024-06-01&key=SECRET", "http://h/v1/chat/completions?api-version=2024-06-01&key=SECRET",
+         "http://h/v1/chat/completions?api-version=***&key=***"},
+        {"https://u:pw@h/v1/chat/completions?k", "https://u:pw@h/v1/chat/completions?k", "https://***@h/v1/chat/completions?***"},
+        {"http://h/v1/?x=1#frag", "http://h/v1/chat/completions?x=1#frag", "http://h/v1/chat/completions?x=***"},
+        {"http://h", "http://h/chat/completions", "http://h/chat/completions"},
+        {"http://a@b@h/v1", "http://a@b@h/v1/chat/completions", "http://***@h/v1/chat/completions"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *u = synth_url_build(cases[i][0]), *r = synth_url_redacted(u);
+        CHECK_MSG(!strcmp(u, cases[i][1]), "build %s: %s", cases[i][0], u);
+        CHECK_MSG(!strcmp(r, cases[i][2]), "redact %s: %s", cases[i][0], r);
+        free(u);
+        free(r);
+    }
+    synth_secrets sec = {0};
+    synth_secrets_add(&sec, "sk-key-123");
+    synth_secrets_add(&sec, "abc"); /* too short: ignored */
+    synth_secrets_add_url(&sec, "https://someuser:pw99@h/v1?api-version=1&token=tok%2Fen+value");
+    char msg[] = "key sk-key-123, pw99, someuser, tok%2Fen+value, tok/en value, api-version=1, abc";
+    synth_secrets_redact_str(&sec, msg);
+    CHECK_MSG(!strcmp(msg, "key ***, ***, ***, ***, ***, api-version=1, abc"), "%s", msg);
+    synth_secrets_free(&sec);
+}
+
 int main(void) {
     RUN(labels_read);
     RUN(labels_refused);
@@ -337,5 +367,6 @@ int main(void) {
     RUN(backoff);
     RUN(idset);
     RUN(resume_load_and_lock);
+    RUN(url_build_and_redact);
     return TEST_EXIT();
 }
