@@ -237,8 +237,16 @@ static int flush_window(runner *R, gr_err *err) {
                          .prefix = lcp >= 8 ? first->v : NULL, .n_prefix = lcp >= 8 ? lcp : 0,
                          .step = on_step, .step_ud = R, .ignore_eos = o->ignore_eos};
         unsigned char *decided = NULL; /* 1: the verdict tier decided the record */
+        int *prefix_copy = NULL;
         if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON) {
             decided = gr_xcalloc((size_t)n, 1);
+            /* the prefix lives in the first item's ids, which are freed once that
+             * item's verdict is written below: tiered's reason pass needs a copy */
+            if (g.n_prefix) {
+                prefix_copy = gr_xmalloc(sizeof(int) * (size_t)g.n_prefix);
+                memcpy(prefix_copy, g.prefix, sizeof(int) * (size_t)g.n_prefix);
+                g.prefix = prefix_copy;
+            }
             rc = gr_fast_window(R->ctx, R->tok, &R->fast, &R->watch, &g, o->guard_mode == GR_GUARD_TIERED,
                                 o->escalate_lo, o->escalate_hi, R->reqs, n, decided, err);
             for (int i = 0; i < n && !rc; i++) {
@@ -255,6 +263,7 @@ static int flush_window(runner *R, gr_err *err) {
         }
         if (!rc) rc = gr_generate_some(R->ctx, R->reqs, n, decided, &g, on_done, R, err);
         free(decided);
+        free(prefix_copy);
         if (!rc && R->failed) {
             *err = R->cb_err;
             rc = -1;

@@ -83,6 +83,13 @@ for i in 1 2 3 4 5 6; do
     esac
 done
 [ "$n_ok" -eq 6 ] && ok modes_tiered_lines || fail modes_tiered_lines "$n_ok of 6 lines equal their mode's run"
+# the first record kept, a later one escalated: the reason pass must not read the
+# shared prefix from the first record's ids, freed once its verdict is written
+S=$(jq -s -r 'map(select(.id != "a")) | map(.scores.request) | max' "$T/verdict.jsonl")
+expect modes_tiered_first_kept 0 "$C" "${R[@]}" --batch 2 --mode tiered --escalate "$S:$S" "$T/in.jsonl" -o "$T/tiered1.jsonl"
+[ "$(sed -n 1p "$T/tiered1.jsonl")" = "$(sed -n 1p "$T/verdict.jsonl")" ] && [ "$(jq -s 'map(select(.mode == "reason")) | length' "$T/tiered1.jsonl")" -ge 1 ] \
+    && cmp -s <(jq -c 'select(.mode == "reason")' "$T/tiered1.jsonl") <(jq -c --slurpfile t "$T/tiered1.jsonl" 'select(.id as $i | $t | map(select(.mode == "reason") | .id) | index([$i]))' "$T/reason.jsonl") \
+    && ok modes_tiered_first_kept_lines || fail modes_tiered_first_kept_lines "$(jq -c '[.id, .mode]' "$T/tiered1.jsonl" | tr '\n' ' ')"
 expect modes_tiered_all 0 "$C" "${R[@]}" --mode tiered --escalate 0:1 "$T/in.jsonl" -o "$T/tiered_all.jsonl"
 cmp -s "$T/tiered_all.jsonl" "$T/reason.jsonl" && ok modes_tiered_all_is_reason || fail modes_tiered_all_is_reason "differs from reason mode"
 expect modes_tiered_none 0 "$C" "${R[@]}" --mode tiered --escalate 1:1 "$T/in.jsonl" -o "$T/tiered_none.jsonl"
