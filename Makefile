@@ -102,7 +102,7 @@ deps:
 build/libgr.a: $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 build/kernels/cuda/%.o: kernels/cuda/%.cu
 	@mkdir -p $(@D)
@@ -158,7 +158,7 @@ build-$(1)/%.o: %.c
 	$$(CC) $$(CPPFLAGS) $$(call src_inc,$$<) $$(BASE_CFLAGS) $$(ARCH_$(1)) $$(call isa_flags,$$<) -MMD -MP -c $$< -o $$@
 build-$(1)/libgr.a: $$(LIB_SRC:%.c=build-$(1)/%.o)
 	@mkdir -p $$(@D)
-	$$(AR) rcs $$@ $$^
+	rm -f $$@ && $$(AR) rcs $$@ $$^
 build-$(1)/tests/%: tests/unit/%.c tests/unit/test.h build-$(1)/libgr.a
 	@mkdir -p $$(@D)
 	$$(CC) $$(CPPFLAGS) $$(TEST_INC) $$(BASE_CFLAGS) $$(ARCH_$(1)) -MMD -MP $$< build-$(1)/libgr.a -o $$@ $$(LDLIBS)
@@ -186,7 +186,7 @@ build-asan/%.o: %.c
 
 build-asan/libgr.a: $(ASAN_LIB_OBJ)
 	@mkdir -p $(@D)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 build-asan/tests/%: tests/unit/%.c tests/unit/test.h build-asan/libgr.a
 	@mkdir -p $(@D)
@@ -224,6 +224,8 @@ install: all
 		*.1) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; \
 		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; \
 		*.7) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man7/ ;; esac; done
+	install -d $(DESTDIR)$(PREFIX)/share/guardreasoner-c
+	install -m 644 man/gr-verdict.schema.json scripts/check-schema.jq $(DESTDIR)$(PREFIX)/share/guardreasoner-c/
 
 clean:
 	rm -rf build build-asan build-fuzz $(MATRIX:%=build-%) bin

@@ -8,8 +8,10 @@
 #include "classify_incr.h"
 #include "gr_cli.h"
 #include "gr_lock.h"
+#include "guard_policy.h"
 #include "guard_run.h"
 #include "guard_run_cli.h"
+#include "guard_verdict.h"
 
 static const char usage_text[] =
     "Usage: gr-classify [OPTIONS] [FILE...]\n"
@@ -38,6 +40,13 @@ static const char usage_text[] =
     "  --model-name NAME     the `model` field (default: the model's file name)\n"
     "  --map PROGRAM         jq program applied to every input record\n"
     "  --strict              fail on a bad record instead of skipping it\n"
+    "  --mode MODE           reason (default: write the reasoning, then the answers),\n"
+    "                        verdict (no reasoning: read the answer words' probabilities\n"
+    "                        after \"Answers: \\nRequest:\"), tiered (verdict, then reason\n"
+    "                        for records with a score in the --escalate band)\n"
+    "  --escalate LO:HI      tiered: the band of scores sent to reason mode (e.g. 0.1:0.9)\n"
+    "  --instruction FILE    the guard instruction (policy) for interaction records;\n"
+    "                        every verdict's `policy` is its sha256\n"
     "  -o, --output FILE     write to FILE (atomically; .zst compresses); locked\n"
     "                        (FILE.lock): a second run on it exits 4\n"
     "  --resume              with -o: append, skipping records already in FILE\n"
@@ -73,7 +82,8 @@ static const char usage_text[] =
 enum { OPT_TEMPLATE = 256, OPT_BATCH, OPT_MAXTOK, OPT_THREADS, OPT_TEMP, OPT_TOPP, OPT_TOPK,
        OPT_SEED, OPT_LOGPROBS, OPT_NAME, OPT_MAP, OPT_STRICT, OPT_RESUME, OPT_DEVICE, OPT_EXACT, OPT_VERSION,
        OPT_TOKEN_IDS, OPT_REPLACE, OPT_FAIL_ON, OPT_SUMMARY_JSON, OPT_PROGRESS, OPT_LOG,
-       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD, OPT_IGNORE_EOS };
+       OPT_STATE, OPT_ROTATED, OPT_REJECTS, OPT_WAIT, OPT_SHARD, OPT_IGNORE_EOS,
+       OPT_MODE, OPT_ESCALATE, OPT_INSTRUCTION };
 
 static void warn_cb(void *ud, const char *msg) {
     (void)ud;
@@ -168,14 +178,18 @@ int main(int argc, char **argv) {
         {"state", required_argument, 0, OPT_STATE}, {"rotated-glob", required_argument, 0, OPT_ROTATED},
         {"rejects", required_argument, 0, OPT_REJECTS}, {"wait", no_argument, 0, OPT_WAIT},
         {"shard", required_argument, 0, OPT_SHARD},
-        {"version", no_argument, 0, OPT_VERSION}, {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS}, {0, 0, 0, 0}};
+        {"version", no_argument, 0, OPT_VERSION}, {"ignore-eos", no_argument, 0, OPT_IGNORE_EOS},
+        {"mode", required_argument, 0, OPT_MODE}, {"escalate", required_argument, 0, OPT_ESCALATE},
+        {"instruction", required_argument, 0, OPT_INSTRUCTION}, {0, 0, 0, 0}};
     gr_run_opts o = {.mode = GR_RUN_CLASSIFY, .model_path = getenv("GR_MODEL"), .batch = 16,
                      .max_tokens = 2048, .sampler = {0.0f, 1.0f, 0}, .k = 1};
     gr_reader_opts ro = {0};
     const char *out_path = NULL;
     gr_incr_opts io = {0};
     gr_shard shard = {0, 0};
-    int resume = 0, c;
+    int resume = 0, escalate = 0, c;
+    gr_guard_mode guard_mode = GR_GUARD_REASON;
+    gr_policy policy = {0};
     gr_run_cli cli = {.sample_mode = 0, .progress = -1};
     gr_err err;
     while ((c = getopt_long(argc, argv, "m:t:o:qh", longopts, NULL)) != -1) {
@@ -205,6 +219,24 @@ int main(int argc, char **argv) {
             if (gr_device_check(optarg, &err)) gr_usage_error("%s", err.msg);
             o.device = optarg;
             break;
+        case OPT_MODE:
+            if (gr_guard_mode_parse(optarg, &guard_mode)) gr_usage_error("--mode %s: want reason, verdict or tiered", optarg);
+            o.guard_mode = (int)guard_mode;
+            break;
+        case OPT_ESCALATE:
+            if (gr_escalate_parse(optarg, &o.escalate_lo, &o.escalate_hi, &err)) gr_usage_error("--escalate %s", err.msg);
+            escalate = 1;
+            break;
+        case OPT_INSTRUCTION: {
+            int invalid;
+            gr_policy_free(&policy);
+            if (gr_policy_load(optarg, &policy, &invalid, &err)) {
+                if (invalid) gr_usage_error("--instruction %s", err.msg);
+                gr_die(1, "--instruction %s", err.msg);
+            }
+            o.policy = &policy;
+            break;
+        }
         case 'o': out_path = optarg; break;
         case OPT_RESUME: resume = 1; break;
         case OPT_STATE: io.state_path = optarg; break;
@@ -227,6 +259,10 @@ int main(int argc, char **argv) {
         }
     }
     if (!o.model_path || !*o.model_path) gr_usage_error("no model: give -m PATH or set GR_MODEL");
+    if (guard_mode == GR_GUARD_TIERED && !escalate) gr_usage_error("--mode tiered needs --escalate LO:HI");
+    if (escalate && guard_mode != GR_GUARD_TIERED) gr_usage_error("--escalate goes with --mode tiered");
+    if (o.logprobs && guard_mode != GR_GUARD_REASON)
+        gr_usage_error("--logprobs needs --mode reason (verdict mode samples no tokens)");
     if (resume && (!out_path || strcmp(out_path, "-") == 0)) gr_usage_error("--resume needs -o FILE");
     o.reader = &ro;
     if (cli.progress < 0) cli.progress = isatty(2);
@@ -259,6 +295,7 @@ int main(int argc, char **argv) {
     o.stop = &gr_stop_signal;
     gr_run_stats st = {0};
     int rc = gr_run_to_path(&o, files, n_files, out_path, resume, warn_cb, NULL, &st, &err);
+    gr_policy_free(&policy);
     int status = gr_run_cli_finish(&cli, &o, rc, &err, &st, out_path, resume);
     if (status != GR_EXIT_OK && status != GR_EXIT_FLAGGED) return status;
     gr_close_stdout();

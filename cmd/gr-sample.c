@@ -39,6 +39,7 @@ static const char usage_text[] =
     "                        (FILE.lock): a second run on it exits 4\n"
     "  --resume              with -o: append, skipping (id, k) already in FILE\n"
     "                        (each sample flushed as soon as all before it are done)\n"
+    "  --shard K/N           only the records whose id hashes to shard K of N (gr-classify(1))\n"
     "  --token-ids           add token_ids (the generated ids)\n"
     "  --replace-invalid     replace invalid UTF-8 in the input by U+FFFD (counted)\n"
     "  --summary-json FILE   the end-of-run summary as JSON (for monitoring)\n"

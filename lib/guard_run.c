@@ -10,7 +10,9 @@
 #include "generate.h"
 #include "gr_lock.h"
 #include "guard.h"
+#include "guard_policy.h"
 #include "guard_resume.h"
+#include "guard_verdict.h"
 #include "model.h"
 
 /* ---- one window ------------------------------------------------------------- */
@@ -23,6 +25,8 @@ typedef struct item {
     int k;             /* sample number (sample mode), 0 in classify mode */
     long pos;          /* the record's 0-based position in the input */
     char fp[GR_FINGERPRINT_HEX + 1];
+    char policy[65];   /* sha256 of the instruction the record is classified with */
+    int by_verdict;    /* decided by the verdict tier (--mode verdict / tiered) */
     int state;
     jv out;            /* the output record once done */
 } item;
@@ -34,6 +38,7 @@ typedef struct runner {
     gr_backend *be;
     gr_ctx *ctx;
     gr_guard_watch watch;
+    gr_fast_plan fast;           /* --mode verdict / tiered */
     int stop[2], n_stop;
     size_t max_token_bytes; /* the longest token's bytes: a lower bound on a text's tokens */
     char *model_name;
@@ -128,6 +133,8 @@ static int build_output(runner *R, item *it, const gr_gen_req *q, const char *to
         if (!v.parse_ok) out = unverified(out);
         out = jv_object_set(out, jv_string("model"), jv_string(R->model_name));
         out = jv_object_set(out, jv_string("tokens"), jv_number(n));
+        out = jv_object_set(out, jv_string("mode"), jv_string(it->by_verdict ? "verdict" : "reason"));
+        out = jv_object_set(out, jv_string("policy"), jv_string(it->policy));
         if (q && q->stop == GR_STOP_LENGTH) out = jv_object_set(out, jv_string("truncated"), jv_true());
         if (o->logprobs) {
             jv lp = jv_array();
@@ -229,7 +236,34 @@ static int flush_window(runner *R, gr_err *err) {
                          .stop = R->stop, .n_stop = R->n_stop,
                          .prefix = lcp >= 8 ? first->v : NULL, .n_prefix = lcp >= 8 ? lcp : 0,
                          .step = on_step, .step_ud = R, .ignore_eos = o->ignore_eos};
-        rc = gr_generate(R->ctx, R->reqs, n, &g, on_done, R, err);
+        unsigned char *decided = NULL; /* 1: the verdict tier decided the record */
+        int *prefix_copy = NULL;
+        if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON) {
+            decided = gr_xcalloc((size_t)n, 1);
+            /* the prefix lives in the first item's ids, which are freed once that
+             * item's verdict is written below: tiered's reason pass needs a copy */
+            if (g.n_prefix) {
+                prefix_copy = gr_xmalloc(sizeof(int) * (size_t)g.n_prefix);
+                memcpy(prefix_copy, g.prefix, sizeof(int) * (size_t)g.n_prefix);
+                g.prefix = prefix_copy;
+            }
+            rc = gr_fast_window(R->ctx, R->tok, &R->fast, &R->watch, &g, o->guard_mode == GR_GUARD_TIERED,
+                                o->escalate_lo, o->escalate_hi, R->reqs, n, decided, err);
+            for (int i = 0; i < n && !rc; i++) {
+                if (!decided[i]) continue;
+                item *it = &R->items[R->req_item[i]];
+                int too_long = R->reqs[i].stop == GR_STOP_TOO_LONG;
+                it->by_verdict = 1;
+                if (build_output(R, it, too_long ? NULL : &R->reqs[i],
+                                 too_long ? "prompt and answer block longer than the model's context" : NULL, err))
+                    rc = -1;
+                gr_gen_req_free(&R->reqs[i]);
+            }
+            if (!rc) rc = emit_ready(R, err);
+        }
+        if (!rc) rc = gr_generate_some(R->ctx, R->reqs, n, decided, &g, on_done, R, err);
+        free(decided);
+        free(prefix_copy);
         if (!rc && R->failed) {
             *err = R->cb_err;
             rc = -1;
@@ -279,6 +313,7 @@ static int add_item(runner *R, jv rec, const char *fp, int k, long pos, const ch
     it->k = k;
     it->pos = pos;
     memcpy(it->fp, fp, sizeof it->fp);
+    gr_policy_hash(instr, it->policy);
     if (o->mode == GR_RUN_SAMPLE) {
         gr_buf pt = {0};
         gr_buf_printf(&pt, "%s\n%s", instr, input);
@@ -336,6 +371,8 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
         if (gr_tokenizer_token_bytes(R.tok, (int32_t)i, &len) && len > R.max_token_bytes) R.max_token_bytes = len;
     }
     if (o->mode == GR_RUN_CLASSIFY && gr_guard_watch_init(R.tok, &R.watch, err)) goto out;
+    if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON && gr_fast_plan_init(R.tok, &R.fast, err))
+        goto out;
     int32_t eot = gr_template_eot(R.tok, o->tmpl), eos = gr_tokenizer_eos(R.tok);
     if (eot >= 0) R.stop[R.n_stop++] = eot;
     if (eos >= 0 && eos != eot) R.stop[R.n_stop++] = eos;
@@ -392,6 +429,7 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
                 if (warn) warn(ud, msg);
                 continue;
             }
+            gr_policy_apply(o->policy, rec, &instr);
             for (int s = 0; s < k_per && !rc; s++) {
                 if (gr_resume_take(done, fp, o->mode == GR_RUN_SAMPLE ? s : -1)) {
                     st->skipped_done++;
@@ -415,6 +453,7 @@ out:
         if (R.items[i].state != ITEM_WRITTEN) item_free(&R.items[i]);
     free(R.items);
     free(R.model_name);
+    gr_fast_plan_free(&R.fast);
     gr_ctx_free(R.ctx);
     if (R.be) gr_backend_free(R.be);
     gr_tokenizer_free(R.tok);

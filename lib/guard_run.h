@@ -74,6 +74,10 @@ typedef struct gr_run_opts {
     int wait_lock;               /* gr_run_to_path: wait for the output lock instead of failing */
     gr_run_step_fn on_step;      /* progress and --log; NULL: none */
     void *step_ud;
+    /* classify: --mode, --escalate, --instruction (guard_verdict.h, guard_policy.h) */
+    int guard_mode;              /* gr_guard_mode: GR_GUARD_REASON (0), _VERDICT, _TIERED */
+    double escalate_lo, escalate_hi; /* tiered: a score in [lo, hi] sends the record to reason mode */
+    const struct gr_policy *policy;  /* replaces the guard instruction of interaction records; NULL: built in */
 } gr_run_opts;
 
 struct gr_run_stats {
