@@ -142,11 +142,14 @@ static int run_state(gr_run_cli *cli, gr_run_opts *o, const gr_incr_opts *io, ch
     gr_err err;
     int rc = gr_classify_incremental(o, io, logs, n_logs, state_warn, NULL, &st, &err);
     const gr_feed_stats *f = &st.feed;
-    if (!cli->quiet && rc != GR_LOCK_BUSY)
-        gr_msg("%s: %ld logs, %ld new lines: %ld records, %ld rejected, %ld blank, %ld dropped by --map, "
-               "%ld other shards, %ld already written by an interrupted run%s",
-               io->state_path, st.logs, f->lines, f->records, f->rejects, f->blank, f->dropped, f->other_shard,
-               f->done_before, st.lost ? "; content LOST to rotation (see above)" : "");
+    /* one summary line: what the logs held, then the run's own figures */
+    char preface[512];
+    snprintf(preface, sizeof preface,
+             "%s: %ld logs, %ld new lines: %ld records, %ld rejected, %ld blank, %ld dropped by --map, "
+             "%ld other shards, %ld already written by an interrupted run%s",
+             io->state_path, st.logs, f->lines, f->records, f->rejects, f->blank, f->dropped, f->other_shard,
+             f->done_before, st.lost ? ", content LOST to rotation (see above)" : "");
+    cli->preface = preface;
     int status = gr_run_cli_finish(cli, o, rc, &err, &st.run, io->out_path, 1);
     /* --fail-on unverified: a rejected line is one no verdict covers */
     if (status == GR_EXIT_OK && (o->fail_on & GR_FLAG_UNVERIFIED) && f->rejects) {

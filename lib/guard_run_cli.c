@@ -197,10 +197,10 @@ int gr_run_cli_finish(gr_run_cli *c, const gr_run_opts *o, int rc, const gr_err 
                      st->flagged[0], st->flagged[1], st->flagged[2]);
         char replaced[64] = "";
         if (st->replaced) snprintf(replaced, sizeof replaced, "%ld invalid UTF-8 sequences replaced; ", st->replaced);
-        gr_msg("%ld records: %ld %swritten, %ld already done, %ld %sskipped as bad, %ld rejected as too long; %s"
+        gr_msg("%s%s%ld records: %ld %swritten, %ld already done, %ld %sskipped as bad, %ld rejected as too long; %s"
                "%ld unverified (no answer read), %ld cut at --max-tokens; %s%ld prompt + %ld generated tokens "
                "in %.1f s (%.2f %s/s, %.1f tokens/s)",
-               st->records, st->written, c->sample_mode ? "samples " : "", st->skipped_done, st->skipped_bad,
+               c->preface ? c->preface : "", c->preface ? "; " : "", st->records, st->written, c->sample_mode ? "samples " : "", st->skipped_done, st->skipped_bad,
                c->sample_mode ? "records " : "", st->rejected, flagged, st->unparsed, st->truncated, replaced,
                st->prompt_tokens, st->generated_tokens, st->seconds, rate(st->written, st->seconds),
                c->sample_mode ? "samples" : "records", rate(st->generated_tokens, st->seconds));

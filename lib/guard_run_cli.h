@@ -12,6 +12,7 @@ typedef struct gr_run_cli {
     int progress;             /* 1: a progress line (default: stderr is a terminal) */
     const char *log_path;     /* --log FILE: one JSON line per forward step, or NULL */
     const char *summary_json; /* --summary-json FILE, or NULL */
+    const char *preface;      /* printed at the head of the summary line (gr-classify --state: what the logs held), or NULL */
     /* internal */
     FILE *log;
     long total;               /* outputs expected (-1: unknown) */
