@@ -79,8 +79,13 @@ static void on_step(void *ud, const gr_run_stats *st, int n_seqs, int n_fed) {
                 st->steps, n_seqs, n_fed, st->written, st->sampled_tokens, st->seconds);
         fflush(c->log);
     }
-    if (!c->progress || t - c->last_print < 1.0 || c->first_step == 0) return;
+    if (!c->progress || c->first_step == 0) return;
+    /* at most one line a second, except that the first finished output is shown at
+     * once: that is when the rate and the ETA become known */
+    int first_rate = st->written > 0 && !c->rate_shown;
+    if (t - c->last_print < 1.0 && !first_rate) return;
     c->last_print = t;
+    if (st->written > 0) c->rate_shown = 1;
     double el = t - c->first_step;
     double rps = el > 0 ? (double)st->written / el : 0, tps = el > 0 ? (double)st->sampled_tokens / el : 0;
     long done = st->written + st->skipped_done;

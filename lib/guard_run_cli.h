@@ -18,6 +18,7 @@ typedef struct gr_run_cli {
     long total;               /* outputs expected (-1: unknown) */
     double last_print, first_step;
     int tty, printed;
+    int rate_shown;           /* a line with a measured rate (and so an ETA) has been printed */
 } gr_run_cli;
 
 /* Parses a --fail-on value (harmful, refusal, unverified, any; a comma list
