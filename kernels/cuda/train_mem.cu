@@ -2,7 +2,6 @@
  * (train_impl.h). COMPILED, NEVER RUN here (no GPU). */
 #include "train_impl.h"
 #include <math.h>
-#include <string.h>
 
 void *gr_ctrain_alloc(gr_backend *b, size_t bytes) {
     (void)b;
@@ -11,7 +10,13 @@ void *gr_ctrain_alloc(gr_backend *b, size_t bytes) {
         cudaGetLastError(); /* clear it: the caller reports the failure */
         return NULL;
     }
-    memset(p, 0, bytes); /* the host touches it first (the weights are copied in on the host) */
+    /* zeroed on the device, so the pages start there (the activations never
+     * leave it; the weights migrate once, when the host copies them in) */
+    if (cudaMemset(p, 0, bytes) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(p);
+        return NULL;
+    }
     return p;
 }
 
