@@ -224,8 +224,8 @@ print-ldlibs:
 # compiled by mpicc with -DGR_MPI and the MPI transport (lib/mpi/dp_mpi.c,
 # outside libgr.a, which has no MPI). Run with mpirun or srun (scripts/slurm/train.sh).
 MPICC ?= mpicc
-mpi: bin/mpi/gr-sft bin/mpi/gr-dpo
-bin/mpi/gr-%: cmd/gr-%.c lib/mpi/dp_mpi.c build/libgr.a
+mpi: build/mpi/gr-sft build/mpi/gr-dpo
+build/mpi/gr-%: cmd/gr-%.c lib/mpi/dp_mpi.c build/libgr.a
 	@mkdir -p $(@D)
 	$(MPICC) -DGR_MPI $(CPPFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -7,7 +7,10 @@
  * of lib/train_*.c reads them in place where it must (checkpoints, resume) after
  * sync; the ops themselves run on the backend's stream and never wait, except
  * xent and sumsq, which return a number. Every reduction is in a fixed order
- * (no atomics): the ops are deterministic run to run.
+ * (no atomics): the ops are deterministic run to run. Managed memory is zeroed
+ * on the device at allocation (its pages start there) and never asked for
+ * beyond the GPU's free memory (train_mem.cu); plain cudaMalloc blocks with
+ * explicit copies at checkpoints would be the safer design (not done).
  *
  * Precision: fp32 storage and fp32 accumulation everywhere; the matmuls run on
  * the bf16 tensor cores (cuBLAS CUBLAS_COMPUTE_32F_FAST_16BF: inputs rounded to

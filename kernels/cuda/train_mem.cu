@@ -3,8 +3,20 @@
 #include "train_impl.h"
 #include <math.h>
 
+/* Managed memory is never asked for beyond what the GPU has free (less a 1 GiB
+ * margin for cuBLAS, NCCL and scratch): oversubscribed managed memory pages to
+ * the host at a crawl or can hang the GPU. A refusal is an out-of-memory error. */
 void *gr_ctrain_alloc(gr_backend *b, size_t bytes) {
     (void)b;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    if (bytes + ((size_t)1 << 30) > free_b) {
+        fprintf(stderr, "cuda train: %zu bytes asked, %zu free on the GPU\n", bytes, free_b);
+        return NULL;
+    }
     void *p = NULL;
     if (cudaMallocManaged(&p, bytes ? bytes : 1, cudaMemAttachGlobal) != cudaSuccess) {
         cudaGetLastError(); /* clear it: the caller reports the failure */

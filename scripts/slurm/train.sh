@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel R-SFT or HS-DPO under Slurm: one process per GPU, started by
 # srun, the rendezvous through MPI (lib/dp.h): srun launches the MPI build of
-# the trainer (make mpi -> bin/mpi/gr-sft, bin/mpi/gr-dpo), MPI_Init connects
+# the trainer (make mpi -> build/mpi/gr-sft, build/mpi/gr-dpo), MPI_Init connects
 # the processes through Slurm's PMI, rank 0's ncclUniqueId is broadcast over
 # MPI and every process joins the NCCL communicator (ncclCommInitRank); the
 # gradients are then summed over NCCL in 25 MiB buckets that start during the
@@ -19,7 +19,7 @@
 #
 # The first argument picks the trainer (sft or dpo); the rest goes to it as is;
 # the script adds --device cuda unless a --device is given. GR_TRAIN_BIN names
-# the binary (default bin/mpi/gr-sft or bin/mpi/gr-dpo beside this script's
+# the binary (default build/mpi/gr-sft or build/mpi/gr-dpo beside this script's
 # checkout). Needs Slurm built with PMIx or PMI2 support for the MPI in use
 # (srun --mpi=list; GR_SRUN_MPI, default pmix, picks it). The CPU works the
 # same way without GPUs (--device cpu): the gradients then go over MPI.
@@ -36,7 +36,7 @@ fi
 what=$1
 shift
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-bin=${GR_TRAIN_BIN:-$here/bin/mpi/gr-$what}
+bin=${GR_TRAIN_BIN:-$here/build/mpi/gr-$what}
 if [ ! -x "$bin" ]; then
     echo "$0: $bin not found: build it with 'make mpi' (needs mpicc; nvcc and nccl.h for GPUs)" >&2
     exit 1
