@@ -108,7 +108,9 @@ void gr_run_cli_start(gr_run_cli *c, gr_run_opts *o, char *const *files, int n_f
     c->tty = isatty(2);
     if (c->quiet) c->progress = 0;
     c->total = -1;
-    if (c->progress && !(o->reader && o->reader->map)) {
+    /* (with --shard, which records are ours is known only once their ids are read:
+     * the total stays unknown rather than counting every shard's) */
+    if (c->progress && !(o->reader && o->reader->map) && !o->shard) {
         c->total = 0;
         for (int i = 0; i < n_files && c->total >= 0; i++) {
             long n = count_records(files[i]);
