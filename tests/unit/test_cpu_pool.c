@@ -48,9 +48,60 @@ TEST(pool_empty_and_free_idle) {
     gr_pool_free(NULL);
 }
 
+/* A task that stalls (as a worker descheduled mid-task would) far longer than
+ * the caller's own tasks: every task still runs once, and after a few such
+ * jobs the pool goes solo (the caller runs whole jobs), then tries the
+ * workers again. Tasks that are all equally long never trigger it. */
+typedef struct { int *hits; int n; } slow_job;
+
+static void slow_one(void *ctx, int i) {
+    slow_job *j = ctx;
+    __atomic_fetch_add(&j->hits[i], 1, __ATOMIC_RELAXED);
+    if (i == 0) {
+        struct timespec nap = {0, 3000000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+static void even_ms(void *ctx, int i) {
+    slow_job *j = ctx;
+    __atomic_fetch_add(&j->hits[i], 1, __ATOMIC_RELAXED);
+    struct timespec nap = {0, 1000000};
+    nanosleep(&nap, NULL);
+}
+
+TEST(pool_late_worker_goes_solo) {
+    gr_pool *p = gr_pool_new(1);
+    gr_pool_set_adapt(p, 1);
+    /* Task 0 is claimed first; with 1 worker it is the worker's about half
+     * the time, so loop until the caller has waited on it often enough. */
+    for (int rep = 0; rep < 400 && gr_pool_solo_spells(p) == 0; rep++) {
+        int hits[64] = {0};
+        slow_job j = {hits, 64};
+        gr_pool_run(p, slow_one, &j, 64);
+        for (int i = 0; i < 64; i++) CHECK(hits[i] == 1);
+    }
+    CHECK(gr_pool_solo_spells(p) >= 1);
+    gr_pool_free(p);
+
+    p = gr_pool_new(1);
+    gr_pool_set_adapt(p, 1);
+    for (int rep = 0; rep < 30; rep++) {
+        int hits[4] = {0};
+        slow_job j = {hits, 4};
+        gr_pool_run(p, even_ms, &j, 4);
+        for (int i = 0; i < 4; i++) CHECK(hits[i] == 1);
+    }
+    /* On a loaded machine the worker may really be late; only check when
+     * the pool did not judge it so for a reason other than task length. */
+    CHECK(gr_pool_solo_spells(p) <= 1);
+    gr_pool_free(p);
+}
+
 int main(void) {
     RUN(pool_every_task_once);
     RUN(pool_wakes_sleeping_workers);
     RUN(pool_empty_and_free_idle);
+    RUN(pool_late_worker_goes_solo);
     return TEST_EXIT();
 }
