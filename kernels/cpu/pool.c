@@ -16,14 +16,14 @@
  * polls for WAIT_SPIN_NS, then sleeps on `done_cv` (caller: waiting = 1,
  * load done; finishing worker: done++, load waiting).
  *
- * Fewer workers when they are late. If, for LATE_JOBS jobs in a row, the
- * caller had to wait for a worker's claimed task more than LATE_NS and more
- * than four times its own mean task time (so not a long task but a worker
- * descheduled mid-task: its core is busy with another process),
- * the pool runs the next SOLO_JOBS jobs on the caller alone, the workers
- * asleep, and then tries them again; a job with no late worker resets the
- * count. On a machine of our own this never triggers (a task ends within
- * microseconds of the caller's); on a shared one it turns a time slice lost
+ * Fewer workers when they are late. A job's wait for a worker's claimed task
+ * counts as lost when it is past LATE_NS and past four times the caller's own
+ * mean task time (so not a long task but a worker descheduled mid-task: its
+ * core is busy with another process). When the lost time passes a quarter of
+ * the pool's recent wall time (decayed sums over about 64 jobs), the pool runs
+ * the next SOLO_JOBS jobs on the caller alone, the workers asleep, and then
+ * tries them again. On a machine of our own this never triggers (a task ends
+ * within microseconds of the caller's); on a shared one it turns a time slice
  * per matmul into one thread's speed. GR_POOL_ADAPT=0 turns it off. */
 #include "pool.h"
 #include "gr_common.h"
@@ -43,10 +43,8 @@
  * the serial stretches between the matmuls of a decode step, short enough that
  * an idle pool gives its core back at once for practical purposes. */
 enum { SPIN_NS = 100000, WAIT_SPIN_NS = 30000 };
-/* Lateness: a wait past LATE_NS (a task ends within microseconds of the
- * caller's unless its thread lost its core) in LATE_JOBS jobs in a row sends
- * the pool solo for SOLO_JOBS jobs (a few decode steps). */
-enum { LATE_NS = 200000, LATE_JOBS = 4, SOLO_JOBS = 2000 };
+/* Lateness (see above): SOLO_JOBS is a few decode steps' matmuls. */
+enum { LATE_NS = 200000, SOLO_JOBS = 2000 };
 
 struct gr_pool {
     pthread_mutex_t mu;
@@ -63,7 +61,7 @@ struct gr_pool {
     int n;             /* atomic (relaxed) */
     int done;          /* atomic: tasks of the current job finished */
     int adapt;         /* fall back to the caller alone when workers are late */
-    int late_run;      /* jobs in a row with a late worker (caller only) */
+    double wall_ns, lost_ns; /* decayed sums of job time and time lost (caller only) */
     int solo_left;     /* jobs still to run solo (caller only) */
     long solo_spells;  /* times the pool went solo (caller only; for tests) */
 };
@@ -173,7 +171,8 @@ int gr_pool_workers(const gr_pool *p) { return p->n_th; }
 
 void gr_pool_set_adapt(gr_pool *p, int on) {
     p->adapt = on;
-    p->late_run = p->solo_left = 0;
+    p->wall_ns = p->lost_ns = 0;
+    p->solo_left = 0;
 }
 
 long gr_pool_solo_spells(const gr_pool *p) { return p->solo_spells; }
@@ -216,13 +215,12 @@ void gr_pool_run(gr_pool *p, void (*fn)(void *, int), void *ctx, int n) {
      * (a worker's last task started before the caller's ended), so its thread
      * lost its core; with no task of its own the caller cannot tell. */
     if (!p->adapt || mine == 0) return;
-    if (late > LATE_NS && late > 4 * (mine_ns / mine)) {
-        if (++p->late_run >= LATE_JOBS) {
-            p->late_run = 0;
-            p->solo_left = SOLO_JOBS;
-            p->solo_spells++;
-        }
-    } else {
-        p->late_run = 0;
+    int64_t lost = late > LATE_NS && late > 4 * (mine_ns / mine) ? late : 0;
+    p->wall_ns = p->wall_ns * (63.0 / 64) + (double)(now_ns() - start);
+    p->lost_ns = p->lost_ns * (63.0 / 64) + (double)lost;
+    if (p->lost_ns > 0.25 * p->wall_ns) {
+        p->wall_ns = p->lost_ns = 0;
+        p->solo_left = SOLO_JOBS;
+        p->solo_spells++;
     }
 }
