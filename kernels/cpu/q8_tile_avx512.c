@@ -21,20 +21,26 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *w, const i
     const __m512i zi = _mm512_setzero_si512(), c80 = _mm512_set1_epi8((char)0x80);
     const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     __m512 A[4][4];
+    /* every loop fully unrolled (ng is a constant here), so A stays in registers */
+#pragma GCC unroll 4
     for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
         for (int h = 0; h < 4; h++) A[g][h] = _mm512_setzero_ps();
     int64_t nb = cols / 32;
     size_t gq = (size_t)8 * (size_t)cols, gd = (size_t)(cols / 4);
     for (int64_t b = 0; b < nb; b++, w += 34) {
         __m512i wg[4], nc[4];
+#pragma GCC unroll 4
         for (int h = 0; h < 4; h++) {
             wg[h] = _mm512_permutexvar_epi32(idx, _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(w + 2 + 8 * h))));
             nc[h] = _mm512_sub_epi32(zi, _mm512_dpbusd_epi32(zi, c80, wg[h]));
         }
         __m256 dw = _mm256_set1_ps(hf(w));
+#pragma GCC unroll 4
         for (int g = 0; g < ng; g++) {
             const int8_t *q = pq + (size_t)g * gq + 256 * (size_t)b;
             __m512 sc = _mm512_broadcast_f32x8(_mm256_mul_ps(dw, _mm256_loadu_ps(pd + (size_t)g * gd + 8 * b)));
+#pragma GCC unroll 4
             for (int h = 0; h < 4; h++) {
                 __m512i xu = _mm512_xor_si512(_mm512_loadu_si512((const void *)(q + 64 * h)), c80);
                 __m512i p = _mm512_dpbusd_epi32(nc[h], xu, wg[h]);
@@ -42,6 +48,7 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *w, const i
             }
         }
     }
+#pragma GCC unroll 4
     for (int g = 0; g < ng; g++) {
         __m512 t = _mm512_add_ps(_mm512_add_ps(A[g][0], A[g][2]), _mm512_add_ps(A[g][1], A[g][3]));
         __m256 sum = _mm256_add_ps(_mm512_castps512_ps256(t), _mm512_extractf32x8_ps(t, 1));
