@@ -100,6 +100,7 @@ static int emit_ready(runner *R, gr_err *err) {
         R->st->written++;
         wrote = 1;
     }
+    if (R->give < R->head) R->give = R->head; /* past answered items it had not reached */
     if (R->head >= 64 && 2 * R->head >= R->n_items) { /* move the live ones to the front */
         memmove(R->items, R->items + R->head, sizeof *R->items * (size_t)(R->n_items - R->head));
         R->n_items -= R->head;

@@ -5,7 +5,11 @@
  *     50 records one at a time, each alone, without a prefix;
  *   - every block is back in the pool at the end;
  *   - shared prefix blocks are never written after they are shared: writes are
- *     refused, and their checksums (taken when shared) still hold when released. */
+ *     refused, and their checksums (taken when shared) still hold when released;
+ *   - fed from a stream (gr_generate_stream), in another order, with an input
+ *     that is sometimes not ready, a freed slot is refilled at once (every step
+ *     runs a full batch until the input ends) and the tokens, greedy and
+ *     sampled, are the same as one at a time. */
 #include <stdlib.h>
 #include "test.h"
 #include "generate.h"
@@ -149,6 +153,156 @@ TEST(continuous_batching_equals_one_at_a_time) {
     gr_model_free(m);
 }
 
+/* A stream over the corpus in a permuted order; from the 25th record on,
+ * every third pull first says "not now" (an input not ready yet). */
+typedef struct stream {
+    gr_gen_req *reqs;
+    int order[N_REC], next, pulls, running, waits;
+    int done_seen[N_REC];
+    int B, full_steps, short_steps, ended;
+} stream;
+
+static int stream_pull(void *ud, gr_gen_req **req, gr_err *err) {
+    (void)err;
+    stream *S = ud;
+    if (S->next >= N_REC) {
+        S->ended = 1;
+        return GR_PULL_END;
+    }
+    if (S->next >= 25 && S->running > 0 && S->pulls++ % 3 == 2) {
+        S->waits++;
+        return GR_PULL_WAIT;
+    }
+    *req = &S->reqs[S->order[S->next++]];
+    S->running++;
+    return GR_PULL_OK;
+}
+
+static void stream_done(void *ud, gr_gen_req *req, int index) {
+    stream *S = ud;
+    S->running--;
+    int r = (int)(req - S->reqs);
+    if (r >= 0 && r < N_REC && S->order[index] == r) S->done_seen[r]++;
+}
+
+static int stream_step(void *ud, int n_seqs, int n_fed) {
+    (void)n_fed;
+    stream *S = ud;
+    if (n_seqs == 0) return 0;
+    if (!S->ended && S->waits == 0) S->full_steps += n_seqs == S->B; /* before any wait */
+    if (!S->ended && S->waits == 0 && n_seqs != S->B) S->short_steps++;
+    return 0;
+}
+
+static int gen_stream(gr_ctx *ctx, const corpus *cp, gr_gen_req *reqs, stream *S, int batch, float temp,
+                      const int *prefix, int n_prefix, gr_kv_pool *pool) {
+    static const int stop[2] = {7, 11};
+    gr_gen_opts o = {.sampler = {temp, temp > 0 ? 0.9f : 1.0f, 0}, .seed = 99, .max_tokens = MAX_TOK,
+                     .max_batch = batch, .stop = stop, .n_stop = 2, .pool = pool, .prefix = prefix,
+                     .n_prefix = n_prefix, .step = stream_step, .step_ud = S};
+    for (int r = 0; r < N_REC; r++) {
+        reqs[r].prompt = cp->ids[r];
+        reqs[r].n_prompt = cp->n[r];
+        reqs[r].stream = (uint64_t)r;
+    }
+    S->reqs = reqs;
+    S->B = batch;
+    for (int i = 0; i < N_REC; i++) S->order[i] = (i * 17 + 5) % N_REC; /* 17 is prime to 50 */
+    gr_err err;
+    if (gr_generate_stream(ctx, &o, stream_pull, stream_done, S, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+TEST(stream_refills_at_once_and_matches_one_at_a_time) {
+    gr_model *m = load("tiny-gqa-tied");
+    CHECK(m);
+    corpus cp;
+    make_corpus(&cp, m->cfg.vocab_size);
+    gr_backend *be = gr_backend_cpu(2);
+    gr_ctx *ctx = gr_ctx_new(m, be);
+    int kvd = m->cfg.n_kv_heads * m->cfg.head_dim;
+    for (int pass = 0; pass < 2; pass++) {
+        float temp = pass ? 0.8f : 0.0f; /* greedy, then sampled: seeded per sequence */
+        gr_gen_req alone[N_REC], streamed[N_REC];
+        memset(alone, 0, sizeof alone);
+        memset(streamed, 0, sizeof streamed);
+        static const int stop[2] = {7, 11};
+        gr_gen_opts o1 = {.sampler = {temp, temp > 0 ? 0.9f : 1.0f, 0}, .seed = 99, .max_tokens = MAX_TOK,
+                          .max_batch = 1, .stop = stop, .n_stop = 2};
+        gr_err err;
+        for (int r = 0; r < N_REC; r++) {
+            alone[r] = (gr_gen_req){.prompt = cp.ids[r], .n_prompt = cp.n[r], .stream = (uint64_t)r};
+            CHECK(gr_generate(ctx, &alone[r], 1, &o1, NULL, NULL, &err) == 0);
+        }
+        /* the stream: 6 slots, a pool checked for sharing; the prefix given is the
+         * corpus prefix with its last 17 tokens changed, so that prompts share
+         * only its first 20 tokens (one full block and a copied partial one) */
+        int prefix[PREFIX];
+        memcpy(prefix, cp.prefix, sizeof prefix);
+        for (int i = 20; i < PREFIX; i++) prefix[i] = 1 + (prefix[i] + 1) % (m->cfg.vocab_size - 1);
+        gr_kv_pool *pool = gr_kv_pool_new(be, m->cfg.n_layers, kvd, 0);
+        gr_kv_pool_verify_shared(pool);
+        stream S;
+        memset(&S, 0, sizeof S);
+        CHECK(gen_stream(ctx, &cp, streamed, &S, 6, temp, prefix, PREFIX, pool) == 0);
+        int distinct, every_once = 1;
+        CHECK(same_tokens(alone, streamed, &distinct));
+        for (int r = 0; r < N_REC; r++) every_once &= S.done_seen[r] == 1;
+        CHECK(every_once);     /* each finished once, with its pull number */
+        CHECK(S.running == 0);
+        CHECK(S.waits > 0);    /* the input did say "not now" ... */
+        CHECK(S.full_steps > 0 && S.short_steps == 0); /* ... and until then every step was full */
+        printf("# %s: %d distinct lengths; %d full steps before the first wait; %d waits\n",
+               pass ? "sampled" : "greedy", distinct, S.full_steps, S.waits);
+        CHECK(gr_kv_pool_used(pool) == 0);
+        CHECK(pool->shared_write_refused == 0);
+        CHECK(pool->shared_checked > 0 && pool->shared_changed == 0);
+        gr_kv_pool_release(pool);
+        /* with a pool that holds about two sequences: pulled requests wait for
+         * blocks, the result is the same */
+        int per = gr_kv_blocks_for(PREFIX + 90 + MAX_TOK);
+        gr_kv_pool *small = gr_kv_pool_new(be, m->cfg.n_layers, kvd, 2 * per + 2);
+        gr_gen_req tight[N_REC];
+        memset(tight, 0, sizeof tight);
+        memset(&S, 0, sizeof S);
+        CHECK(gen_stream(ctx, &cp, tight, &S, 6, temp, cp.prefix, PREFIX, small) == 0);
+        CHECK(same_tokens(alone, tight, &distinct));
+        CHECK(small->peak_used <= 2 * per + 2 && gr_kv_pool_used(small) == 0);
+        gr_kv_pool_release(small);
+        for (int r = 0; r < N_REC; r++) {
+            gr_gen_req_free(&alone[r]);
+            gr_gen_req_free(&streamed[r]);
+            gr_gen_req_free(&tight[r]);
+        }
+    }
+    gr_ctx_free(ctx);
+    gr_backend_free(be);
+    free_corpus(&cp);
+    gr_model_free(m);
+}
+
+static int wait_always(void *ud, gr_gen_req **req, gr_err *err) {
+    (void)ud, (void)req, (void)err;
+    return GR_PULL_WAIT;
+}
+
+TEST(stream_waiting_with_nothing_running_is_an_error) {
+    gr_model *m = load("tiny-gqa-tied");
+    CHECK(m);
+    gr_backend *be = gr_backend_cpu(1);
+    gr_ctx *ctx = gr_ctx_new(m, be);
+    gr_gen_opts o = {.sampler = {0.0f, 1.0f, 0}, .max_tokens = 4, .max_batch = 2};
+    gr_err err;
+    CHECK(gr_generate_stream(ctx, &o, wait_always, NULL, NULL, &err) == -1);
+    CHECK(strstr(err.msg, "waits") != NULL);
+    gr_ctx_free(ctx);
+    gr_backend_free(be);
+    gr_model_free(m);
+}
+
 TEST(shared_blocks_are_read_only) {
     gr_model *m = load("tiny-gqa-tied");
     CHECK(m);
@@ -234,6 +388,8 @@ TEST(pool_grows_and_limits) {
 
 int main(void) {
     RUN(continuous_batching_equals_one_at_a_time);
+    RUN(stream_refills_at_once_and_matches_one_at_a_time);
+    RUN(stream_waiting_with_nothing_running_is_an_error);
     RUN(shared_blocks_are_read_only);
     RUN(pool_grows_and_limits);
     return TEST_EXIT();
