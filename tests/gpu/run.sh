@@ -208,6 +208,8 @@ else
 fi
 line=$(timeout 60 build/gpu/bench_decode "$M1" "$BT" 2>&1 | tail -1)
 say "$line"
+line=$(GR_CUDA_GRAPHS=0 timeout 60 build/gpu/bench_decode "$M1" "$BT" 2>&1 | tail -1)
+say "CUDA graphs off (GR_CUDA_GRAPHS=0): $line"
 if [ "${GR_GPU_SKIP_8B:-0}" != 1 ] && [ "$(left)" -gt 200 ]; then
     t0=$(date +%s)
     timeout $(($(left) - 120)) python3 scripts/make-random-llama.py 8b "$OUT/llama-8b" >/dev/null \
