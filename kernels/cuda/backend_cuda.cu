@@ -53,6 +53,7 @@ static void cu_free(gr_backend *b) {
     cuda_impl *ci = gr_cuda_impl(b);
     cudaStreamSynchronize(ci->stream);
     gr_cuda_graphs_free(b);
+    gr_cuda_prefill_free(b);
     gr_cuda_weights_free(b);
     gr_cuda_matmul_free(b);
     gr_cuda_sample_free(b);

@@ -303,6 +303,64 @@ TEST(stream_waiting_with_nothing_running_is_an_error) {
     gr_model_free(m);
 }
 
+/* forward.c's graph hooks (backend.h graph_begin / graph_end), driven on the
+ * CPU by fake hooks: a decode step is wrapped in them with a key that repeats
+ * for steps of one shape; when a "capture" fails (graph_end -1) the ops run
+ * again plainly; the tokens are those of a run without hooks. */
+static struct { uint64_t keys[256]; int n_keys, begins, ends, failed_ends; } fk;
+
+static int fake_begin(gr_backend *b, uint64_t key) {
+    (void)b;
+    fk.begins++;
+    for (int i = 0; i < fk.n_keys; i++)
+        if (fk.keys[i] == key) return 0; /* "capture": the ops run, then graph_end */
+    if (fk.n_keys < 256) fk.keys[fk.n_keys++] = key;
+    return -1; /* first sight: plainly */
+}
+
+static int fake_end(gr_backend *b, uint64_t key) {
+    (void)b, (void)key;
+    fk.ends++;
+    if (fk.ends % 2) return 0;
+    fk.failed_ends++;
+    return -1; /* a failed capture: forward.c queues the ops again */
+}
+
+TEST(graph_hooks_wrap_decode_steps) {
+    gr_model *m = load("tiny-gqa-tied");
+    CHECK(m);
+    corpus cp;
+    make_corpus(&cp, m->cfg.vocab_size);
+    gr_backend *be = gr_backend_cpu(2);
+    gr_ctx *ctx = gr_ctx_new(m, be);
+    gr_gen_req *plain = calloc(N_REC, sizeof *plain), *hooked = calloc(N_REC, sizeof *hooked);
+    CHECK(gen(ctx, &cp, plain, 0, N_REC, 4, 1, NULL) == 0);
+    memset(&fk, 0, sizeof fk);
+    be->graph_begin = fake_begin;
+    be->graph_end = fake_end;
+    be->use_graphs = 1;
+    CHECK(gen(ctx, &cp, hooked, 0, N_REC, 4, 1, NULL) == 0);
+    be->graph_begin = NULL;
+    be->graph_end = NULL;
+    int distinct;
+    CHECK(same_tokens(plain, hooked, &distinct));
+    printf("# %d decode steps wrapped, %d keys, %d captures, %d failed\n", fk.begins, fk.n_keys, fk.ends,
+           fk.failed_ends);
+    CHECK(fk.begins > 50);            /* decode steps went through the hooks ... */
+    CHECK(fk.n_keys >= 2 && fk.n_keys <= 16); /* ... keyed by shape: batch 1..4 x a few table widths */
+    CHECK(fk.ends > 0 && fk.failed_ends > 0);
+    for (int r = 0; r < N_REC; r++) {
+        gr_gen_req_free(&plain[r]);
+        gr_gen_req_free(&hooked[r]);
+    }
+    free(plain);
+    free(hooked);
+    gr_ctx_free(ctx);
+    gr_backend_free(be);
+    free_corpus(&cp);
+    gr_model_free(m);
+}
+
 TEST(shared_blocks_are_read_only) {
     gr_model *m = load("tiny-gqa-tied");
     CHECK(m);
@@ -390,6 +448,7 @@ int main(void) {
     RUN(continuous_batching_equals_one_at_a_time);
     RUN(stream_refills_at_once_and_matches_one_at_a_time);
     RUN(stream_waiting_with_nothing_running_is_an_error);
+    RUN(graph_hooks_wrap_decode_steps);
     RUN(shared_blocks_are_read_only);
     RUN(pool_grows_and_limits);
     return TEST_EXIT();
