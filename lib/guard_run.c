@@ -512,13 +512,16 @@ static int stream_pull(void *ud, gr_gen_req **req, gr_err *err) {
     stream_ctx *X = ud;
     runner *R = X->R;
     if (R->failed) return GR_PULL_END;
-    while (R->give < R->n_items && R->items[R->give]->state != ITEM_QUEUED) R->give++;
-    if (R->give == R->n_items) {
+    item *it = NULL;
+    while (!it && R->give < R->n_items) { /* the next one read ahead, past answered ones */
+        item *c = R->items[R->give++];
+        if (c->state == ITEM_QUEUED) it = c;
+    }
+    if (!it) {
         if (X->ended) return GR_PULL_END;
         /* a record finished long after those behind it holds them all: read no
          * more until it is written */
         if (R->n_items - R->head >= X->cap) return GR_PULL_WAIT;
-        item *it;
         int k = source_next(R, X->S, &it, err);
         if (k < 0) return -1;
         if (k != 1) {
@@ -526,8 +529,9 @@ static int stream_pull(void *ud, gr_gen_req **req, gr_err *err) {
             X->stopped = k == GR_RUN_STOPPED;
             return GR_PULL_END;
         }
+        /* it is the last item (records answered at once may come before it) */
+        R->give = R->n_items;
     }
-    item *it = R->items[R->give++];
     it->req.prompt = it->ids.v;
     it->req.n_prompt = (int)it->ids.n;
     /* streams from the record's position in the input, so that a sample does not

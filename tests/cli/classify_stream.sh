@@ -76,3 +76,27 @@ expect stream_sample_batch4 0 samp --batch 4 "$T/five.jsonl" -o "$T/s4.jsonl"
     || fail stream_sample_batch_invariant "$(diff "$T/s1.jsonl" "$T/s4.jsonl" | head -c 400)"
 [ "$(jq -r '"\(.id)/\(.k)"' "$T/s4.jsonl" | tr '\n' ' ')" = "r0/0 r0/1 r1/0 r1/1 r2/0 r2/1 r3/0 r3/1 r4/0 r4/1 " ] \
     && ok stream_sample_order || fail stream_sample_order "$(jq -r '"\(.id)/\(.k)"' "$T/s4.jsonl" | tr '\n' ' ')"
+
+# more records than the read-ahead (max(64, 4 x batch) = 64): the engine pulls
+# the rest from the input, with records answered at once (too long, 66 and 70)
+# and a bad one (68) among them
+python3 - "$T/many.jsonl" <<'EOF2'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(80):
+        if i in (66, 70):
+            f.write(json.dumps({"id": "long%d" % i, "prompt": "word " * 20000}) + "\n")
+        elif i == 68:
+            f.write(json.dumps({"id": "bad", "text": "no prompt"}) + "\n")
+        else:
+            f.write(json.dumps({"id": "m%d" % i, "prompt": "Tell me about item %d %s" % (i, "please " * (i % 7))}) + "\n")
+EOF2
+expect stream_many_batch1 0 run --batch 1 --max-tokens 2 "$T/many.jsonl" -o "$T/many1.jsonl"
+expect stream_many_batch2 0 run --batch 2 --max-tokens 2 "$T/many.jsonl" -o "$T/many2.jsonl"
+want=$(python3 -c 'print(" ".join(("long%d" % i) if i in (66, 70) else ("m%d" % i) for i in range(80) if i != 68))')
+[ "$(jq -r '.id' "$T/many2.jsonl" | paste -sd ' ')" = "$want" ] && ok stream_many_order \
+    || fail stream_many_order "$(jq -r '.id' "$T/many2.jsonl" | paste -sd ' ' | tail -c 300)"
+[ "$(jq -r 'select(.error) | .id' "$T/many2.jsonl" | paste -sd ' ')" = "long66 long70" ] && ok stream_many_rejected \
+    || fail stream_many_rejected "$(jq -c 'select(.error) | .id' "$T/many2.jsonl" | head -c 200)"
+cmp -s "$T/many1.jsonl" "$T/many2.jsonl" && ok stream_many_batch_invariant \
+    || fail stream_many_batch_invariant "$(diff "$T/many1.jsonl" "$T/many2.jsonl" | head -c 400)"
