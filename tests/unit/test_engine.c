@@ -81,7 +81,7 @@ static int same_tokens(const gr_gen_req *a, const gr_gen_req *b, int *lens_diffe
     int bad = 0, n_lens[MAX_TOK + 2] = {0};
     for (int r = 0; r < N_REC; r++) {
         if (a[r].n_out != b[r].n_out || a[r].stop != b[r].stop ||
-            memcmp(a[r].out, b[r].out, sizeof(int) * (size_t)a[r].n_out)) {
+            (a[r].n_out && memcmp(a[r].out, b[r].out, sizeof(int) * (size_t)a[r].n_out))) {
             printf("# record %d: %d vs %d tokens\n", r, a[r].n_out, b[r].n_out);
             bad++;
         }
