@@ -7,7 +7,17 @@
  * last tasks the same way: it polls for WAIT_SPIN_NS, then sleeps on `done`
  * (caller: waiting = 1, load pending; last worker: pending-- , load waiting),
  * so no thread spins for long on a core that another process holds: a worker
- * descheduled mid-task costs the caller a sleep, not a spinning time slice. */
+ * descheduled mid-task costs the caller a sleep, not a spinning time slice.
+ *
+ * Falling back to fewer workers on a shared machine: when the caller, done
+ * with its own share, waited for the workers longer than SLOW_NS and twice its
+ * own working time (a worker held a task while descheduled: another process
+ * has its core), the next `solo` jobs run on the caller alone, and the workers
+ * go to sleep after their spin window. The span starts at SOLO_MIN jobs (about
+ * one SmolLM2 decode token) and doubles while the probing parallel job after
+ * it is slow again, up to SOLO_MAX; a fast parallel job ends the back-off.
+ * Which thread runs a task never changes a result (pool.h), so neither does
+ * this. */
 #include "pool.h"
 #include "gr_common.h"
 #include <pthread.h>
@@ -24,6 +34,7 @@
  * the serial stretches between the matmuls of a decode step, short enough that
  * an idle pool gives its core back at once for practical purposes. */
 enum { SPIN_NS = 100000, WAIT_SPIN_NS = 30000 };
+enum { SLOW_NS = 50000, SOLO_MIN = 256, SOLO_MAX = 16384 };
 
 struct gr_pool {
     pthread_mutex_t mu;
@@ -40,6 +51,8 @@ struct gr_pool {
     int n;
     int next;          /* atomic: next task to claim */
     int pending;       /* atomic: workers not finished with the current job */
+    int solo;          /* the next `solo` jobs run on the caller alone (caller only) */
+    int backoff;       /* the last solo span; 0: not backing off (caller only) */
 };
 
 static int64_t now_ns(void) {
@@ -130,7 +143,8 @@ int gr_pool_workers(const gr_pool *p) { return p->n_th; }
 
 void gr_pool_run(gr_pool *p, void (*fn)(void *, int), void *ctx, int n) {
     if (n <= 0) return;
-    if (p->n_th == 0 || n == 1) {
+    if (p->n_th == 0 || n == 1 || p->solo > 0) {
+        if (n > 1 && p->solo > 0) p->solo--;
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }
@@ -139,8 +153,10 @@ void gr_pool_run(gr_pool *p, void (*fn)(void *, int), void *ctx, int n) {
     p->n = n;
     __atomic_store_n(&p->next, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&p->pending, p->n_th, __ATOMIC_RELAXED);
+    int64_t t_start = now_ns();
     publish(p);
     work(p);
+    int64_t t_mine = now_ns();
     /* The workers' last tasks: poll briefly (they usually end within
      * microseconds), then sleep until the last one signals. */
     int64_t t0 = 0;
@@ -158,5 +174,13 @@ void gr_pool_run(gr_pool *p, void (*fn)(void *, int), void *ctx, int n) {
         while (__atomic_load_n(&p->pending, __ATOMIC_SEQ_CST) > 0) pthread_cond_wait(&p->done, &p->mu);
         __atomic_store_n(&p->waiting, 0, __ATOMIC_SEQ_CST);
         pthread_mutex_unlock(&p->mu);
+    }
+    int64_t t_wait = now_ns() - t_mine;
+    t_mine -= t_start;
+    if (t_wait > SLOW_NS && t_wait > 2 * t_mine) {
+        p->backoff = p->backoff ? (p->backoff < SOLO_MAX ? 2 * p->backoff : SOLO_MAX) : SOLO_MIN;
+        p->solo = p->backoff;
+    } else {
+        p->backoff = 0;
     }
 }

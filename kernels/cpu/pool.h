@@ -3,7 +3,11 @@
  * each job before they sleep, so the hand-offs of a decode step (a few hundred
  * small matmuls per token) cost well under a microsecond instead of a futex
  * wake; the caller, waiting for the workers' last tasks, polls for 30 us and
- * then sleeps too. No thread spins longer on a core another process holds. */
+ * then sleeps too. No thread spins longer on a core another process holds;
+ * and when a job's workers lag far behind the caller (descheduled: another
+ * process holds their core), the next jobs run on the caller alone for a span
+ * that doubles while that lasts (pool.c), so a shared machine costs a 2-thread
+ * run about its 1-thread speed, not less. */
 #ifndef GR_CPU_POOL_H
 #define GR_CPU_POOL_H
 
