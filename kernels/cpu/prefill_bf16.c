@@ -16,6 +16,7 @@
 
 enum { MR = GR_PB_MR, NR = GR_PB_NR, KP = GR_PB_KP };
 
+#if GR_CPU_X86
 static void pack_x(uint32_t *xp, const float *x, int n, int64_t cols, int64_t np) {
     for (int t0 = 0; t0 < n; t0 += MR) {
         uint32_t *tile = xp + (int64_t)t0 * np;
@@ -42,7 +43,6 @@ typedef struct pb_job {
     float *scratch;
 } pb_job;
 
-#if GR_CPU_X86
 static void pb_task(void *ctx, int task) {
     pb_job *j = ctx;
     int64_t b0 = j->nblocks * task / j->tasks, b1 = j->nblocks * (task + 1) / j->tasks;
