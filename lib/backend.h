@@ -81,7 +81,9 @@ struct gr_backend {
      * rows to 8-bit blocks and use integer dot products, as llama.cpp does (kernels/cpu/q8.h;
      * logits move by ~1e-3 relative). 1: they dequantize the weights and keep f32
      * activations, matching an f32 reference on the dequantized weights to ~1e-6
-     * (the parity tests against transformers use it). */
+     * (the parity tests against transformers use it). BF16 weights likewise: by
+     * default their prefill rows on AVX512-BF16 CPUs round the activations to
+     * bf16 (kernels/cpu/prefill_bf16.h, as llama.cpp does); exact keeps f32. */
     int exact;
     /* The kinds of the rows of the next matmul, set by the caller (forward.c):
      * decode_rows[t] != 0 for a decode row (its sequence's only new token in the

@@ -3,13 +3,16 @@
  *     whose (row, token) results do not depend on the batch;
  *   otherwise each row by its kind (gr_backend.decode_rows): a decode row in the
  *     decode-row kernel (matmul_rows.h), a prefill row in the blocked GEMM
- *     (gemm.c). Each kernel has one summation order per result whatever the
+ *     (gemm.c; for BF16 weights on AVX512-BF16, outside exact mode, the
+ *     vdpbf16ps GEMM of prefill_bf16.c, activations rounded to bf16). Each kernel has one summation order per result whatever the
  *     number of rows, their place in the batch and the thread count, so a
  *     row's result depends on its own kind and values only: batch-invariant bit
  *     for bit. A call with both kinds runs each kind on its rows gathered. */
 #include "cpu_backend.h"
 #include "gemm.h"
+#include "isa.h"
 #include "matmul_rows.h"
+#include "prefill_bf16.h"
 #include "q8.h"
 #include <string.h>
 
@@ -61,6 +64,10 @@ static void gemm_task(void *ctx, int task) {
 }
 
 static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    if (w->type == GR_BF16 && !b->exact && gr_cpu_bf16()) {
+        gr_cpu_matmul_prefill_bf16(b, y, x, n, w);
+        return;
+    }
     int64_t nblocks = (w->rows + GR_GEMM_NR - 1) / GR_GEMM_NR;
     int tasks = 4 * b->n_threads;
     if (tasks > nblocks) tasks = (int)nblocks;

@@ -2,8 +2,9 @@
  * row is routed by its kind (backend.h decode_rows) to the decode kernel or the
  * GEMM, each with one summation order, so a row's result is bit-identical
  * alone, at the front, middle or end of a batch of any size, mixed with rows of
- * the other kind, at 1 and 2 threads; and the F32/F16/BF16 decode order and
- * GEMM are the same bits on every ISA variant (scalar, AVX2, AVX-512). End to
+ * the other kind, at 1 and 2 threads, exact mode and (BF16) not; and the
+ * F32/F16/BF16 decode order and GEMM are the same bits on every ISA variant
+ * (scalar, AVX2, AVX-512) in exact mode. End to
  * end: gr_generate's sampled tokens and log-probabilities are bit-identical at
  * batch 1, 7 and 32 and 1 and 2 threads on the F32, F16 and BF16 test models
  * (and in exact mode), on every ISA this CPU has. */
@@ -59,11 +60,13 @@ TEST(rows_batch_invariant_every_isa) {
         gr_cpu_isa_set(isa);
         for (int th = 1; th <= 2; th++) {
             gr_backend *be = gr_backend_cpu(th);
-            be->exact = 1;
             for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
                 int rows = shapes[si][0], cols = shapes[si][1];
-                for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
-                    int type = types[ti];
+                /* exact mode; and BF16 outside it too (its prefill rows on
+                 * AVX512-BF16: the vdpbf16ps GEMM, prefill_bf16.h) */
+                for (size_t ti = 0; ti <= sizeof types / sizeof *types; ti++) {
+                    int type = ti < sizeof types / sizeof *types ? types[ti] : GR_BF16;
+                    be->exact = ti < sizeof types / sizeof *types;
                     if ((type == GR_Q8_0 || type == GR_Q4_1) && cols % 32) continue;
                     size_t rb;
                     uint8_t *data = make_w(type, rows, cols, &rb);
@@ -89,8 +92,8 @@ TEST(rows_batch_invariant_every_isa) {
                                 if (k2[t] != kind[off + t]) continue;
                                 CHECK_MSG(!memcmp(y + (size_t)t * rows, alone + (size_t)(off + t) * rows,
                                                   sizeof(float) * (size_t)rows),
-                                          "%s type %d %dx%d: row %d (decode %d) of %d differs from alone, %d threads",
-                                          gr_cpu_isa_name(isa), type, rows, cols, t, k2[t], n, th);
+                                          "%s type %d exact %d %dx%d: row %d (decode %d) of %d differs from alone, %d threads",
+                                          gr_cpu_isa_name(isa), type, be->exact, rows, cols, t, k2[t], n, th);
                             }
                         }
                     be->decode_rows = NULL;
@@ -103,12 +106,15 @@ TEST(rows_batch_invariant_every_isa) {
     gr_cpu_isa_set(keep);
 }
 
-/* F32/F16/BF16: both kinds give the same bits on every ISA (one order each). */
+/* F32/F16/BF16: both kinds give the same bits on every ISA (one order each),
+ * in exact mode (outside it, BF16 prefill rows on AVX512-BF16 round x to bf16:
+ * prefill_bf16.h, checked against references in test_cpu_gemm.c). */
 TEST(float_kinds_same_bits_every_isa) {
     const int types[] = {GR_F32, GR_F16, GR_BF16};
     enum { ROWS = 45, COLS = 584, N = 13 };
     int top = gr_cpu_isa_max(), keep = gr_cpu_isa;
     gr_backend *be = gr_backend_cpu(2);
+    be->exact = 1;
     static float x[N * COLS], y0[N * ROWS], y[N * ROWS];
     for (int i = 0; i < N * COLS; i++) x[i] = unit();
     for (int ti = 0; ti < 3; ti++) {

@@ -4,8 +4,11 @@
  * the 3-token decode tiles, row counts around the 4-, 8- and 16-row blocks,
  * columns around the 8-column lanes and 256-column K blocks), F32/F16/BF16
  * weights, 1 and 2 threads, both row kinds, every ISA variant this CPU runs
- * (GR_CPU_ISA levels). Tolerance: 1e-5 · Σ|w x| (f32 accumulation over at most
- * ~1000 terms). */
+ * (GR_CPU_ISA levels), BF16 in exact mode and not. Tolerance: 1e-5 · Σ|w x|
+ * (f32 accumulation over at most ~1000 terms); BF16 prefill rows on
+ * AVX512-BF16 outside exact mode (prefill_bf16.h: x rounded to bf16) against
+ * the reference with x rounded the same way, 1e-5 · Σ|w x|, and against the
+ * exact one, 2^-8 · Σ|w x|. */
 #include "test.h"
 #include "backend.h"
 #include "isa.h"
@@ -54,23 +57,35 @@ TEST(gemm_matches_double_reference) {
                     }
                 }
                 gr_tensor w = {type, rows, cols, (size_t)cols * es, data};
+                /* BF16 twice: exact mode (f32 activations, the f32 GEMM) and not
+                 * (prefill rows on AVX512-BF16: the vdpbf16ps GEMM) */
+                for (int ex = 0; ex <= (type == GR_BF16); ex++)
                 for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
                     int n = ns[ni];
+                    be->exact = ex;
+                    int bf = type == GR_BF16 && !ex && kind == 0 && gr_cpu_bf16();
                     float *x = malloc(sizeof(float) * (size_t)n * cols), *y = malloc(sizeof(float) * (size_t)n * rows);
                     for (int i = 0; i < n * cols; i++) x[i] = unit();
                     be->matmul(be, y, x, n, &w);
                     for (int t = 0; t < n; t++)
                         for (int r = 0; r < rows; r++) {
-                            double ref = 0, mag = 0;
+                            /* ref: the exact product; refb: with x rounded to bf16,
+                             * what the vdpbf16ps GEMM computes (then to f32 rounding) */
+                            double ref = 0, refb = 0, mag = 0;
                             for (int k = 0; k < cols; k++) {
-                                double p = (double)x[(size_t)t * cols + k] * wf[(size_t)r * cols + k];
+                                float xv = x[(size_t)t * cols + k];
+                                double p = (double)xv * wf[(size_t)r * cols + k];
                                 ref += p;
+                                refb += (double)gr_bf16_to_f32(gr_f32_to_bf16(xv)) * wf[(size_t)r * cols + k];
                                 mag += fabs(p);
                             }
-                            CHECK_MSG(fabs(y[(size_t)t * rows + r] - ref) <= 1e-5 * mag + 1e-30,
-                                      "%s decode %d type %d rows %d cols %d n %d threads %d: y[%d][%d] %g vs %g",
-                                      gr_cpu_isa_name(isa), kind, type, rows, cols, n, th, t, r,
-                                      y[(size_t)t * rows + r], ref);
+                            float got = y[(size_t)t * rows + r];
+                            /* bf16 activations: within 2^-8 Σ|w x| of the exact product
+                             * (2^-9 per term from the rounding of x, and the f32 sum) */
+                            CHECK_MSG(fabs(got - (bf ? refb : ref)) <= 1e-5 * mag + 1e-30 &&
+                                          (!bf || fabs(got - ref) <= 0x1p-8 * mag + 1e-30),
+                                      "%s decode %d exact %d type %d rows %d cols %d n %d threads %d: y[%d][%d] %g vs %g",
+                                      gr_cpu_isa_name(isa), kind, ex, type, rows, cols, n, th, t, r, got, bf ? refb : ref);
                         }
                     free(x);
                     free(y);
@@ -86,6 +101,9 @@ TEST(gemm_matches_double_reference) {
 
 int main(void) {
     (void)test_shared_dir;
+    gr_cpu_isa_set(gr_cpu_isa_max());
+    if (!gr_cpu_bf16()) printf("# skip: no AVX512-BF16 here, the vdpbf16ps prefill GEMM is not tested\n");
+    else printf("# AVX512-BF16: the vdpbf16ps prefill GEMM is tested at level avx512\n");
     RUN(gemm_matches_double_reference);
     return TEST_EXIT();
 }

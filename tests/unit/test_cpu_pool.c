@@ -31,6 +31,50 @@ TEST(pool_every_task_once) {
     }
 }
 
+/* A worker that lags (here: each task it takes sleeps 3 ms, as if another
+ * process held its core; the caller's take ~2 us) puts the pool in solo mode: the next jobs run every
+ * task exactly once, all on the caller. */
+static pthread_t main_th;
+typedef struct { int hits[64]; int off_main; } lag_job;
+static void lag_task(void *ctx, int i) {
+    lag_job *j = ctx;
+    __atomic_fetch_add(&j->hits[i], 1, __ATOMIC_RELAXED);
+    if (!pthread_equal(pthread_self(), main_th)) {
+        __atomic_fetch_add(&j->off_main, 1, __ATOMIC_RELAXED);
+        struct timespec nap = {0, 3000000};
+        nanosleep(&nap, NULL);
+    } else { /* ~2 us on the caller, so that the workers get to claim tasks */
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 2000);
+    }
+}
+
+TEST(pool_lagging_worker_falls_back_to_caller) {
+    main_th = pthread_self();
+    gr_pool *p = gr_pool_new(2);
+    int lagged = 0;
+    /* until a worker took a task (a slow wake-up alone may start a solo span
+     * first, during which none can), at most ~10 s */
+    struct timespec s0, s1;
+    clock_gettime(CLOCK_MONOTONIC, &s0);
+    for (s1 = s0; !lagged && s1.tv_sec - s0.tv_sec < 10; clock_gettime(CLOCK_MONOTONIC, &s1)) {
+        lag_job j = {{0}, 0};
+        gr_pool_run(p, lag_task, &j, 64);
+        for (int i = 0; i < 64; i++) CHECK(j.hits[i] == 1);
+        lagged = j.off_main > 0;
+    }
+    CHECK_MSG(lagged, "no worker ever took a task");
+    for (int rep = 0; rep < 100; rep++) {
+        lag_job j = {{0}, 0};
+        gr_pool_run(p, lag_task, &j, 64);
+        for (int i = 0; i < 64; i++) CHECK(j.hits[i] == 1);
+        CHECK_MSG(j.off_main == 0, "job %d after a lagging worker: %d tasks off the caller", rep, j.off_main);
+    }
+    gr_pool_free(p);
+}
+
 TEST(pool_wakes_sleeping_workers) {
     gr_pool *p = gr_pool_new(2);
     struct timespec nap = {0, 2000000}; /* longer than the spin window: workers sleep */
@@ -128,6 +172,7 @@ TEST(pool_late_worker_goes_solo) {
 int main(void) {
     RUN(pool_every_task_once);
     RUN(pool_wakes_sleeping_workers);
+    RUN(pool_lagging_worker_falls_back_to_caller);
     RUN(pool_empty_and_free_idle);
     RUN(pool_late_worker_goes_solo);
     return TEST_EXIT();

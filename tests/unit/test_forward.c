@@ -79,6 +79,7 @@ static void check_model(const char *test_name_, const char *name, int threads) {
     jv ref = load_ref(name);
     CHECK(jv_get_kind(ref) == JV_KIND_OBJECT);
     gr_backend *be = gr_backend_cpu(threads);
+    be->exact = 1; /* f32 activations: the 1e-4 parity (BF16 outside it: below) */
     gr_ctx *c = gr_ctx_new(m, be);
     int V = m->cfg.vocab_size;
     jv prompts = jv_object_get(jv_copy(ref), jv_string("prompts"));
@@ -233,6 +234,7 @@ TEST(gguf_copies_match_transformers) {
         jv prompts = jv_object_get(jv_copy(ref), jv_string("prompts"));
         int np = jv_array_length(jv_copy(prompts)), V = m->cfg.vocab_size;
         gr_backend *be = gr_backend_cpu(2);
+        be->exact = 1;
         gr_ctx *c = gr_ctx_new(m, be);
         for (int p = 0; p < np; p++) {
             int n;
@@ -268,6 +270,7 @@ TEST(hidden_states_match_transformers) {
         jv hidden = jv_object_get(jv_copy(ref), jv_string("hidden"));
         CHECK(jv_array_length(jv_copy(hidden)) == L + 1);
         gr_backend *be = gr_backend_cpu(2);
+        be->exact = 1;
         gr_ctx *c = gr_ctx_new(m, be);
         c->chunk = 5;
         float *h = malloc(sizeof(float) * (size_t)(L + 1) * n * D);
@@ -290,6 +293,61 @@ TEST(hidden_states_match_transformers) {
     }
 }
 
+/* The default path for BF16 weights (not exact mode): on AVX512-BF16 the
+ * prefill rows round the activations to bf16 (kernels/cpu/prefill_bf16.h), as
+ * llama.cpp does, so the 1e-4 parity cannot hold there; measured on this tiny
+ * random model (residual values up to ~10) the worst logit moves by 0.04-0.07 of
+ * max(1,|l|). What must hold: every logit within 0.1·max(1,|l|) of
+ * transformers', and the argmax the same at >= 90% of the prompt positions.
+ * Elsewhere the path is the exact one and the same bound holds trivially. */
+TEST(bf16_default_path_close_to_transformers) {
+    const char *name = "tiny-llama3-bf16";
+    gr_err err;
+    gr_model *m = gr_model_load(path_of(name, NULL), &err);
+    CHECK_MSG(m, "%s", err.msg);
+    jv ref = load_ref(name);
+    gr_backend *be = gr_backend_cpu(2);
+    CHECK(be->exact == 0);
+    gr_ctx *c = gr_ctx_new(m, be);
+    int V = m->cfg.vocab_size, agree = 0, total = 0;
+    jv prompts = jv_object_get(jv_copy(ref), jv_string("prompts"));
+    jv logits = jv_object_get(jv_copy(ref), jv_string("logits"));
+    double worst = 0;
+    for (int p = 0; p < jv_array_length(jv_copy(prompts)); p++) {
+        int n;
+        int *ids = ids_of(jv_array_get(jv_copy(prompts), p), &n);
+        gr_kv *kv = gr_kv_new(m, NULL);
+        float *out = malloc(sizeof(float) * (size_t)n * V), *want = malloc(sizeof(float) * (size_t)V);
+        const int *tk = ids;
+        CHECK(gr_forward(c, &kv, &tk, &n, 1, out, 1, &err) == 0);
+        jv rows = jv_array_get(jv_copy(logits), p);
+        double rel = max_rel(out, jv_copy(rows), n, V);
+        if (rel > worst) worst = rel;
+        for (int t = 0; t < n; t++) {
+            jv row = jv_array_get(jv_copy(rows), t);
+            for (int v = 0; v < V; v++) want[v] = (float)jv_number_value(jv_array_get(jv_copy(row), v));
+            jv_free(row);
+            agree += argmax(out + (size_t)t * V, V) == argmax(want, V);
+            total++;
+        }
+        jv_free(rows);
+        free(out);
+        free(want);
+        free(ids);
+        gr_kv_free(kv);
+    }
+    printf("# %s, default path: worst relative logit error %.3g, argmax agrees at %d of %d positions\n", name,
+           worst, agree, total);
+    CHECK_MSG(worst <= 0.1, "worst relative logit error %g", worst);
+    CHECK_MSG(agree * 10 >= total * 9, "argmax agrees at %d of %d positions", agree, total);
+    jv_free(prompts);
+    jv_free(logits);
+    jv_free(ref);
+    gr_ctx_free(c);
+    gr_backend_free(be);
+    gr_model_free(m);
+}
+
 int main(void) {
     (void)test_shared_dir;
     RUN(config_fields);
@@ -297,5 +355,6 @@ int main(void) {
     RUN(matches_transformers_2_threads);
     RUN(gguf_copies_match_transformers);
     RUN(hidden_states_match_transformers);
+    RUN(bf16_default_path_close_to_transformers);
     return TEST_EXIT();
 }

@@ -1,0 +1,33 @@
+/* The BF16 prefill GEMM on AVX512-BF16 (vdpbf16ps): y (n, rows) = x (n, cols)
+ * · wᵀ for prefill rows of a BF16 weight matrix, the activations rounded to
+ * bf16 (round to nearest even) as llama.cpp does for BF16 weights. Numerics:
+ * every product of two bf16 values is exact in f32, so each result differs
+ * from the f32-activation GEMM (gemm.c) only by the rounding of x, at most
+ * 2^-9 relative per term (≤ 2^-9 · Σ|x w| in all), plus f32 accumulation in
+ * vdpbf16ps's order: per element one chain over the column pairs in k order
+ * from zero (inputs' bf16 subnormals read as zero, as the instruction does).
+ * That order does not depend on the batch, the token's place in it, the tile
+ * or the thread count, so prefill rows stay batch- and thread-invariant; it is
+ * not the f32 GEMM's order, so the bits differ from the other ISA levels'.
+ * Used only where gr_cpu_bf16() and not in exact mode (backend.h: exact keeps
+ * f32 activations). */
+#ifndef GR_CPU_PREFILL_BF16_H
+#define GR_CPU_PREFILL_BF16_H
+#include "backend.h"
+#include <stdint.h>
+
+/* The tile: MR tokens x NR weight rows; KP column pairs per K block. */
+enum { GR_PB_MR = 12, GR_PB_NR = 32, GR_PB_KP = 128 };
+
+/* prefill_bf16.c: the driver (packing x, threads over 32-row blocks). */
+void gr_cpu_matmul_prefill_bf16(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w);
+
+/* prefill_bf16_avx512.c (compiled only with the AVX-512 flags):
+ * packs weight rows r0 .. r0+31 (clipped to w->rows, zeros past it) as
+ * wp[p][32] 32-bit words, each the bf16 pair (w[r][2p], w[r][2p+1]) (zero past
+ * cols); np = (cols + 1) / 2 pairs. */
+void gr_pb_pack_w_avx512(uint32_t *wp, const gr_tensor *w, int64_t r0, int64_t np);
+/* C[12][32] (ld 32) = (load ? C : 0) + Σ_p dot of the packed pair a[p][t]
+ * (12 tokens) and b[p][0..32), p < kp, one vdpbf16ps chain per element. */
+void gr_pb_tile_avx512(int kp, const uint32_t *a, const uint32_t *b, float *C, int load);
+#endif
