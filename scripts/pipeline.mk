@@ -127,6 +127,8 @@ EVAL_FILES := $(sort $(foreach e,$(EVAL),$(lastword $(subst =, ,$(e)))))
 bench_name = $(basename $(basename $(notdir $(patsubst %.zst,%,$(1)))))
 BENCHES := $(foreach f,$(EVAL_FILES),$(call bench_name,$(f)))
 opt_threads := $(if $(THREADS),--threads $(THREADS))
+# the endpoint without its secrets (userinfo, query values), for the data stamp
+ENDPOINT_SHOWN := $(if $(ENDPOINT),$(shell printf '%s\n' '$(subst ','\'',$(ENDPOINT))' | sed -E 's#//[^/@]*@#//***@#; s#([?&][^=&]*)=[^&]*#\1=***#g'))
 opt_device := $(if $(DEVICE),--device $(DEVICE))
 opt_system := $(if $(SYSTEM),--system '$(SYSTEM)')
 TOOLS := $(addprefix $(BIN)/,gr-synth gr-tokenize gr-sft gr-sample gr-mine gr-dpo gr-classify gr-eval)
@@ -177,7 +179,7 @@ $(S)/$(1): FORCE
 	+@mkdir -p $$(@D); { $$(foreach v,$(2),printf '%s\n' $$(call q,$$(v)=$$($$(v)));) } > $$@.new; \
 	if cmp -s $$@.new $$@; then rm -f $$@.new; else [ ! -e $$@ ] || echo "pipeline: the $(1) settings changed"; mv $$@.new $$@; fi
 endef
-$(eval $(call stamp,data,DATA SEEDS ENDPOINT SYNTH_MODEL SYNTH_OPTS TRACES TRACES_DIR TRAIN_PER_SET TRACE_MAX_CHARS TRACE_MAX_OUTPUT_CHARS))
+$(eval $(call stamp,data,DATA SEEDS ENDPOINT_SHOWN SYNTH_MODEL SYNTH_OPTS TRACES TRACES_DIR TRAIN_PER_SET TRACE_MAX_CHARS TRACE_MAX_OUTPUT_CHARS))
 $(eval $(call stamp,tokens,TOKENIZER TEMPLATE SYSTEM CUTOFF DROP_LONG))
 $(eval $(call stamp,rsft,BASE SFT_LR SFT_EPOCHS SFT_MICRO_BATCH SFT_GRAD_ACCUM SFT_WARMUP SFT_MAX_STEPS DIVERSE_SFT_EPOCHS SEED))
 $(eval $(call stamp,sample,MINE_PER_SET K TEMPERATURE TOP_P SAMPLE_MAX_TOKENS SEED))
@@ -207,17 +209,25 @@ $(OUT)/data/sets/$(call set_of_file,$(1)).jsonl: $(1) $(S)/data
 endef
 $(foreach f,$(DATA),$(eval $(call data_rule,$(f))))
 else ifneq ($(strip $(SEEDS)),)
-# SEEDS=SET=FILE...: gr-synth asks ENDPOINT for the reasoning of each labelled seed, mapped
-# by scripts/seeds/<set, lower case>.jq; the key comes from $OPENAI_API_KEY (never a
-# variable here, so it is never printed). gr-synth resumes from its partial output.
+# SEEDS=SET=FILE...: gr-synth asks ENDPOINT for the reasoning of each labelled seed. FILE
+# is mapped to gr-synth's interaction records by scripts/seeds/<set>.jq, else by
+# scripts/seeds/<file name>.jq (both in lower case: WildGuardTrainR=wildguardtrain.jsonl
+# takes wildguardtrain.jq), else read as it is. The key comes from $OPENAI_API_KEY and
+# the URL reaches gr-synth as $OPENAI_BASE_URL (exported to the recipe, never on a
+# command line), so neither is printed, nor listed by make -n; the data stamp holds
+# the URL with its userinfo and query values cut (ENDPOINT_SHOWN). gr-synth resumes
+# from its partial output (data/sets/SET.jsonl.part), paying nothing twice.
 ifeq ($(strip $(ENDPOINT)),)
 $(error SEEDS needs ENDPOINT=URL (an OpenAI-compatible server))
 endif
+lc = $(shell printf '%s' '$(1)' | tr A-Z a-z)
+seed_map = $(firstword $(wildcard $(ROOT)/scripts/seeds/$(call lc,$(1)).jq $(ROOT)/scripts/seeds/$(call lc,$(call set_of_file,$(2))).jq))
 define seed_rule
+$(OUT)/data/sets/$(1).jsonl: export OPENAI_BASE_URL := $$(ENDPOINT)
 $(OUT)/data/sets/$(1).jsonl: $(2) $(S)/data | $(BIN)/gr-synth
 	@mkdir -p $$(@D)
-	$(BIN)/gr-synth --endpoint $(call q,$(ENDPOINT)) --model $(call q,$(SYNTH_MODEL)) -j $(SYNTH_CONCURRENCY) $(SYNTH_OPTS) \
-		--map "$$$$(cat $(ROOT)/scripts/seeds/$(shell echo $(1) | tr A-Z a-z).jq)" -o $$@.part $$<
+	$(BIN)/gr-synth --model $(call q,$(SYNTH_MODEL)) -j $(SYNTH_CONCURRENCY) $(SYNTH_OPTS) \
+		$(if $(call seed_map,$(1),$(2)),--map "$$$$(cat $(call seed_map,$(1),$(2)))") -o $$@.part $$<
 	$$(call number_records,$$@.part,$(1)) $$(limit_per_set) > $$@.tmp && mv $$@.tmp $$@ && rm -f $$@.part
 endef
 $(foreach s,$(SEEDS),$(eval $(call seed_rule,$(firstword $(subst =, ,$(s))),$(lastword $(subst =, ,$(s))))))
