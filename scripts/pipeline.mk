@@ -18,7 +18,8 @@
 #   rsft/model.safetensors                       gr-sft: M_R-SFT
 #   rsft-drop-SET/model.safetensors              gr-sft: the diversity models M_R-SFT^(i):
 #                               KEEP_SET always kept, one of DIVERSE_SETS dropped per model
-#   data/mine.jsonl                              the records sampled
+#   data/mine.jsonl                              the records sampled (MINE_PER_SET a set,
+#                               or of each MINE_DATA file)
 #   samples/rsft.jsonl, samples/rsft-drop-SET.jsonl   gr-sample -k K, each model
 #   pairs/self.jsonl, pairs/ensemble.jsonl       gr-mine: H_self, H_ensemble
 #   tok/pairs-self.jsonl, tok/pairs-ensemble.jsonl    gr-tokenize (pair records)
@@ -89,6 +90,7 @@ SFT_MAX_STEPS ?= 0
 DIVERSE_SFT_EPOCHS ?= $(SFT_EPOCHS)
 # sampling and mining
 MINE_PER_SET ?= 0
+MINE_DATA  ?=
 K          ?= 4
 TEMPERATURE ?= 0.7
 TOP_P      ?= 0.95
@@ -182,7 +184,7 @@ endef
 $(eval $(call stamp,data,DATA SEEDS ENDPOINT_SHOWN SYNTH_MODEL SYNTH_OPTS TRACES TRACES_DIR TRAIN_PER_SET TRACE_MAX_CHARS TRACE_MAX_OUTPUT_CHARS))
 $(eval $(call stamp,tokens,TOKENIZER TEMPLATE SYSTEM CUTOFF DROP_LONG))
 $(eval $(call stamp,rsft,BASE SFT_LR SFT_EPOCHS SFT_MICRO_BATCH SFT_GRAD_ACCUM SFT_WARMUP SFT_MAX_STEPS DIVERSE_SFT_EPOCHS SEED))
-$(eval $(call stamp,sample,MINE_PER_SET K TEMPERATURE TOP_P SAMPLE_MAX_TOKENS SEED))
+$(eval $(call stamp,sample,MINE_DATA MINE_PER_SET K TEMPERATURE TOP_P SAMPLE_MAX_TOKENS SEED))
 $(eval $(call stamp,mine,GAMMA MINE_OPTS))
 $(eval $(call stamp,dpo,DPO_LR DPO_EPOCHS DPO_MICRO_BATCH DPO_GRAD_ACCUM BETA FTX DPO_MAX_STEPS SEED))
 $(eval $(call stamp,bench,EVAL EVAL_N))
@@ -252,12 +254,16 @@ $(OUT)/data/train.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl)
 $(OUT)/data/drop-%.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl)
 	cat $(filter-out %/$*.jsonl,$^) > $@.tmp && mv $@.tmp $@
 
-# the records sampled for mining: the first MINE_PER_SET of each set (0: all). Their gold
-# answers are the output's answer block (GuardReasonerTrain, gr-synth: all three answers
-# agree with the labels); a record with a label object (TRACES: one task checked, the
-# other two answers the publishing model's own) is mined on that label alone.
-$(OUT)/data/mine.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl) $(S)/sample
-	for f in $(filter %.jsonl,$^); do $(if $(filter-out 0,$(MINE_PER_SET)),head -n $(MINE_PER_SET) $$f,cat $$f); done \
+# the records sampled for mining: the first MINE_PER_SET of each set (0: all), or of each
+# MINE_DATA file when it is given (records with a gold label: an answer block in the
+# output, or a label object). Their gold answers are the output's answer block
+# (GuardReasonerTrain, gr-synth: all three answers agree with the labels); a record with
+# a label object (TRACES: one task checked, the other two answers the publishing
+# model's own) is mined on that label alone.
+MINE_FROM = $(if $(strip $(MINE_DATA)),$(MINE_DATA),$(SETS:%=$(OUT)/data/sets/%.jsonl))
+$(OUT)/data/mine.jsonl: $(MINE_FROM) $(S)/sample
+	for f in $(MINE_FROM); do zstd -dcf $$f | jq -nc --argjson n $(MINE_PER_SET) \
+		'[inputs | if type == "array" then .[] else . end] | if $$n > 0 then .[:$$n] else . end | .[]'; done \
 		| jq -c 'if (.label | type) == "object" then del(.output) else . end' > $@.tmp && mv $@.tmp $@
 
 # No request of an evaluation set may be trained on: the user's request of every
