@@ -73,7 +73,14 @@ NVCCFLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wal
 	-Ilib -Ikernels/cuda -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CU_OBJ := $(CU_SRC:%.cu=build/%.o)
 LDLIBS += -Wl,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
-build/lib/backend_open.o: CPPFLAGS += -DGR_HAVE_CUDA
+build/lib/backend_open.o build/lib/train_ops_open.o: CPPFLAGS += -DGR_HAVE_CUDA
+# NCCL (data parallelism on GPUs, lib/dp.h): kernels/cuda/dp_nccl.cu when nccl.h is found
+NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),1,0)
+ifeq ($(NCCL),1)
+build/lib/dp.o: CPPFLAGS += -DGR_HAVE_NCCL
+NVCCFLAGS += -DGR_HAVE_NCCL
+LDLIBS += -lnccl
+endif
 ifeq ($(MAKELEVEL),0)
 $(info CUDA backend: on ($(NVCC), $(CUDA_ARCH); CUDA=0 turns it off))
 endif
@@ -91,7 +98,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 ASAN_LIB_OBJ := $(LIB_SRC:%.c=build-asan/%.o)
 ASAN_UNITS   := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 
-.PHONY: print-ldlibs all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu gpu-tests
+.PHONY: print-ldlibs mpi all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu gpu-tests
 .SECONDARY:
 
 all: $(BINS)
@@ -111,7 +118,7 @@ build/kernels/cuda/%.o: kernels/cuda/%.cu
 # backend_open.o is rebuilt when CUDA changes between 0 and 1
 # (build/cuda.flag holds the last value; rewritten only when it changes)
 $(shell mkdir -p build; [ "$$(cat build/cuda.flag 2>/dev/null)" = "$(CUDA)" ] || echo $(CUDA) > build/cuda.flag)
-build/lib/backend_open.o: build/cuda.flag
+build/lib/backend_open.o build/lib/train_ops_open.o build/lib/dp.o: build/cuda.flag
 
 cuda:
 	@if [ "$(CUDA)" != 1 ]; then echo "make cuda: no nvcc (or CUDA=0)"; exit 1; fi
@@ -212,6 +219,15 @@ fuzz: $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 # benchmarks): CUDA libraries too when the CUDA backend is in it
 print-ldlibs:
 	@echo '$(LDLIBS)'
+
+# Data-parallel trainers over MPI (lib/dp.h): cmd/gr-sft.c and cmd/gr-dpo.c
+# compiled by mpicc with -DGR_MPI and the MPI transport (lib/mpi/dp_mpi.c,
+# outside libgr.a, which has no MPI). Run with mpirun or srun (scripts/slurm/train.sh).
+MPICC ?= mpicc
+mpi: build/mpi/gr-sft build/mpi/gr-dpo
+build/mpi/gr-%: cmd/gr-%.c lib/mpi/dp_mpi.c build/libgr.a
+	@mkdir -p $(@D)
+	$(MPICC) -DGR_MPI $(CPPFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 bench: all
 	@for b in $(sort $(wildcard scripts/bench-*)); do echo "== $$b"; $$b || exit 1; done

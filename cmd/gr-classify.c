@@ -98,17 +98,8 @@ static void state_warn(void *ud, const char *msg) {
 
 /* --summary-json with --state: the run's summary (gr_run_cli) gains a `state`
  * object with what the logs held. */
-static void summary_add_state(const char *path, const gr_incr_stats *st, int status) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    jv j = jv_parse_sized(buf, (int)n);
-    if (jv_get_kind(j) != JV_KIND_OBJECT) {
-        jv_free(j);
-        return;
-    }
+/* --summary-json's "state" object: what the logs held */
+static jv state_summary(const gr_incr_stats *st) {
     const gr_feed_stats *fs = &st->feed;
     jv s = jv_object();
     s = jv_object_set(s, jv_string("logs"), jv_number(st->logs));
@@ -120,15 +111,7 @@ static void summary_add_state(const char *path, const gr_incr_stats *st, int sta
     s = jv_object_set(s, jv_string("other_shards"), jv_number(fs->other_shard));
     s = jv_object_set(s, jv_string("done_by_interrupted_run"), jv_number(fs->done_before));
     s = jv_object_set(s, jv_string("logs_with_lost_content"), jv_number(st->lost));
-    j = jv_object_set(j, jv_string("state"), s);
-    j = jv_object_set(j, jv_string("exit_status"), jv_number(status));
-    jv d = jv_dump_string(j, 0);
-    gr_buf b = {0};
-    gr_buf_printf(&b, "%s\n", jv_string_value(d));
-    jv_free(d);
-    gr_err err;
-    if (gr_write_file_atomic(path, b.data, b.len, &err)) gr_msg("--summary-json: %s", err.msg);
-    gr_buf_free(&b);
+    return s;
 }
 
 /* gr-classify --state: classify_incr.h does the work; this prints (a line on
@@ -150,13 +133,10 @@ static int run_state(gr_run_cli *cli, gr_run_opts *o, const gr_incr_opts *io, ch
              io->state_path, st.logs, f->lines, f->records, f->rejects, f->blank, f->dropped, f->other_shard,
              f->done_before, st.lost ? ", content LOST to rotation (see above)" : "");
     cli->preface = preface;
+    cli->summary_state = state_summary(&st);
+    cli->has_summary_state = 1;
+    cli->unverified_lines = f->rejects;
     int status = gr_run_cli_finish(cli, o, rc, &err, &st.run, io->out_path, 1);
-    /* --fail-on unverified: a rejected line is one no verdict covers */
-    if (status == GR_EXIT_OK && (o->fail_on & GR_FLAG_UNVERIFIED) && f->rejects) {
-        gr_msg("%ld lines rejected, --fail-on unverified: exit status %d", f->rejects, GR_EXIT_FLAGGED);
-        status = GR_EXIT_FLAGGED;
-    }
-    if (cli->summary_json && rc != GR_LOCK_BUSY) summary_add_state(cli->summary_json, &st, status);
     if (status != GR_EXIT_OK && status != GR_EXIT_FLAGGED) return status;
     gr_close_stdout();
     return status;

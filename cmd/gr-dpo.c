@@ -2,6 +2,7 @@
  * pairs, with checkpoints that resume bit for bit. */
 #include "backend.h"
 #include "checkpoint.h"
+#include "dp.h"
 #include "dpo.h"
 #include "gr_cli.h"
 #include "gr_io.h"
@@ -61,7 +62,8 @@ static const char usage_text[] =
     "  --recompute              keep only each layer's input and recompute the rest\n"
     "                           in the backward pass (less memory, more arithmetic)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
-    "  --device cpu             the device (only the CPU in this build)\n"
+    "  --device NAME            cpu (default) or cuda[:N] (GPU N; builds with CUDA, see\n"
+    "                           --version); under MPI, cuda = the process's local GPU\n"
     "  --progress, --quiet      force / silence the progress line on stderr\n"
     "  -h, --help               this help;   --version   the version\n"
     "\n"
@@ -133,6 +135,15 @@ static void eval_log(gr_dpo *s, gr_writer *lw, int quiet) {
 
 int main(int argc, char **argv) {
     gr_prog = "gr-dpo";
+    int rank = 0;
+    gr_dp_transport *mpi = NULL; /* data parallelism (dp.h): the MPI build only */
+#ifdef GR_MPI
+    {
+        gr_err e;
+        if (!(mpi = gr_dp_mpi_open(&argc, &argv, &e))) gr_die(GR_EXIT_FAIL, "%s", e.msg);
+        rank = mpi->rank;
+    }
+#endif
     mallopt(M_MMAP_THRESHOLD, 1 << 30); /* as gr-sft: large scratch stays on the heap */
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     gr_dpo_opts o;
@@ -140,6 +151,7 @@ int main(int argc, char **argv) {
     const char *base = getenv("GR_MODEL"), *pairs = NULL, *out = NULL, *log_path = NULL,
                *tok_path = NULL, *tmpl_name = NULL, *system = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
+    const char *device = "cpu";
     int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"pairs", 1, 0, O_PAIRS}, {"out", 1, 0, O_OUT},
@@ -194,14 +206,16 @@ int main(int argc, char **argv) {
         case O_REPLACE: gr_reader_replace_invalid_all(1); break;
         case O_THREADS: threads = gr_parse_long("--threads", optarg, 0, 4096); break;
         case O_RECOMPUTE: o.recompute = 1; break;
-        case O_DEVICE:
-            if (strcmp(optarg, "cpu") != 0)
-                gr_usage_error("--device %s: this build trains on the CPU only", optarg);
+        case O_DEVICE: {
+            gr_err de;
+            if (gr_device_check(optarg, &de)) gr_usage_error("%s", de.msg);
+            device = optarg;
             break;
+        }
         case O_PROGRESS: progress = 1; break;
         case O_QUIET: quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case O_VERSION: printf("gr-dpo %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
+        case O_VERSION: printf("gr-dpo %s (backends: %s)\n%s\n", GR_VERSION, gr_backends_built(), gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
@@ -209,11 +223,19 @@ int main(int argc, char **argv) {
     if (!base || !*base) gr_usage_error("--base MODEL is required (or set GR_MODEL)");
     if (!pairs) gr_usage_error("--pairs FILE is required");
     if (!out) gr_usage_error("--out DIR is required");
+    if (rank > 0) { /* rank 0 alone reports, logs and writes */
+        quiet = 1;
+        log_path = NULL;
+        no_save = 1;
+        save_every = 0;
+    }
     if (quiet) progress = 0;
-    if (no_save && (save_every || resume)) gr_usage_error("--no-save goes with neither --save-every nor --resume");
+    if (no_save && rank == 0 && (save_every || resume)) gr_usage_error("--no-save goes with neither --save-every nor --resume");
 
-    if (gr_mkdir_p(out, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    gr_lock_output_or_die(out, 1); /* one run per output folder: a second exits GR_EXIT_LOCKED */
+    if (rank == 0) { /* one run per output folder: a second exits GR_EXIT_LOCKED */
+        if (gr_mkdir_p(out, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_lock_output_or_die(out, 1);
+    }
     uint64_t have = 0;
     char ckpt[4096];
     if (gr_checkpoint_latest(out, &have, ckpt, sizeof ckpt, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
@@ -243,11 +265,19 @@ int main(int argc, char **argv) {
     gr_pdata pd;
     gr_pdata_opts po = {gm->cfg.vocab_size, (int)cutoff, tok, tmpl, system, o.use_weights};
     if (gr_pdata_load(pairs, &po, &pd, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    gr_backend *be = gr_backend_cpu((int)threads);
+    gr_backend *be = gr_train_backend_open(device, (int)threads, mpi ? mpi->world : 1, &err);
+    if (!be) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_train_model *tm = gr_train_model_new(gm, be, &err);
     if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_model_free(gm); /* the training copy is all we need */
     gm = NULL;
+    gr_dp dp;
+    if (mpi && mpi->world > 1) {
+        gr_dp_transport *grad = mpi; /* on GPUs the gradients go through NCCL */
+        if (!be->host_memory && !(grad = gr_dp_nccl_open(mpi, be, &err))) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_dp_init(&dp, grad, mpi, 0);
+        o.dp = &dp;
+    }
     gr_dpo s;
     if (gr_dpo_init(&s, tm, &pd, &o, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     int64_t last = gr_dpo_last_step(&s);
@@ -364,5 +394,7 @@ int main(int argc, char **argv) {
     gr_pdata_free(&pd);
     gr_tokenizer_free(tok);
     gr_backend_free(be);
+    if (o.dp && o.dp->grad != mpi) o.dp->grad->close(o.dp->grad);
+    if (mpi) mpi->close(mpi);
     return 0;
 }

@@ -522,7 +522,9 @@ static void report_tables(results *rs, gr_buf *b, format f) {
                 if (!r || !r->has_scores) continue;
                 if (!any) gr_buf_printf(b, "%sAUPRC (%s, %%):", f == FMT_MARKDOWN ? "" : "  ", rs->models[m]);
                 any = 1;
-                gr_buf_printf(b, " %s %.2f", cols[c], pct(r->auprc));
+                /* undefined without a positive (or a scored) record: "-", as in the tables */
+                if (isnan(r->auprc)) gr_buf_printf(b, " %s -", cols[c]);
+                else gr_buf_printf(b, " %s %.2f", cols[c], pct(r->auprc));
             }
             if (any) gr_buf_printf(b, f == FMT_MARKDOWN ? "  \n" : "\n");
             figure_line(rs, b, f, rs->models[m], cols, nc, t, LINE_THRESHOLD, 0);

@@ -16,23 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef GR_MPI
-#include <limits.h>
-#include <mpi.h>
-/* Data parallelism over MPI (build: see man gr-sft, DATA PARALLELISM): sums
- * over the processes, in place, in pieces that fit MPI's int counts. */
-static void mpi_sum_f(void *ud, float *x, int64_t n) {
-    (void)ud;
-    for (int64_t i = 0; i < n; i += INT_MAX / 2) {
-        int k = n - i < INT_MAX / 2 ? (int)(n - i) : INT_MAX / 2;
-        MPI_Allreduce(MPI_IN_PLACE, x + i, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    }
-}
-static void mpi_sum_d(void *ud, double *x, int n) {
-    (void)ud;
-    MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-}
-#endif
+#include "dp.h"
 
 static const char usage_text[] =
     "Usage: gr-sft --base MODEL --data TOKENS --out DIR [OPTIONS]\n"
@@ -70,7 +54,8 @@ static const char usage_text[] =
     "  --recompute              keep only each layer's input and recompute the rest\n"
     "                           in the backward pass (less memory, ~1/3 more time)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
-    "  --device cpu             the device (only the CPU in this build)\n"
+    "  --device NAME            cpu (default) or cuda[:N] (GPU N; builds with CUDA, see\n"
+    "                           --version); under MPI, cuda = the process's local GPU\n"
     "  --progress, --quiet      force / silence the progress line on stderr\n"
     "  -h, --help               this help;   --version   the version\n"
     "\n"
@@ -98,12 +83,14 @@ static void log_line(gr_writer *w, const char *s) {
 
 int main(int argc, char **argv) {
     gr_prog = "gr-sft";
-    int rank = 0, world = 1;
-    (void)world;
+    int rank = 0;
+    gr_dp_transport *mpi = NULL; /* data parallelism (dp.h): the MPI build only */
 #ifdef GR_MPI
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    {
+        gr_err e;
+        if (!(mpi = gr_dp_mpi_open(&argc, &argv, &e))) gr_die(GR_EXIT_FAIL, "%s", e.msg);
+        rank = mpi->rank;
+    }
 #endif
     /* The ops allocate large scratch matrices every call; keep them on the heap
      * (glibc would mmap and unmap them, paying page faults each time). */
@@ -114,6 +101,7 @@ int main(int argc, char **argv) {
     const char *base = getenv("GR_MODEL"), *data = NULL, *out = NULL, *eval_path = NULL,
                *log_path = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
+    const char *device = "cpu";
     int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0, eval_only = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"lr", 1, 0, O_LR},
@@ -164,14 +152,16 @@ int main(int argc, char **argv) {
         case O_LOG: log_path = optarg; break;
         case O_REPLACE: gr_reader_replace_invalid_all(1); break;
         case O_THREADS: threads = gr_parse_long("--threads", optarg, 0, 4096); break;
-        case O_DEVICE:
-            if (strcmp(optarg, "cpu") != 0)
-                gr_usage_error("--device %s: this build trains on the CPU only", optarg);
+        case O_DEVICE: {
+            gr_err de;
+            if (gr_device_check(optarg, &de)) gr_usage_error("%s", de.msg);
+            device = optarg;
             break;
+        }
         case O_PROGRESS: progress = 1; break;
         case O_QUIET: quiet = 1; break;
         case 'h': fputs(usage_text, stdout); gr_close_stdout(); return 0;
-        case O_VERSION: printf("gr-sft %s\n%s\n", GR_VERSION, gr_cpu_describe()); gr_close_stdout(); return 0;
+        case O_VERSION: printf("gr-sft %s (backends: %s)\n%s\n", GR_VERSION, gr_backends_built(), gr_cpu_describe()); gr_close_stdout(); return 0;
         default: gr_usage_error("unknown option");
         }
     }
@@ -185,7 +175,8 @@ int main(int argc, char **argv) {
         gr_tdata ed;
         if (gr_tdata_load(eval_path, gm->cfg.vocab_size, (int)cutoff, &ed, &err))
             gr_die(GR_EXIT_FAIL, "%s", err.msg);
-        gr_backend *be = gr_backend_cpu((int)threads);
+        gr_backend *be = gr_train_backend_open(device, (int)threads, 1, &err);
+        if (!be) gr_die(GR_EXIT_FAIL, "%s", err.msg);
         gr_train_model *tm = gr_train_model_new(gm, be, &err);
         if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
         gr_tact *act = gr_tact_new(o.recompute);
@@ -234,15 +225,17 @@ int main(int argc, char **argv) {
         gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (eval_path && gr_tdata_load(eval_path, gm->cfg.vocab_size, (int)cutoff, &ed, &err))
         gr_die(GR_EXIT_FAIL, "%s", err.msg);
-    gr_backend *be = gr_backend_cpu((int)threads);
+    gr_backend *be = gr_train_backend_open(device, (int)threads, mpi ? mpi->world : 1, &err);
+    if (!be) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_train_model *tm = gr_train_model_new(gm, be, &err);
     if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
-#ifdef GR_MPI
-    o.rank = rank;
-    o.world = world;
-    o.allreduce = mpi_sum_f;
-    o.allreduce_d = mpi_sum_d;
-#endif
+    gr_dp dp;
+    if (mpi && mpi->world > 1) {
+        gr_dp_transport *grad = mpi; /* on GPUs the gradients go through NCCL */
+        if (!be->host_memory && !(grad = gr_dp_nccl_open(mpi, be, &err))) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_dp_init(&dp, grad, mpi, 0);
+        o.dp = &dp;
+    }
     gr_sft s;
     if (gr_sft_init(&s, tm, &td, &o, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     int64_t last = gr_sft_last_step(&s);
@@ -332,8 +325,7 @@ int main(int argc, char **argv) {
     gr_tdata_free(&ed);
     gr_backend_free(be);
     gr_model_free(gm);
-#ifdef GR_MPI
-    MPI_Finalize();
-#endif
+    if (o.dp && o.dp->grad != mpi) o.dp->grad->close(o.dp->grad);
+    if (mpi) mpi->close(mpi);
     return 0;
 }

@@ -91,9 +91,10 @@ static const struct option long_opts[] = {
     {0, 0, 0, 0}};
 
 static volatile sig_atomic_t stop_requests;
+static volatile sig_atomic_t first_signal; /* the exit status names it (130 / 143) */
 
 static void on_signal(int sig) {
-    (void)sig;
+    if (!first_signal) first_signal = sig;
     static const char first[] =
         "gr-synth: stopping: no new requests; finishing those in flight (signal again to abandon them)\n";
     if (stop_requests < 2) stop_requests++;
@@ -289,7 +290,7 @@ int main(int argc, char **argv) {
     free(own_system);
     free(own_rejects);
     if (c.dry_run) {
-        if (rc < 0) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        if (rc < 0) gr_die(st.locked ? GR_EXIT_LOCKED : GR_EXIT_FAIL, "%s", err.msg);
         if (c.dry_first_body) printf("%s\n", c.dry_first_body);
         free(c.dry_first_body);
         gr_close_stdout();
@@ -306,11 +307,11 @@ int main(int argc, char **argv) {
         return GR_EXIT_OK;
     }
     if (!u.quiet) summary(&st, &c, pin, pout, have_price);
-    if (rc < 0) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    if (rc < 0) gr_die(st.locked ? GR_EXIT_LOCKED : GR_EXIT_FAIL, "%s", err.msg);
     if (!to_file) gr_close_stdout();
     if (st.stopped) {
         gr_msg("interrupted; run the same command again to resume%s", to_file ? "" : " (needs -o FILE)");
-        return GR_EXIT_FAIL;
+        return gr_exit_for_signal(first_signal ? first_signal : SIGINT);
     }
     if (st.failed) {
         gr_msg("%ld records failed; run the same command again to retry them", st.failed);

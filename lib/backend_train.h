@@ -68,10 +68,34 @@ struct gr_train_ops {
     /* One AdamW step (torch.optim.AdamW): t = the step number from 1. */
     void (*adamw)(gr_backend *b, float *p, const float *g, float *m, float *v, int64_t n,
                   float lr, float beta1, float beta2, float eps, float wd, int t);
+
+    /* ---- memory and the glue between ops (train_model.c never touches an
+     * activation from the host, so the table may run on a device) ---- */
+    /* bytes of zeroed memory that both the ops and the host address (CPU: the
+     * heap; CUDA: managed memory, so checkpoints read the weights in place);
+     * NULL when out of memory. */
+    void *(*alloc)(gr_backend *b, size_t bytes);
+    void (*release)(gr_backend *b, void *p);
+    /* Waits for every queued op: the host may then read and write that memory. */
+    void (*sync)(gr_backend *b);
+    /* x (n) = 0 */
+    void (*zero)(gr_backend *b, float *x, int64_t n);
+    /* y (n) += x (the residual) */
+    void (*add)(gr_backend *b, float *y, const float *x, int64_t n);
+    /* scatter = 0: dst row i = src row idx[i]; 1: dst row idx[i] = src row i
+     * (rows of dim floats, i < n; the idx of a scatter are distinct). */
+    void (*rows)(gr_backend *b, float *dst, const float *src, const int *idx, int n, int dim,
+                 int scatter);
 };
 
 /* The CPU table (uses b's thread pool, b from gr_backend_cpu). */
 const gr_train_ops *gr_train_ops_cpu(void);
+/* The CUDA table (kernels/cuda/train_*.cu; b from gr_backend_cuda): only in
+ * builds with the CUDA backend. */
+const gr_train_ops *gr_train_ops_cuda(void);
+/* The table for backend b: the CPU's for host-memory backends, else the
+ * device's; NULL with err when this build has none for b (lib/train_ops_open.c). */
+const gr_train_ops *gr_train_ops_for(gr_backend *b, gr_err *err);
 
 /* C (M, N) (+)= A (M, K) · B (K, N), all row-major with leading dimensions;
  * accumulate = 0 overwrites C. Threaded on b, deterministic. */

@@ -1,4 +1,5 @@
 #include "dpo.h"
+#include "dp.h"
 #include "gr_io.h"
 #include "train_data.h"
 #include <math.h>
@@ -47,7 +48,7 @@ int gr_dpo_init(gr_dpo *s, gr_train_model *m, const gr_pdata *data, const gr_dpo
     gr_train_plan_init(&s->plan, data->n, o->micro_batch, o->grad_accum, o->epochs);
     s->act = gr_tact_new(o->recompute);
     s->act_r = gr_tact_new(o->recompute);
-    gr_adamw_init(&s->opt, m->n_params);
+    gr_adamw_init_model(&s->opt, m);
     s->opt.weight_decay = (float)o->weight_decay;
     s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);
     s->perm_epoch = -1;
@@ -101,13 +102,29 @@ static int seq_backward(gr_dpo *s, gr_tact *a, int i, int rejected, float scale,
     return gr_train_backward_micro(s->m, a, &b, scale, err);
 }
 
+/* The data-parallel share: (rank, world), or (0, 1) for one process. */
+static gr_dp *dp_of(const gr_dpo *s, int *rank, int *world) {
+    gr_dp *dp = s->o.dp && s->o.dp->world > 1 ? s->o.dp : NULL;
+    *rank = dp ? dp->rank : 0;
+    *world = dp ? dp->world : 1;
+    return dp;
+}
+
 int gr_dpo_reference(gr_dpo *s, void (*progress)(int, int, void *), void *arg, gr_err *err) {
     int64_t len;
+    int rank, world;
+    gr_dp *dp = dp_of(s, &rank, &world);
     for (int i = 0; i < s->data->n; i++) {
+        s->ref_c[i] = s->ref_r[i] = 0;
+        if (i % world != rank) continue;
         if (seq_forward(s, s->act, i, 0, &s->ref_c[i], &len, err)) return -1;
         if (seq_forward(s, s->act, i, 1, &s->ref_r[i], &len, err)) return -1;
         if (progress) progress(i + 1, s->data->n, arg);
     }
+    /* each pair was computed by one process, the others hold 0: the sum is exact */
+    if (dp && (gr_dp_sum_f64(dp, s->ref_c, s->data->n, err) ||
+               gr_dp_sum_f64(dp, s->ref_r, s->data->n, err)))
+        return -1;
     s->have_ref = 1;
     return 0;
 }
@@ -211,6 +228,19 @@ static void info_add(gr_dpo_info *in, const gr_dpo_terms *t, double pc, double p
     in->tokens += tokens;
 }
 
+/* Sums the metric sums of the processes (before info_mean). */
+static int info_sum(gr_dp *dp, gr_dpo_info *in, gr_err *err) {
+    if (!dp) return 0;
+    double v[11] = {in->loss, in->dpo_loss, in->sft_loss, in->reward_c, in->reward_r,
+                    in->accuracy, in->margin, in->logp_c, in->logp_r, (double)in->pairs,
+                    (double)in->tokens};
+    if (gr_dp_sum_f64(dp, v, 11, err)) return -1;
+    in->loss = v[0]; in->dpo_loss = v[1]; in->sft_loss = v[2]; in->reward_c = v[3];
+    in->reward_r = v[4]; in->accuracy = v[5]; in->margin = v[6]; in->logp_c = v[7];
+    in->logp_r = v[8]; in->pairs = (int64_t)v[9]; in->tokens = (int64_t)v[10];
+    return 0;
+}
+
 static void info_mean(gr_dpo_info *in) {
     double k = in->pairs ? (double)in->pairs : 1.0;
     in->loss /= k; in->dpo_loss /= k; in->sft_loss /= k;
@@ -238,9 +268,16 @@ int gr_dpo_step(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
     memset(info, 0, sizeof *info);
     gr_train_zero_grad(s->m);
     const gr_pdata *d = s->data;
+    int rank, world;
+    gr_dp *dp = dp_of(s, &rank, &world);
+    /* j: the pair's place in the step; this process's last pair completes the
+     * gradients (its rejected sequence's backward pass) */
+    int64_t j = 0, last_j = rank < P ? rank + (P - 1 - rank) / world * world : -1;
+    if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     for (int64_t u = u0; u < u1; u++) {
         gr_train_plan_micro(&s->plan, u, &a, &b);
-        for (int64_t e = a; e < b; e++) {
+        for (int64_t e = a; e < b; e++, j++) {
+            if (j % world != rank) continue;
             int i = s->perm[e];
             double pc, pr;
             int64_t nc, nr;
@@ -253,10 +290,17 @@ int gr_dpo_step(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
                               s->ref_r[i], nc, &t);
             /* ∂ℓ/∂θ = −∂ℓ/∂πc·∂NLLc/∂θ − ∂ℓ/∂πr·∂NLLr/∂θ, over the step's mean */
             if (seq_backward(s, s->act, i, 0, (float)(-t.dl_dpc / (double)P), err)) return -1;
-            if (seq_backward(s, s->act_r, i, 1, (float)(-t.dl_dpr / (double)P), err)) return -1;
+            if (dp && j == last_j) {
+                s->m->grad_ready = gr_dp_hook;
+                s->m->grad_ready_ud = dp;
+            }
+            int rc = seq_backward(s, s->act_r, i, 1, (float)(-t.dl_dpr / (double)P), err);
+            s->m->grad_ready = NULL;
+            if (rc) return -1;
             info_add(info, &t, pc, pr, d->len_c[i] + d->len_r[i]);
         }
     }
+    if (dp && (gr_dp_finish(dp, err) || info_sum(dp, info, err))) return -1;
     double norm = gr_clip_grad_norm(s->m, (float)s->o.max_grad_norm);
     double lr = gr_lr_cosine(s->o.lr, k, s->plan.T, s->o.warmup_steps);
     gr_adamw_step(&s->opt, s->m, (float)lr);
@@ -273,7 +317,9 @@ int gr_dpo_eval(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
     if (!s->have_ref) return gr_errf(err, "dpo: the reference log-probabilities are not computed");
     memset(info, 0, sizeof *info);
     const gr_pdata *d = s->data;
-    for (int i = 0; i < d->n; i++) {
+    int rank, world;
+    gr_dp *dp = dp_of(s, &rank, &world);
+    for (int i = rank; i < d->n; i += world) {
         double pc, pr;
         int64_t nc, nr;
         if (seq_forward(s, s->act, i, 0, &pc, &nc, err)) return -1;
@@ -283,6 +329,7 @@ int gr_dpo_eval(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
                           nc, &t);
         info_add(info, &t, pc, pr, d->len_c[i] + d->len_r[i]);
     }
+    if (info_sum(dp, info, err)) return -1;
     info_mean(info);
     info->step = s->step;
     return 0;

@@ -41,6 +41,12 @@ typedef struct gr_dpo_opts {
     double ftx;             /* 2.0 */
     int use_weights;        /* 1; 0 = plain DPO (every w = 1) */
     int recompute;          /* activation recomputation (gr_tact_new) */
+    /* Data parallelism (dp.h), NULL: one process. Process rank takes the pairs j
+     * of each step (in the step's order) with j % world == rank, and the pairs i
+     * of the reference and of an evaluation with i % world == rank; gradients
+     * are summed in buckets (started during the backward pass of its last
+     * pair), the metrics and reference log-probs after. */
+    struct gr_dp *dp;
 } gr_dpo_opts;
 
 void gr_dpo_opts_default(gr_dpo_opts *o);

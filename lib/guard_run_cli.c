@@ -108,7 +108,9 @@ void gr_run_cli_start(gr_run_cli *c, gr_run_opts *o, char *const *files, int n_f
     c->tty = isatty(2);
     if (c->quiet) c->progress = 0;
     c->total = -1;
-    if (c->progress && !(o->reader && o->reader->map)) {
+    /* (with --shard, which records are ours is known only once their ids are read:
+     * the total stays unknown rather than counting every shard's) */
+    if (c->progress && !(o->reader && o->reader->map) && !o->shard) {
         c->total = 0;
         for (int i = 0; i < n_files && c->total >= 0; i++) {
             long n = count_records(files[i]);
@@ -153,6 +155,7 @@ static void write_summary_json(const gr_run_cli *c, const gr_run_stats *st, int 
     j = jv_object_set(j, jv_string("seconds"), jv_number(st->seconds));
     j = jv_object_set(j, jv_string("records_per_s"), jv_number(rate(st->written, st->seconds)));
     j = jv_object_set(j, jv_string("tokens_per_s"), jv_number(rate(st->generated_tokens, st->seconds)));
+    if (c->has_summary_state) j = jv_object_set(j, jv_string("state"), jv_copy(c->summary_state));
     j = jv_object_set(j, jv_string("exit_status"), jv_number(status));
     j = jv_object_set(j, jv_string("stopped_by"), stopped ? jv_string(stopped) : jv_null());
     j = jv_object_set(j, jv_string("error"), error ? jv_string(error) : jv_null());
@@ -177,7 +180,8 @@ int gr_run_cli_finish(gr_run_cli *c, const gr_run_opts *o, int rc, const gr_err 
     if (rc == GR_LOCK_BUSY) {
         /* another run is at work: its summary is the one that counts */
         gr_msg("%s", err->msg);
-        return GR_EXIT_LOCKED;
+        status = GR_EXIT_LOCKED;
+        goto done;
     } else if (rc == GR_RUN_STOPPED) {
         int sig = gr_stop_signal;
         stopped = sig == SIGINT ? "SIGINT" : "SIGTERM";
@@ -211,7 +215,16 @@ int gr_run_cli_finish(gr_run_cli *c, const gr_run_opts *o, int rc, const gr_err 
                c->sample_mode ? "samples" : "records", rate(st->generated_tokens, st->seconds));
         if (status == GR_EXIT_FLAGGED) gr_msg("%ld verdicts matched --fail-on: exit status %d", st->matched, status);
     }
-    (void)o;
+    /* --fail-on unverified: an input line no verdict covers (rejected by --state's
+     * reader) is unverified too */
+    if (status == GR_EXIT_OK && (o->fail_on & GR_FLAG_UNVERIFIED) && c->unverified_lines > 0) {
+        status = GR_EXIT_FLAGGED;
+        if (!c->quiet)
+            gr_msg("%ld lines rejected, --fail-on unverified: exit status %d", c->unverified_lines, status);
+    }
     if (c->summary_json) write_summary_json(c, st, status, stopped, error);
+done:
+    if (c->has_summary_state) jv_free(c->summary_state);
+    c->has_summary_state = 0;
     return status;
 }

@@ -3,6 +3,7 @@
  * --summary-json, and the exit status (gr_cli.h). */
 #ifndef GR_GUARD_RUN_CLI_H
 #define GR_GUARD_RUN_CLI_H
+#include <jv.h>
 #include <stdio.h>
 #include "guard_run.h"
 
@@ -13,6 +14,12 @@ typedef struct gr_run_cli {
     const char *log_path;     /* --log FILE: one JSON line per forward step, or NULL */
     const char *summary_json; /* --summary-json FILE, or NULL */
     const char *preface;      /* printed at the head of the summary line (gr-classify --state: what the logs held), or NULL */
+    /* gr-classify --state: what the logs held, for --summary-json ("state"; an object,
+     * owned and freed by gr_run_cli_finish; 0 = none) and the input lines no verdict
+     * covers (rejected lines: --fail-on unverified flags them too) */
+    jv summary_state;
+    int has_summary_state;
+    long unverified_lines;
     /* internal */
     FILE *log;
     long total;               /* outputs expected (-1: unknown) */

@@ -14,7 +14,10 @@ int synth_resume_lock(const char *path, int dry, int *fd, gr_err *err) {
     if (dry && access(path, F_OK) != 0 && errno == ENOENT) return 0;
     gr_lock lk = GR_LOCK_INIT;
     int rc = gr_lock_file(&lk, path, !dry, 0, err);
-    if (rc == GR_LOCK_BUSY) return gr_errf(err, "%s: another gr-synth run is writing it", path);
+    if (rc == GR_LOCK_BUSY) {
+        gr_errf(err, "%s: another gr-synth run is writing it", path);
+        return GR_LOCK_BUSY;
+    }
     if (rc < 0) return -1;
     *fd = lk.fd; /* the lock lasts while fd is open */
     free(lk.path);

@@ -10,6 +10,7 @@
  * file locks nothing and *fd is -1). Two runs appending to one output would
  * both pay for the records neither has written yet, so a second is refused.
  * The lock lasts until *fd is closed. */
+/* -1 with err set on failure, GR_LOCK_BUSY (-2) when another run holds the lock. */
 int synth_resume_lock(const char *path, int dry, int *fd, gr_err *err);
 
 /* Cuts a torn last line (a SIGKILL mid-write) off path, *cut getting its

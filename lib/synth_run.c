@@ -12,6 +12,7 @@
 #include "synth_idset.h"
 #include "synth_limit.h"
 #include "synth_reply.h"
+#include "gr_lock.h"
 #include "synth_resume.h"
 #include "synth_url.h"
 
@@ -461,7 +462,11 @@ static int setup_outputs(run *r) {
     int to_file = c->output && strcmp(c->output, "-") != 0;
     /* (a dry run locks too: it may cut a torn tail, which must not be a line
      * that a running gr-synth is writing) */
-    if (to_file && synth_resume_lock(c->output, c->dry_run, &r->lock_fd, r->err) < 0) return -1;
+    if (to_file) {
+        int lrc = synth_resume_lock(c->output, c->dry_run, &r->lock_fd, r->err);
+        if (lrc == GR_LOCK_BUSY) r->st->locked = 1;
+        if (lrc < 0) return -1;
+    }
     if (c->resume && to_file && load_done(r, c->output) < 0) return -1;
     if (c->resume && c->rejects && load_done(r, c->rejects) < 0) return -1;
     if (c->dry_run) return 0;

@@ -40,7 +40,8 @@ typedef struct synth_stats {
     long planned;           /* --dry-run: requests it would make */
     long est_prompt_tokens; /* --dry-run: request bytes/4 summed */
     long resumed_cut;       /* torn bytes cut from the output and rejects */
-    int stopped;            /* a signal stopped the run */
+    int stopped;            /* a signal stopped the run (stop_signal: which) */
+    int locked;             /* -1 because another run holds the output's lock */
     double seconds;         /* wall time of the run */
 } synth_stats;
 

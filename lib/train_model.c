@@ -9,6 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Memory the ops address (ops->alloc): out of memory aborts, as gr_xmalloc does. */
+static void *talloc(const gr_train_ops *o, gr_backend *be, size_t bytes) {
+    void *p = o->alloc(be, bytes);
+    if (!p) {
+        fprintf(stderr, "out of memory (%s: %zu bytes for training)\n", o->name, bytes);
+        abort();
+    }
+    return p;
+}
+
 static void weights_point(gr_train_model *m, float *base, gr_tweights *w) {
     const gr_model_config *c = &m->cfg;
     gr_tparam *t = m->tab;
@@ -47,10 +57,12 @@ gr_train_model *gr_train_model_new(const gr_model *src, gr_backend *be, gr_err *
     const gr_model_config *c = &src->cfg;
     if (c->head_dim % 2 || c->n_heads % c->n_kv_heads)
         return gr_errf(err, "train: head_dim must be even and heads a multiple of kv heads"), NULL;
+    const gr_train_ops *ops = gr_train_ops_for(be, err);
+    if (!ops) return NULL;
     gr_train_model *m = gr_xcalloc(1, sizeof *m);
     m->cfg = *c;
     m->be = be;
-    m->ops = gr_train_ops_cpu();
+    m->ops = ops;
     int64_t D = c->dim, Q = (int64_t)c->n_heads * c->head_dim,
             K = (int64_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size;
     m->tab = gr_xcalloc((size_t)(3 + 9 * c->n_layers), sizeof *m->tab);
@@ -71,8 +83,8 @@ gr_train_model *gr_train_model_new(const gr_model *src, gr_backend *be, gr_err *
     }
     tab_add(m, "model.norm.weight", D, 0);
     if (!c->tie_embeddings) tab_add(m, "lm_head.weight", V, D);
-    m->params = gr_xcalloc((size_t)m->n_params, sizeof(float));
-    m->grads = gr_xcalloc((size_t)m->n_params, sizeof(float));
+    m->params = talloc(ops, be, sizeof(float) * (size_t)m->n_params);
+    m->grads = talloc(ops, be, sizeof(float) * (size_t)m->n_params);
     m->w.layers = gr_xcalloc((size_t)c->n_layers, sizeof(gr_tlayer));
     m->g.layers = gr_xcalloc((size_t)c->n_layers, sizeof(gr_tlayer));
     weights_point(m, m->params, &m->w);
@@ -93,24 +105,25 @@ gr_train_model *gr_train_model_new(const gr_model *src, gr_backend *be, gr_err *
     }
     memcpy(m->w.final_norm, src->final_norm, sizeof(float) * (size_t)D);
     if (!c->tie_embeddings) copy_matrix(m->w.lm_head, &src->lm_head);
-    m->rope_inv = gr_xmalloc(sizeof(float) * (size_t)(c->head_dim / 2));
+    m->rope_inv = talloc(ops, be, sizeof(float) * (size_t)(c->head_dim / 2));
     memcpy(m->rope_inv, src->rope_inv, sizeof(float) * (size_t)(c->head_dim / 2));
     return m;
 }
 
 void gr_train_model_free(gr_train_model *m) {
     if (!m) return;
-    free(m->params);
-    free(m->grads);
+    m->ops->sync(m->be);
+    m->ops->release(m->be, m->params);
+    m->ops->release(m->be, m->grads);
+    m->ops->release(m->be, m->rope_inv);
     free(m->w.layers);
     free(m->g.layers);
     free(m->tab);
-    free(m->rope_inv);
     free(m);
 }
 
 void gr_train_zero_grad(gr_train_model *m) {
-    memset(m->grads, 0, sizeof(float) * (size_t)m->n_params);
+    m->ops->zero(m->be, m->grads, m->n_params);
 }
 
 int64_t gr_tbatch_targets(const gr_tbatch *b) {
@@ -137,6 +150,8 @@ struct gr_tact {
     float *xt, *dxt;       /* (targets, D) */
     int *tok, *pos, *start, *trow, *ttok;
     int last_n, last_nt, last_nseq;  /* the forward these activations hold (-1: none) */
+    const gr_train_ops *ops;         /* where block and the index arrays live */
+    gr_backend *be;
 };
 
 gr_tact *gr_tact_new(int recompute) {
@@ -148,13 +163,16 @@ gr_tact *gr_tact_new(int recompute) {
 
 void gr_tact_free(gr_tact *a) {
     if (!a) return;
-    free(a->block);
+    if (a->ops) {
+        a->ops->sync(a->be);
+        a->ops->release(a->be, a->block);
+        a->ops->release(a->be, a->tok);
+        a->ops->release(a->be, a->pos);
+        a->ops->release(a->be, a->start);
+        a->ops->release(a->be, a->trow);
+        a->ops->release(a->be, a->ttok);
+    }
     free(a->L);
-    free(a->tok);
-    free(a->pos);
-    free(a->start);
-    free(a->trow);
-    free(a->ttok);
     free(a);
 }
 
@@ -175,10 +193,27 @@ int64_t gr_tact_bytes_per_token(const gr_model_config *c, int recompute) {
     return (int64_t)sizeof(float) * kept_floats(c, recompute);
 }
 
-static void tact_reserve(gr_tact *a, const gr_model_config *c, int n, int n_seq) {
+static void tact_reserve(gr_tact *a, const gr_train_model *m, int n, int n_seq) {
+    const gr_model_config *c = &m->cfg;
+    const gr_train_ops *o = m->ops;
+    gr_backend *be = m->be;
+    if (a->ops && a->ops != o) { /* moved to another backend: start afresh */
+        a->ops->sync(a->be);
+        a->ops->release(a->be, a->block);
+        a->ops->release(a->be, a->tok);
+        a->ops->release(a->be, a->pos);
+        a->ops->release(a->be, a->start);
+        a->ops->release(a->be, a->trow);
+        a->ops->release(a->be, a->ttok);
+        a->block = NULL;
+        a->tok = a->pos = a->start = a->trow = a->ttok = NULL;
+        a->cap = a->n_seq_cap = 0;
+    }
+    a->ops = o;
+    a->be = be;
     if (n_seq + 1 > a->n_seq_cap) {
-        free(a->start);
-        a->start = gr_xmalloc(sizeof(int) * (size_t)(n_seq + 1));
+        o->release(be, a->start);
+        a->start = talloc(o, be, sizeof(int) * (size_t)(n_seq + 1));
         a->n_seq_cap = n_seq + 1;
     }
     if (n <= a->cap && a->n_layers == c->n_layers) return;
@@ -187,8 +222,8 @@ static void tact_reserve(gr_tact *a, const gr_model_config *c, int n, int n_seq)
     int64_t DQ = D > Q ? D : Q;
     int64_t total = N * kept_floats(c, a->recompute) + N * (D + DQ + Q + 2 * K + Q + 3 * F) +
                     2 * N * D;
-    free(a->block);
-    a->block = gr_xmalloc(sizeof(float) * (size_t)total);
+    o->release(be, a->block);
+    a->block = talloc(o, be, sizeof(float) * (size_t)total);
     free(a->L);
     a->L = gr_xcalloc((size_t)c->n_layers, sizeof(tlayer_act));
     float *p = a->block;
@@ -211,11 +246,11 @@ static void tact_reserve(gr_tact *a, const gr_model_config *c, int n, int n_seq)
     a->datt = TAKE(Q); a->dgate = TAKE(F); a->dup = TAKE(F); a->dact = TAKE(F);
     a->xt = TAKE(D); a->dxt = TAKE(D);
 #undef TAKE
-    free(a->tok); free(a->pos); free(a->trow); free(a->ttok);
-    a->tok = gr_xmalloc(sizeof(int) * (size_t)N);
-    a->pos = gr_xmalloc(sizeof(int) * (size_t)N);
-    a->trow = gr_xmalloc(sizeof(int) * (size_t)N);
-    a->ttok = gr_xmalloc(sizeof(int) * (size_t)N);
+    o->release(be, a->tok); o->release(be, a->pos); o->release(be, a->trow); o->release(be, a->ttok);
+    a->tok = talloc(o, be, sizeof(int) * (size_t)N);
+    a->pos = talloc(o, be, sizeof(int) * (size_t)N);
+    a->trow = talloc(o, be, sizeof(int) * (size_t)N);
+    a->ttok = talloc(o, be, sizeof(int) * (size_t)N);
     a->cap = n;
     a->n_layers = c->n_layers;
 }
@@ -238,7 +273,7 @@ static void layer_forward(gr_train_model *m, gr_tact *a, int l, int n, int n_seq
     o->rope(be, A->k, a->pos, n, Hkv, hd, m->rope_inv, 0);
     o->attention_fwd(be, A->att, A->lse, A->q, A->k, A->v, a->start, n_seq, H, Hkv, hd);
     o->matmul_fwd(be, A->a, A->att, W->wo, n, Q, D);
-    for (int64_t i = 0; i < (int64_t)n * D; i++) A->a[i] += A->h[i];
+    o->add(be, A->a, A->h, (int64_t)n * D);
     o->rmsnorm_fwd(be, A->xn2, A->rstd2, A->a, W->ffn_norm, n, D, c->norm_eps);
     o->matmul_fwd(be, A->gate, A->xn2, W->w_gate, n, D, F);
     o->matmul_fwd(be, A->up, A->xn2, W->w_up, n, D, F);
@@ -246,7 +281,7 @@ static void layer_forward(gr_train_model *m, gr_tact *a, int l, int n, int n_seq
     if (!full) return;
     float *next = l + 1 < c->n_layers ? a->L[l + 1].h : a->hL;
     o->matmul_fwd(be, next, A->act, W->w_down, n, F, D);
-    for (int64_t i = 0; i < (int64_t)n * D; i++) next[i] += A->a[i];
+    o->add(be, next, A->a, (int64_t)n * D);
 }
 
 /* ---- forward / backward ------------------------------------------------------ */
@@ -259,39 +294,42 @@ static void backward_rest(gr_train_model *m, gr_tact *a, int n_seq, int n, int n
     int D = c->dim, H = c->n_heads, Hkv = c->n_kv_heads, hd = c->head_dim, Q = H * hd,
         K = Hkv * hd, F = c->hidden_dim;
     /* d(final norm input) */
-    size_t ND = (size_t)n * D;
-    memset(a->dxn, 0, sizeof(float) * ND);
-    for (int t = 0; t < nt; t++)
-        memcpy(a->dxn + (size_t)a->trow[t] * D, a->dxt + (size_t)t * D, sizeof(float) * (size_t)D);
-    memset(a->dh, 0, sizeof(float) * ND);
+    int64_t ND = (int64_t)n * D;
+    o->zero(be, a->dxn, ND);
+    o->rows(be, a->dxn, a->dxt, a->trow, nt, D, 1);
+    o->zero(be, a->dh, ND);
     o->rmsnorm_bwd(be, a->dh, m->g.final_norm, a->dxn, a->hL, m->w.final_norm, a->rstdf, n, D);
+    /* tab: emb, 9 per layer, final norm, (lm_head) */
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ud, m->tab[1 + 9 * c->n_layers].off);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         if (a->recompute) layer_forward(m, a, l, n, n_seq, 0);
         tlayer_act *A = &a->L[l];
         const gr_tlayer *W = &m->w.layers[l];
         gr_tlayer *G = &m->g.layers[l];
         /* h' = a + act·Wdᵀ: dh flows to a unchanged */
-        memset(a->dact, 0, sizeof(float) * (size_t)n * F);
+        o->zero(be, a->dact, (int64_t)n * F);
         o->matmul_bwd(be, a->dact, G->w_down, a->dh, A->act, W->w_down, n, F, D);
         o->swiglu_bwd(be, a->dgate, a->dup, a->dact, A->gate, A->up, (int64_t)n * F);
-        memset(a->dxn, 0, sizeof(float) * ND);
+        o->zero(be, a->dxn, ND);
         o->matmul_bwd(be, a->dxn, G->w_gate, a->dgate, A->xn2, W->w_gate, n, D, F);
         o->matmul_bwd(be, a->dxn, G->w_up, a->dup, A->xn2, W->w_up, n, D, F);
         o->rmsnorm_bwd(be, a->dh, G->ffn_norm, a->dxn, A->a, W->ffn_norm, A->rstd2, n, D);
         /* a = h + att·Woᵀ */
-        memset(a->datt, 0, sizeof(float) * (size_t)n * Q);
+        o->zero(be, a->datt, (int64_t)n * Q);
         o->matmul_bwd(be, a->datt, G->wo, a->dh, A->att, W->wo, n, Q, D);
         o->attention_bwd(be, a->dq, a->dk, a->dv, a->datt, A->att, A->lse, A->q, A->k, A->v,
                          a->start, n_seq, H, Hkv, hd);
         o->rope(be, a->dq, a->pos, n, H, hd, m->rope_inv, 1);
         o->rope(be, a->dk, a->pos, n, Hkv, hd, m->rope_inv, 1);
-        memset(a->dxn, 0, sizeof(float) * ND);
+        o->zero(be, a->dxn, ND);
         o->matmul_bwd(be, a->dxn, G->wq, a->dq, A->xn1, W->wq, n, D, Q);
         o->matmul_bwd(be, a->dxn, G->wk, a->dk, A->xn1, W->wk, n, D, K);
         o->matmul_bwd(be, a->dxn, G->wv, a->dv, A->xn1, W->wv, n, D, K);
         o->rmsnorm_bwd(be, a->dh, G->attn_norm, a->dxn, A->h, W->attn_norm, A->rstd1, n, D);
+        if (m->grad_ready) m->grad_ready(m->grad_ready_ud, m->tab[1 + 9 * l].off);
     }
     o->embedding_bwd(be, m->g.emb, a->dh, a->tok, n, D);
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ud, 0);
 }
 
 int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int backward,
@@ -313,7 +351,8 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
     }
     if (total > (1 << 28)) return gr_errf(err, "train: micro-batch too large");
     int n = (int)total;
-    tact_reserve(a, c, n, b->n_seq);
+    o->sync(be); /* the host writes the index arrays below */
+    tact_reserve(a, m, n, b->n_seq);
     int D = c->dim, V = c->vocab_size;
     int nt = 0;
     a->start[0] = 0;
@@ -337,8 +376,7 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
     o->embedding_fwd(be, a->L[0].h, m->w.emb, a->tok, n, D);
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l, n, b->n_seq, 1);
     o->rmsnorm_fwd(be, a->xnf, a->rstdf, a->hL, m->w.final_norm, n, D, c->norm_eps);
-    for (int t = 0; t < nt; t++)
-        memcpy(a->xt + (size_t)t * D, a->xnf + (size_t)a->trow[t] * D, sizeof(float) * (size_t)D);
+    o->rows(be, a->xt, a->xnf, a->trow, nt, D, 0);
     *nll = o->xent(be, backward ? a->dxt : NULL, backward ? m->g.lm_head : NULL, a->xt,
                    m->w.lm_head, a->ttok, nt, D, V, scale);
     a->last_n = n;

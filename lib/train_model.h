@@ -47,6 +47,13 @@ typedef struct gr_train_model {
     int n_tab;
     gr_backend *be;
     const gr_train_ops *ops;
+    /* When set, the backward pass calls grad_ready(grad_ready_ud, lo) each time
+     * the gradients from float lo to the end of the block are complete for the
+     * micro-batch (the block is laid out in the forward order, so the backward
+     * pass completes it from the top down): data parallelism starts summing
+     * those buckets while the rest of the backward pass runs (dp.h). */
+    void (*grad_ready)(void *ud, int64_t lo);
+    void *grad_ready_ud;
 } gr_train_model;
 
 /* A copy of a loaded model's weights in fp32 (any stored type is converted). */

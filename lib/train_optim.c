@@ -1,5 +1,6 @@
 #include "train_optim.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 void gr_adamw_init(gr_adamw *o, int64_t n) {
@@ -9,11 +10,36 @@ void gr_adamw_init(gr_adamw *o, int64_t n) {
     o->weight_decay = 0.0f;
     o->t = 0;
     o->n = n;
+    o->ops = NULL;
+    o->be = NULL;
     o->m = gr_xcalloc((size_t)(n ? n : 1), sizeof(float));
     o->v = gr_xcalloc((size_t)(n ? n : 1), sizeof(float));
 }
 
+void gr_adamw_init_model(gr_adamw *o, const gr_train_model *m) {
+    gr_adamw_init(o, 0);
+    free(o->m);
+    free(o->v);
+    o->n = m->n_params;
+    o->ops = m->ops;
+    o->be = m->be;
+    size_t bytes = sizeof(float) * (size_t)(o->n ? o->n : 1);
+    o->m = m->ops->alloc(m->be, bytes);
+    o->v = m->ops->alloc(m->be, bytes);
+    if (!o->m || !o->v) {
+        fprintf(stderr, "out of memory (%s: 2 x %zu bytes of AdamW moments)\n", m->ops->name, bytes);
+        abort();
+    }
+}
+
 void gr_adamw_free(gr_adamw *o) {
+    if (o->ops) {
+        o->ops->sync(o->be);
+        o->ops->release(o->be, o->m);
+        o->ops->release(o->be, o->v);
+        o->m = o->v = NULL;
+        return;
+    }
     free(o->m);
     free(o->v);
     o->m = o->v = NULL;
@@ -23,6 +49,7 @@ void gr_adamw_step(gr_adamw *o, gr_train_model *m, float lr) {
     o->t++;
     m->ops->adamw(m->be, m->params, m->grads, o->m, o->v, o->n, lr, o->beta1, o->beta2, o->eps,
                   o->weight_decay, (int)o->t);
+    m->ops->sync(m->be); /* the host may read the weights and moments (checkpoints) */
 }
 
 double gr_lr_cosine(double lr0, int64_t k, int64_t T, int64_t warmup) {

@@ -11,10 +11,15 @@ typedef struct gr_adamw {
     int64_t t;                              /* steps taken */
     int64_t n;
     float *m, *v;                           /* (n) first and second moments */
+    const gr_train_ops *ops;                /* where m, v live (NULL: the heap) */
+    gr_backend *be;
 } gr_adamw;
 
 /* Zeroed moments for n parameters, the reference defaults. */
 void gr_adamw_init(gr_adamw *o, int64_t n);
+/* The same for the parameters of model m, the moments where its ops address
+ * (device memory for a device backend). */
+void gr_adamw_init_model(gr_adamw *o, const gr_train_model *m);
 void gr_adamw_free(gr_adamw *o);
 /* One update of m->params from m->grads at learning rate lr (t advances). */
 void gr_adamw_step(gr_adamw *o, gr_train_model *m, float lr);

@@ -1,4 +1,5 @@
 #include "train_run.h"
+#include "backend_train.h"
 #include "gr_io.h"
 #include <errno.h>
 #include <stdio.h>
@@ -62,6 +63,7 @@ int gr_train_state_restore(const char *ckpt, const gr_train_state *want, const c
         return gr_errf(err, "%s: made with other settings (model size, seed, %s, batch, accumulation, epochs "
                        "or lr differ); resume with the same ones", p, what);
     }
+    m->ops->sync(m->be);
     memcpy(m->params, st.params, sizeof(float) * (size_t)st.n_params);
     memcpy(opt->m, st.m, sizeof(float) * (size_t)st.n_params);
     memcpy(opt->v, st.v, sizeof(float) * (size_t)st.n_params);
@@ -75,4 +77,28 @@ gr_writer *gr_train_log_open(const char *path, int fresh, gr_err *err) {
     if (fresh && gr_write_file_atomic(path, "", 0, err)) return NULL;
     gr_writer_opts wo = {.append = 1};
     return gr_writer_open(path, &wo, err);
+}
+
+gr_backend *gr_train_backend_open(const char *device, int threads, int world, gr_err *err) {
+    char name[32];
+    if (device && strcmp(device, "cuda") == 0 && world > 1) {
+        const char *env[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+        for (int i = 0; i < 3; i++) {
+            const char *v = getenv(env[i]);
+            if (v && *v) {
+                snprintf(name, sizeof name, "cuda:%d", atoi(v));
+                device = name;
+                break;
+            }
+        }
+    }
+    gr_backend *b = gr_backend_open(device, threads, err);
+    if (!b) return NULL;
+    gr_err e2;
+    if (!gr_train_ops_for(b, &e2)) {
+        gr_errf(err, "--device %s: %s", device, e2.msg);
+        gr_backend_free(b);
+        return NULL;
+    }
+    return b;
 }

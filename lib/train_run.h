@@ -26,4 +26,11 @@ int gr_train_state_restore(const char *ckpt, const gr_train_state *want, const c
 /* Opens the JSONL step log for appending; a fresh run (not a resume from a
  * checkpoint) empties it first, since an old log would mislead. */
 gr_writer *gr_train_log_open(const char *path, int fresh, gr_err *err);
+
+/* The backend a trainer runs on, by its --device name (cpu, cuda, cuda:N).
+ * With data parallelism (world > 1), plain "cuda" means the process's local
+ * GPU (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID or SLURM_LOCALID; one
+ * process per GPU). NULL with err when this build has no CUDA or no GPU is
+ * there; the message names the device. */
+gr_backend *gr_train_backend_open(const char *device, int threads, int world, gr_err *err);
 #endif

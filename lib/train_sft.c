@@ -1,4 +1,5 @@
 #include "train_sft.h"
+#include "dp.h"
 #include "train_plan.h"
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft
     s->steps_per_epoch = plan.steps_per_epoch;
     s->T = plan.T;
     s->act = gr_tact_new(o->recompute);
-    gr_adamw_init(&s->opt, m->n_params);
+    gr_adamw_init_model(&s->opt, m);
     s->opt.weight_decay = (float)o->weight_decay;
     s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);
     s->perm_epoch = -1;
@@ -79,7 +80,9 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
         for (int i = 0; i < b.n_seq; i++) tokens += b.len[i];
     }
     gr_train_zero_grad(s->m);
-    int world = s->o.world > 1 ? s->o.world : 1, rank = world > 1 ? s->o.rank : 0;
+    gr_dp *dp = s->o.dp && s->o.dp->world > 1 ? s->o.dp : NULL;
+    int world = dp ? dp->world : 1, rank = dp ? dp->rank : 0;
+    if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     int nmb = (int)(u1 - u0);
     /* per micro-batch NLL sums (this process's share), then the step's total */
     double *nll_mb = gr_xcalloc((size_t)nmb + 1, sizeof(double));
@@ -104,7 +107,12 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
         if (k == 0) continue;
         gr_tbatch mine = {k, ids, len, np};
         double nll;
+        if (dp && u == u1 - 1) { /* the step's gradients complete during this backward */
+            s->m->grad_ready = gr_dp_hook;
+            s->m->grad_ready_ud = dp;
+        }
         rc = gr_train_step_micro(s->m, s->act, &mine, 1, scale, &nll, &nt, err);
+        s->m->grad_ready = NULL;
         nll_mb[u - u0] = nll;
     }
     free(ids);
@@ -115,9 +123,10 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
         free(nb_mb);
         return rc;
     }
-    if (world > 1) {
-        s->o.allreduce(s->o.comm, s->m->grads, s->m->n_params);
-        s->o.allreduce_d(s->o.comm, nll_mb, nmb);
+    if (dp && (gr_dp_finish(dp, err) || gr_dp_sum_f64(dp, nll_mb, nmb, err))) {
+        free(nll_mb);
+        free(nb_mb);
+        return -1;
     }
     double nll_total = 0, mean_sum = 0;
     for (int i = 0; i < nmb; i++) {

@@ -30,15 +30,12 @@ typedef struct gr_sft_opts {
     int loss_micro;         /* 0: token mean over the step; 1: mean of micro-batch means */
     int64_t max_steps;      /* 0: T from the epochs; else stop after this many (T unchanged) */
     int recompute;          /* activation recomputation (gr_tact_new) */
-    /* Data parallelism: world processes each take the sequences i of every
-     * micro-batch with i % world == rank; after the micro-batches, allreduce
-     * sums the gradient block (and allreduce_d the loss sums) over the
-     * processes, so every process takes the same optimizer step. world <= 1:
-     * one process, no callbacks. */
-    int rank, world;
-    void (*allreduce)(void *ud, float *x, int64_t n);
-    void (*allreduce_d)(void *ud, double *x, int n);
-    void *comm;
+    /* Data parallelism (dp.h): with dp (world > 1), process rank takes the
+     * sequences i of every micro-batch with i % world == rank; the gradient
+     * block is summed over the processes in buckets, started during the
+     * backward pass of the step's last micro-batch, and the loss sums after,
+     * so every process takes the same optimizer step. NULL: one process. */
+    struct gr_dp *dp;
 } gr_sft_opts;
 
 void gr_sft_opts_default(gr_sft_opts *o);

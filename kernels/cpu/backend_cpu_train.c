@@ -661,6 +661,38 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
     return total;
 }
 
+/* ---- memory and glue ------------------------------------------------------- */
+static void *cpu_alloc(gr_backend *b, size_t bytes) {
+    (void)b;
+    return calloc(1, bytes ? bytes : 1);
+}
+
+static void cpu_release(gr_backend *b, void *p) {
+    (void)b;
+    free(p);
+}
+
+static void cpu_sync(gr_backend *b) { (void)b; }
+
+static void cpu_zero(gr_backend *b, float *x, int64_t n) {
+    (void)b;
+    memset(x, 0, sizeof(float) * (size_t)n);
+}
+
+static void cpu_add(gr_backend *b, float *y, const float *x, int64_t n) {
+    (void)b;
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void cpu_rows(gr_backend *b, float *dst, const float *src, const int *idx, int n, int dim,
+                     int scatter) {
+    (void)b;
+    for (int i = 0; i < n; i++) {
+        size_t d = scatter ? (size_t)idx[i] : (size_t)i, s = scatter ? (size_t)i : (size_t)idx[i];
+        memcpy(dst + d * dim, src + s * dim, sizeof(float) * (size_t)dim);
+    }
+}
+
 static const gr_train_ops cpu_ops = {
     .name = "cpu",
     .matmul_fwd = cpu_matmul_fwd,
@@ -678,6 +710,12 @@ static const gr_train_ops cpu_ops = {
     .sumsq = cpu_sumsq,
     .scale = cpu_scale,
     .adamw = cpu_adamw,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .sync = cpu_sync,
+    .zero = cpu_zero,
+    .add = cpu_add,
+    .rows = cpu_rows,
 };
 
 const gr_train_ops *gr_train_ops_cpu(void) { return &cpu_ops; }

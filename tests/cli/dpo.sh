@@ -16,7 +16,18 @@ grep_check dpo_help_defaults "$T/out" "DPO β \(0.01\)"
 expect dpo_no_pairs 2 "$D" --base "$M" --out "$T/x"
 expect dpo_bad_beta 2 "$D" --base "$M" --pairs x --out "$T/x" --beta -1
 expect dpo_bad_template 2 "$D" --base "$M" --pairs x --out "$T/x" --template nope
-expect dpo_cuda_refused 2 "$D" --base "$M" --pairs x --out "$T/x" --device cuda
+if "$D" --version | grep -q "backends: cpu, cuda"; then
+    if command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q GPU; then
+        echo "# skip dpo_cuda_refused: a GPU is present"
+    else
+        printf '{"prompt_ids":[1,5],"chosen_ids":[6,2],"rejected_ids":[7,2],"weight":1}\n' >"$T/cu.jsonl"
+        expect dpo_cuda_refused 1 "$D" --base "$M" --pairs "$T/cu.jsonl" --out "$T/cu" --device cuda
+        grep_check dpo_cuda_refused_msg "$T/err" "^gr-dpo: --device cuda(:0)?: .*(CUDA device|driver)"
+    fi
+else
+    expect dpo_cuda_refused 2 "$D" --base "$M" --pairs x --out "$T/x" --device cuda
+    grep_check dpo_cuda_refused_msg "$T/err" "no CUDA backend"
+fi
 
 printf '{"prompt_ids":[1,5],"chosen_ids":[6,2],"rejected_ids":[7,2]}\n{"prompt_ids":[1],"chosen_ids":[400],"rejected_ids":[7]}\n' >"$T/bad.jsonl"
 expect dpo_bad_token 1 "$D" --base "$M" --pairs "$T/bad.jsonl" --out "$T/x" --quiet

@@ -160,3 +160,11 @@ printf '{"label":"harmful","predict":"Request: harmful \377"}\n' >"$T/badutf.jso
 expect eval_invalid_utf8 1 $E X:prompt="$T/badutf.jsonl"
 grep_check eval_invalid_utf8_hint "$T/err" 'badutf.jsonl:1: .*--replace-invalid'
 expect eval_replace_invalid 0 $E --replace-invalid X:prompt="$T/badutf.jsonl"
+
+# AUPRC without a positive label is undefined: "-" in the text table (it printed "nan")
+for i in 1 2 3; do
+    printf '{"id":"n%d","prompt":"p","response":null,"label":{"request":"unharmful","completion":null,"response":null},"pred":{"request":"unharmful","completion":null,"response":null},"scores":{"request":0.%d},"parse_ok":true}\n' "$i" "$i"
+done >"$T/nopos.jsonl"
+expect eval_auprc_no_positive 0 $E N:prompt="$T/nopos.jsonl"
+grep_check eval_auprc_no_positive_dash "$T/out" 'AUPRC \(model, %\): N -$'
+! grep -qi nan "$T/out" && ok eval_auprc_no_nan || fail eval_auprc_no_nan "$(grep -i nan "$T/out")"

@@ -13,7 +13,21 @@ grep_check sft_help_example "$T/out" "Example"
 expect sft_no_data 2 "$S" --base "$M" --out "$T/x"
 expect sft_bad_lr 2 "$S" --base "$M" --data "$D" --out "$T/x" --lr abc
 expect sft_bad_loss_avg 2 "$S" --base "$M" --data "$D" --out "$T/x" --loss-average mean
-expect sft_cuda_refused 2 "$S" --base "$M" --data "$D" --out "$T/x" --device cuda
+# --device cuda: refused with a clear message when the build has no CUDA (usage
+# error) or the machine no GPU (exit 1, before any step); nothing trained
+if "$S" --version | grep -q "backends: cpu, cuda"; then
+    if command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q GPU; then
+        echo "# skip sft_cuda_refused: a GPU is present (tests/gpu/run.sh trains on it)"
+    else
+        expect sft_cuda_refused 1 "$S" --base "$M" --data "$D" --out "$T/x" --device cuda
+        grep_check sft_cuda_refused_msg "$T/err" "^gr-sft: --device cuda(:0)?: .*(CUDA device|driver)"
+        [ ! -e "$T/x/checkpoint-1" ] && ok sft_cuda_refused_no_step || fail sft_cuda_refused_no_step "trained"
+    fi
+else
+    expect sft_cuda_refused 2 "$S" --base "$M" --data "$D" --out "$T/x" --device cuda
+    grep_check sft_cuda_refused_msg "$T/err" "no CUDA backend"
+fi
+expect sft_device_unknown 2 "$S" --base "$M" --data "$D" --out "$T/x" --device tpu
 expect sft_eval_only_needs_data 2 "$S" --base "$M" --eval-only
 
 printf '{"id":"a","ids":[1,2,3],"n_prompt":1}\n{"id":"b","ids":[1,2,999],"n_prompt":1}\n' >"$T/bad.jsonl"

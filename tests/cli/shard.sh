@@ -55,6 +55,11 @@ for n in 1 2 3; do
     check_shards "shard_classify_n$n" "$T/c.all" "${parts[@]}"
 done
 check_shards shard_sample_n3 "$T/s.all" "${sparts[@]}"
+# progress with --shard: how many records are ours is unknown until their ids are
+# read, so the line counts up without a total (not "n/6", which counted every shard)
+expect shard_progress 0 "$C" "${opts[@]}" --progress --shard 1/3 -o "$T/c.p" "$T/in.jsonl"
+if grep -q "gr-classify: [0-9]* records" "$T/err" && ! grep -q "gr-classify: [0-9]*/" "$T/err"; then ok shard_progress_no_total
+else fail shard_progress_no_total "$(head -c 400 "$T/err")"; fi
 # the split is the documented hash (values from Python's json.dumps + FNV-1a 64):
 # "r3" -> 3 of 3, 101 -> 1 of 3, position 1 -> 3 of 3, "r6" -> 2 of 3
 got=$(for k in 1 2 3; do jq -r --arg k "$k" '"\(.id)=\($k)"' "$T/c.$k.3"; done | sort | paste -sd ' ')

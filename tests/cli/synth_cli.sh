@@ -144,7 +144,7 @@ rec "slow [[faults:slow]]" >"$T/s.jsonl"
 "$S" --endpoint "$URL" -o "$T/s.out" "$T/s.jsonl" 2>/dev/null &
 p1=$!
 sleep 0.3
-expect synth_lock 1 "$S" --endpoint "$URL" -o "$T/s.out" "$T/s.jsonl"
+expect synth_lock 4 "$S" --endpoint "$URL" -o "$T/s.out" "$T/s.jsonl"
 grep_check synth_lock_message "$T/err" 'another gr-synth run is writing it'
 wait $p1
 
@@ -156,7 +156,7 @@ sleep 0.4
 kill -TERM $p
 wait $p
 rc=$?
-[ $rc -eq 1 ] && ok synth_sigterm_exit || fail synth_sigterm_exit "exit $rc"
+[ $rc -eq 143 ] && ok synth_sigterm_exit || fail synth_sigterm_exit "exit $rc"
 grep_check synth_sigterm_advice "$T/t.err" 'interrupted; run the same command again to resume'
 [ "$(count "$T/t.out")" = 4 ] && ok synth_sigterm_finishes_in_flight || fail synth_sigterm_finishes_in_flight "$(count "$T/t.out") written: $(cat "$T/t.err")"
 expect synth_sigterm_resume 0 "$S" --endpoint "$URL" -o "$T/t.out" -j 8 "$T/t.jsonl"

@@ -9,12 +9,15 @@
 #      with --exact (f32 on the GPU too) the greedy text identical for >= 19/20
 #      and the scores within 0.001; in bf16 the agreement stated, the scores
 #      within 0.05 where the texts are identical;
+#   3b. training (tests/gpu/train.sh): every training op and whole-model
+#      training parity against the CPU, a GPU/CPU loss curve, resume;
 #   5. benchmarks: 1,000 records through gr-classify with LLaMA-3.2-1B shapes
 #      (random bf16 weights, scripts/make-random-llama.py), 256 generated tokens
 #      each (--ignore-eos), ms per record; the peer, transformers' batched
 #      generate, on 256 of the same prompts; batch-1 decode against the
 #      bandwidth roofline; 8B shapes (512 records at --batch 512, 64 tokens) when
-#      time is left.
+#      time is left; R-SFT and HS-DPO throughput and MFU for the 1B shapes
+#      with the PyTorch peer (tests/gpu/train.sh), before the 8B.
 # Prints one summary at the end; exit 0 when every check passed, 1 when one
 # failed, 2 when there is no GPU (then only the build and the CPU halves ran,
 # with a CPU backend standing in for the GPU: nothing GPU-side is verified).
@@ -90,6 +93,10 @@ rc=$?
 grep -E "^(ok|not ok) (parity|generate)" "$OUT/model.txt" | sed 's/^/   /'
 line=$(tail -1 "$OUT/model.txt")
 if [ $rc -eq 0 ]; then say "model parity ($DEV): $line"; else bad "model parity ($DEV): rc $rc: $line"; fi
+
+# ---- 3b. training: ops, model parity, loss curve, resume (tests/gpu/train.sh) -------
+. "$root/tests/gpu/train.sh"
+train_tests
 
 # ---- benchmark records -------------------------------------------------------------
 REC=$OUT/records.jsonl
@@ -208,6 +215,7 @@ else
 fi
 line=$(timeout 60 build/gpu/bench_decode "$M1" "$BT" 2>&1 | tail -1)
 say "$line"
+train_bench "$M1" # R-SFT / HS-DPO throughput, MFU, memory, the PyTorch peer (tests/gpu/train.sh)
 if [ "${GR_GPU_SKIP_8B:-0}" != 1 ] && [ "$(left)" -gt 200 ]; then
     t0=$(date +%s)
     timeout $(($(left) - 120)) python3 scripts/make-random-llama.py 8b "$OUT/llama-8b" >/dev/null \
