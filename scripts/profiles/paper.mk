@@ -23,8 +23,8 @@
 # model, ~11 tokens/s scaled to 1.24e9 parameters. On those 2 cores the paper profile
 # would take R-SFT ~3,400 h, the diversity models ~7,300 h, sampling ~15,000 h, HS-DPO
 # ~1,000 h: ~27,000 hours, so it is not for a CPU. On a GPU (not measured: no GPU
-# figure exists yet; gr-classify and gr-sample take DEVICE=cuda, gr-sft and gr-dpo run
-# on the CPU in this build) at 40% of an H200's ~1e15 bf16 FLOP/s: ~1.2 h for R-SFT,
+# figure exists yet; every tool takes DEVICE=cuda, the training code is compiled but has
+# never run) at 40% of an H200's ~1e15 bf16 FLOP/s: ~1.2 h for R-SFT,
 # ~2.6 h for the diversity models, ~2 h of sampling (decode is memory-bound; vLLM-class
 # throughput) and ~0.4 h of HS-DPO, about 6 GPU-hours before the evaluation (10
 # benchmarks, 11,749 records x ~300 generated tokens: ~3.5M tokens, minutes). The paper used
