@@ -18,7 +18,8 @@
 #   rsft/model.safetensors                       gr-sft: M_R-SFT
 #   rsft-drop-SET/model.safetensors              gr-sft: the diversity models M_R-SFT^(i):
 #                               KEEP_SET always kept, one of DIVERSE_SETS dropped per model
-#   data/mine.jsonl                              the records sampled
+#   data/mine.jsonl                              the records sampled (MINE_PER_SET a set,
+#                               or of each MINE_DATA file)
 #   samples/rsft.jsonl, samples/rsft-drop-SET.jsonl   gr-sample -k K, each model
 #   pairs/self.jsonl, pairs/ensemble.jsonl       gr-mine: H_self, H_ensemble
 #   tok/pairs-self.jsonl, tok/pairs-ensemble.jsonl    gr-tokenize (pair records)
@@ -89,6 +90,7 @@ SFT_MAX_STEPS ?= 0
 DIVERSE_SFT_EPOCHS ?= $(SFT_EPOCHS)
 # sampling and mining
 MINE_PER_SET ?= 0
+MINE_DATA  ?=
 K          ?= 4
 TEMPERATURE ?= 0.7
 TOP_P      ?= 0.95
@@ -127,6 +129,8 @@ EVAL_FILES := $(sort $(foreach e,$(EVAL),$(lastword $(subst =, ,$(e)))))
 bench_name = $(basename $(basename $(notdir $(patsubst %.zst,%,$(1)))))
 BENCHES := $(foreach f,$(EVAL_FILES),$(call bench_name,$(f)))
 opt_threads := $(if $(THREADS),--threads $(THREADS))
+# the endpoint without its secrets (userinfo, query values), for the data stamp
+ENDPOINT_SHOWN := $(if $(ENDPOINT),$(shell printf '%s\n' '$(subst ','\'',$(ENDPOINT))' | sed -E 's#//[^/@]*@#//***@#; s#([?&][^=&]*)=[^&]*#\1=***#g'))
 opt_device := $(if $(DEVICE),--device $(DEVICE))
 opt_system := $(if $(SYSTEM),--system '$(SYSTEM)')
 TOOLS := $(addprefix $(BIN)/,gr-synth gr-tokenize gr-sft gr-sample gr-mine gr-dpo gr-classify gr-eval)
@@ -177,10 +181,10 @@ $(S)/$(1): FORCE
 	+@mkdir -p $$(@D); { $$(foreach v,$(2),printf '%s\n' $$(call q,$$(v)=$$($$(v)));) } > $$@.new; \
 	if cmp -s $$@.new $$@; then rm -f $$@.new; else [ ! -e $$@ ] || echo "pipeline: the $(1) settings changed"; mv $$@.new $$@; fi
 endef
-$(eval $(call stamp,data,DATA SEEDS ENDPOINT SYNTH_MODEL SYNTH_OPTS TRACES TRACES_DIR TRAIN_PER_SET TRACE_MAX_CHARS TRACE_MAX_OUTPUT_CHARS))
+$(eval $(call stamp,data,DATA SEEDS ENDPOINT_SHOWN SYNTH_MODEL SYNTH_OPTS TRACES TRACES_DIR TRAIN_PER_SET TRACE_MAX_CHARS TRACE_MAX_OUTPUT_CHARS))
 $(eval $(call stamp,tokens,TOKENIZER TEMPLATE SYSTEM CUTOFF DROP_LONG))
 $(eval $(call stamp,rsft,BASE SFT_LR SFT_EPOCHS SFT_MICRO_BATCH SFT_GRAD_ACCUM SFT_WARMUP SFT_MAX_STEPS DIVERSE_SFT_EPOCHS SEED))
-$(eval $(call stamp,sample,MINE_PER_SET K TEMPERATURE TOP_P SAMPLE_MAX_TOKENS SEED))
+$(eval $(call stamp,sample,MINE_DATA MINE_PER_SET K TEMPERATURE TOP_P SAMPLE_MAX_TOKENS SEED))
 $(eval $(call stamp,mine,GAMMA MINE_OPTS))
 $(eval $(call stamp,dpo,DPO_LR DPO_EPOCHS DPO_MICRO_BATCH DPO_GRAD_ACCUM BETA FTX DPO_MAX_STEPS SEED))
 $(eval $(call stamp,bench,EVAL EVAL_N))
@@ -207,17 +211,25 @@ $(OUT)/data/sets/$(call set_of_file,$(1)).jsonl: $(1) $(S)/data
 endef
 $(foreach f,$(DATA),$(eval $(call data_rule,$(f))))
 else ifneq ($(strip $(SEEDS)),)
-# SEEDS=SET=FILE...: gr-synth asks ENDPOINT for the reasoning of each labelled seed, mapped
-# by scripts/seeds/<set, lower case>.jq; the key comes from $OPENAI_API_KEY (never a
-# variable here, so it is never printed). gr-synth resumes from its partial output.
+# SEEDS=SET=FILE...: gr-synth asks ENDPOINT for the reasoning of each labelled seed. FILE
+# is mapped to gr-synth's interaction records by scripts/seeds/<set>.jq, else by
+# scripts/seeds/<file name>.jq (both in lower case: WildGuardTrainR=wildguardtrain.jsonl
+# takes wildguardtrain.jq), else read as it is. The key comes from $OPENAI_API_KEY and
+# the URL reaches gr-synth as $OPENAI_BASE_URL (exported to the recipe, never on a
+# command line), so neither is printed, nor listed by make -n; the data stamp holds
+# the URL with its userinfo and query values cut (ENDPOINT_SHOWN). gr-synth resumes
+# from its partial output (data/sets/SET.jsonl.part), paying nothing twice.
 ifeq ($(strip $(ENDPOINT)),)
 $(error SEEDS needs ENDPOINT=URL (an OpenAI-compatible server))
 endif
+lc = $(shell printf '%s' '$(1)' | tr A-Z a-z)
+seed_map = $(firstword $(wildcard $(ROOT)/scripts/seeds/$(call lc,$(1)).jq $(ROOT)/scripts/seeds/$(call lc,$(call set_of_file,$(2))).jq))
 define seed_rule
+$(OUT)/data/sets/$(1).jsonl: export OPENAI_BASE_URL := $$(ENDPOINT)
 $(OUT)/data/sets/$(1).jsonl: $(2) $(S)/data | $(BIN)/gr-synth
 	@mkdir -p $$(@D)
-	$(BIN)/gr-synth --endpoint $(call q,$(ENDPOINT)) --model $(call q,$(SYNTH_MODEL)) -j $(SYNTH_CONCURRENCY) $(SYNTH_OPTS) \
-		--map "$$$$(cat $(ROOT)/scripts/seeds/$(shell echo $(1) | tr A-Z a-z).jq)" -o $$@.part $$<
+	$(BIN)/gr-synth --model $(call q,$(SYNTH_MODEL)) -j $(SYNTH_CONCURRENCY) $(SYNTH_OPTS) \
+		$(if $(call seed_map,$(1),$(2)),--map "$$$$(cat $(call seed_map,$(1),$(2)))") -o $$@.part $$<
 	$$(call number_records,$$@.part,$(1)) $$(limit_per_set) > $$@.tmp && mv $$@.tmp $$@ && rm -f $$@.part
 endef
 $(foreach s,$(SEEDS),$(eval $(call seed_rule,$(firstword $(subst =, ,$(s))),$(lastword $(subst =, ,$(s))))))
@@ -242,12 +254,16 @@ $(OUT)/data/train.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl)
 $(OUT)/data/drop-%.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl)
 	cat $(filter-out %/$*.jsonl,$^) > $@.tmp && mv $@.tmp $@
 
-# the records sampled for mining: the first MINE_PER_SET of each set (0: all). Their gold
-# answers are the output's answer block (GuardReasonerTrain, gr-synth: all three answers
-# agree with the labels); a record with a label object (TRACES: one task checked, the
-# other two answers the publishing model's own) is mined on that label alone.
-$(OUT)/data/mine.jsonl: $(SETS:%=$(OUT)/data/sets/%.jsonl) $(S)/sample
-	for f in $(filter %.jsonl,$^); do $(if $(filter-out 0,$(MINE_PER_SET)),head -n $(MINE_PER_SET) $$f,cat $$f); done \
+# the records sampled for mining: the first MINE_PER_SET of each set (0: all), or of each
+# MINE_DATA file when it is given (records with a gold label: an answer block in the
+# output, or a label object). Their gold answers are the output's answer block
+# (GuardReasonerTrain, gr-synth: all three answers agree with the labels); a record with
+# a label object (TRACES: one task checked, the other two answers the publishing
+# model's own) is mined on that label alone.
+MINE_FROM = $(if $(strip $(MINE_DATA)),$(MINE_DATA),$(SETS:%=$(OUT)/data/sets/%.jsonl))
+$(OUT)/data/mine.jsonl: $(MINE_FROM) $(S)/sample
+	for f in $(MINE_FROM); do zstd -dcf $$f | jq -nc --argjson n $(MINE_PER_SET) \
+		'[inputs | if type == "array" then .[] else . end] | if $$n > 0 then .[:$$n] else . end | .[]'; done \
 		| jq -c 'if (.label | type) == "object" then del(.output) else . end' > $@.tmp && mv $@.tmp $@
 
 # No request of an evaluation set may be trained on: the user's request of every

@@ -28,3 +28,16 @@ DPO_GRAD_ACCUM = 2
 EVAL_N    = 4
 CLASSIFY_MAX_TOKENS = 24
 PARSE_FAILURES = wrong
+# Mining: label-consistent traces of the two training benchmarks whatever their
+# reasoning's length (prompt + trace <= 2600 characters, to keep the prefill short), the
+# first 4 of each gold label of each (16 records, 8 samples each a model). The 6 traces
+# short enough to train on, mined alone, gave 3 pairs: a count that a CPU with other
+# kernel paths (other last bits, so other samples) could take to 0, where the chain
+# stops. Training-side benchmarks only, so no evaluation record is sampled.
+MINE_DATA = $(OUT)/data/mine-sets/AegisSafetyTest.jsonl $(OUT)/data/mine-sets/HarmBenchResponse.jsonl
+MINE_PER_SET = 0
+$(OUT)/data/mine-sets/%.jsonl: $(OUT)/stamps/data
+	@mkdir -p $(@D)
+	zstd -dcf $(TRACES_DIR)/$*/generated_predictions.jsonl* | \
+		jq -c --arg set $* --arg task $(lastword $(subst :, ,$(filter $*:%,$(TRACES)))) --argjson keep true --argjson max_chars 2600 \
+		-f $(ROOT)/scripts/traces.jq | jq -sc 'group_by(.label | tostring) | map(.[:4]) | add | .[]' > $@.tmp && mv $@.tmp $@

@@ -17,13 +17,18 @@
 #                              1.5e18 FLOP (decode: memory-bound on a GPU, not FLOP-bound)
 #   HS-DPO, 2 epochs           23K pairs (paper, 1B) x ~1,300 tokens (prompt + 2 answers)
 #                              x 2 epochs = 60M tokens: ~5e17 FLOP with the reference pass
-# On this build's CPU backend the measured R-SFT rate for SmolLM2-135M on 2 EPYC Zen 5
-# cores was ~100 tokens/s (gr-sft, shared machine; see README), i.e. ~8e10 FLOP/s: the
-# paper profile is ~1e8 CPU-core-seconds, so it is not for a CPU. The GPU time (CUDA
-# backend, not measured: this build's tools run on the CPU only, DEVICE=cpu) at 40% of an
-# H200's ~1e15 bf16 FLOP/s would be ~1.2 h for R-SFT, ~2.6 h for the diversity models,
-# ~2 h of sampling (vLLM-class decode) and ~0.4 h of HS-DPO: about 6 GPU-hours, before
-# the evaluation (the paper used 4 devices; the batch sizes below are the totals).
+# Hours per stage from the throughput measured here (README, "Measured performance"):
+# gr-sft trains SmolLM2-135M at 150-186 tokens/s on 2 shared EPYC cores, i.e. ~1.4e11
+# FLOP/s (6 x 1.35e8 x ~170); gr-sample decodes 104 tokens/s at batch 48 with that
+# model, ~11 tokens/s scaled to 1.24e9 parameters. On those 2 cores the paper profile
+# would take R-SFT ~3,400 h, the diversity models ~7,300 h, sampling ~15,000 h, HS-DPO
+# ~1,000 h: ~27,000 hours, so it is not for a CPU. On a GPU (not measured: no GPU
+# figure exists yet; every tool takes DEVICE=cuda, the training code is compiled but has
+# never run) at 40% of an H200's ~1e15 bf16 FLOP/s: ~1.2 h for R-SFT,
+# ~2.6 h for the diversity models, ~2 h of sampling (decode is memory-bound; vLLM-class
+# throughput) and ~0.4 h of HS-DPO, about 6 GPU-hours before the evaluation (10
+# benchmarks, 11,749 records x ~300 generated tokens: ~3.5M tokens, minutes). The paper used
+# 4 devices; the batch sizes below are the totals.
 BASE      ?= $(GR_MODEL)
 TEMPLATE  = llama3
 KEEP_SET  = WildGuardTrainR

@@ -7,19 +7,23 @@ include $(ROOT)/scripts/profiles/common/traces.mk
 BASE      = $(shell $(ROOT)/scripts/fetch-test-model)
 TEMPLATE  = chatml
 THREADS   = 2
-# whole traces only: prompt + trace <= 3000 characters (HarmBenchResponse's traces with a
-# response: 112 of 512 fit, 6 at 2000), then <= 768 tokens
+# whole traces only: prompt + trace <= 3000 characters and the trace <= 1100 (~260
+# tokens, answer block included, so that the reasoning the model learns fits in
+# SAMPLE_MAX_TOKENS: with traces up to 1,500 characters 102 of 180 samples were cut at
+# 320 tokens and gr-mine found 3 pairs); HarmBenchResponse has 30 such traces, then
+# <= 768 tokens
 TRACE_MAX_CHARS = 3000
-TRAIN_PER_SET   = 20
+TRACE_MAX_OUTPUT_CHARS = 1100
+TRAIN_PER_SET   = 16
 CUTOFF    = 768
 DROP_LONG = 1
 SFT_LR    = 1e-4
 SFT_EPOCHS = 2
 DIVERSE_SFT_EPOCHS = 2
 SFT_MICRO_BATCH = 4
-SFT_GRAD_ACCUM  = 2
+SFT_GRAD_ACCUM  = 1
 SFT_WARMUP = 2
-MINE_PER_SET = 5
+MINE_PER_SET = 4
 K         = 4
 TEMPERATURE = 0.7
 TOP_P     = 0.95
@@ -37,5 +41,6 @@ FTX       = 2
 EVAL_N    = 24
 CLASSIFY_MAX_TOKENS = 320
 CLASSIFY_BATCH = 32
+# every mining record's K samples decode together (3 x 4 x 4 = 48)
 SAMPLE_BATCH = 48
 PARSE_FAILURES = wrong

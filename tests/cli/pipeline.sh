@@ -57,6 +57,7 @@ done
 # samples -> pairs -> pair tokens -> HS-DPO
 for p in "$O"/pairs/*.jsonl; do
     name=$(basename "$p" .jsonl)
+    echo "# ci: $(wc -l <"$p") $name pairs mined from $(wc -l <"$O/data/mine.jsonl") records ($(grep -h '^gr-mine:' "$T/run1.err" "$T/run1.out" | head -n 1 | cut -c1-200))"
     [ -s "$p" ] && [ -z "$(LC_ALL=C comm -23 <(uniq_ids "$p") <(uniq_ids "$O"/samples/*.jsonl))" ] \
         && ok "pipeline_pairs_$name" || fail "pipeline_pairs_$name" "empty, or ids not among the samples'"
     [ "$(ids "$O/tok/pairs-$name.jsonl")" = "$(ids "$p")" ] && ok "pipeline_pair_tokens_$name" \
