@@ -86,7 +86,7 @@ for s in WildGuardTrainR AegisTrain; do
 done
 zstd -q "$T/AegisTrainR.json" -o "$T/AegisTrainR.json.zst" && rm "$T/AegisTrainR.json"
 D=$T/data
-expect pipeline_data_runs 0 pmake OUT="$D" DATA="$T/WildGuardTrainR.json $T/AegisTrainR.json.zst" \
+expect pipeline_data_runs 0 pmake OUT="$D" DATA="$T/WildGuardTrainR.json $T/AegisTrainR.json.zst" MINE_DATA= MINE_PER_SET=1000 \
     KEEP_SET=WildGuardTrainR DIVERSE_SETS=AegisTrainR "$D/tok/all.jsonl" "$D/tok/drop-AegisTrainR.jsonl" "$D/data/mine.jsonl"
 for s in WildGuardTrainR AegisTrainR; do
     f=$D/data/sets/$s.jsonl; src=$T/$s.json; [ -f "$src" ] || src=$T/$s.json.zst
