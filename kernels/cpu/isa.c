@@ -77,6 +77,7 @@ int gr_cpu_isa_set(int level) {
 }
 
 int gr_cpu_vnni(void) { return gr_cpu_isa == GR_ISA_AVX512 && has_vnni; }
+int gr_cpu_bf16(void) { return gr_cpu_isa == GR_ISA_AVX512 && has_bf16; }
 
 __attribute__((constructor)) static void isa_init(void) {
     probe();

@@ -27,6 +27,8 @@ int gr_cpu_isa_max(void);
 int gr_cpu_isa_set(int level);
 /* Whether the AVX512-VNNI integer kernels run (level avx512 and the CPU has VNNI). */
 int gr_cpu_vnni(void);
+/* Whether the AVX512-BF16 kernels run (level avx512 and the CPU has vdpbf16ps). */
+int gr_cpu_bf16(void);
 /* "scalar", "avx2", "avx512" */
 const char *gr_cpu_isa_name(int level);
 #endif
