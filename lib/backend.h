@@ -140,6 +140,23 @@ struct gr_backend {
      * and watch_out (n, n_watch) the raw logits of the watched ids. Host arrays. */
     int (*sample)(gr_backend *b, const float *logits_d, int n, int vocab, const gr_sample_row *rows,
                   const int *watch, int n_watch, int *tokens, float *logprob, float *watch_out);
+
+    /* ---- graphs of the decode step (optional: NULL on the CPU) ------------------- */
+    /* forward.c wraps the ops of a pure decode step (every sequence feeds one
+     * token) in graph_begin / graph_end, with a key naming everything the
+     * launches depend on: the batch size, the block tables' width, the model and
+     * every buffer's address. The step's inputs (tokens, positions, slots, block
+     * tables) are uploaded before graph_begin into those same buffers, so a
+     * replay computes the new step. graph_begin returns 1: a graph for key was
+     * launched, skip the ops; 0: capturing, queue the ops, then call graph_end;
+     * -1: queue the ops plainly (the first time a key is seen, so that every
+     * buffer is sized before a capture; graphs off; or a capture of it failed).
+     * graph_end returns 0 (captured and launched) or -1: the capture failed,
+     * nothing ran: queue the ops again plainly. */
+    int use_graphs;              /* 0: never (the caller may clear it; CUDA sets it unless GR_CUDA_GRAPHS=0) */
+    int (*graph_begin)(gr_backend *b, uint64_t key);
+    int (*graph_end)(gr_backend *b, uint64_t key);
+    long graph_captures, graph_replays, graph_failures; /* counts, for tests and benchmarks */
 };
 
 /* A buffer of n elements of dtype in b's memory (aborts when out of memory,

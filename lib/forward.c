@@ -95,6 +95,17 @@ static void store_kv(gr_ctx *c, int n, int l, const float *k, const float *v) {
     }
 }
 
+/* The chunk's token ids, positions, sequences and slots into the backend's memory. */
+static void upload_chunk(gr_ctx *c, int n) {
+    gr_backend *be = c->be;
+    be->upload(be, c->tok_d.p, c->tok, sizeof(int) * (size_t)n);
+    be->upload(be, c->pos_d.p, c->pos, sizeof(int) * (size_t)n);
+    be->upload(be, c->seq_d.p, c->seq, sizeof(int) * (size_t)n);
+    be->upload(be, c->slot_d.p, c->slot, sizeof(int) * (size_t)n);
+}
+
+/* The chunk's ops, its inputs uploaded (upload_chunk): nothing here allocates or
+ * waits, so that a device can capture them as a graph. */
 static void forward_chunk(gr_ctx *c, int n, int64_t row0, const gr_attn_batch *call) {
     const gr_model *M = c->model;
     const gr_model_config *cf = &M->cfg;
@@ -103,10 +114,6 @@ static void forward_chunk(gr_ctx *c, int n, int64_t row0, const gr_attn_batch *c
     float *x = c->x.p, *xb = c->xb.p, *q = c->q.p, *k = c->k.p, *v = c->v.p, *att = c->att.p,
           *hb = c->hb.p, *hb2 = c->hb2.p;
     const int *tok_d = c->tok_d.p, *pos_d = c->pos_d.p;
-    be->upload(be, c->tok_d.p, c->tok, sizeof(int) * (size_t)n);
-    be->upload(be, c->pos_d.p, c->pos, sizeof(int) * (size_t)n);
-    be->upload(be, c->seq_d.p, c->seq, sizeof(int) * (size_t)n);
-    be->upload(be, c->slot_d.p, c->slot, sizeof(int) * (size_t)n);
     be->embedding(be, x, &M->tok_emb, tok_d, n);
     gr_attn_batch ab = *call;
     ab.n = n;
@@ -141,6 +148,48 @@ static void forward_chunk(gr_ctx *c, int n, int64_t row0, const gr_attn_batch *c
         be->rmsnorm(be, xb, x, M->final_norm, n, D, cf->norm_eps);
         keep(c, cf->n_layers, row0, xb, n);
     }
+}
+
+/* The output rows' logits: rows out_rows[0..n_out) of the chunk's residual,
+ * normed, times the LM head, into rows out_idx of logits (c->last sized). */
+static void logits_rows(gr_ctx *c, float *logits, int n_out, const int *out_rows, const int64_t *out_idx,
+                        const unsigned char *out_dec) {
+    gr_backend *be = c->be;
+    const gr_model_config *cf = &c->model->cfg;
+    int D = cf->dim;
+    float *h = c->last.p, *o = h + (size_t)n_out * D, *x = c->x.p;
+    /* the output rows, one copy per run of consecutive rows */
+    for (int r = 0; r < n_out;) {
+        int e = r + 1;
+        while (e < n_out && out_rows[e] == out_rows[e - 1] + 1) e++;
+        be->copy(be, h + (size_t)r * D, x + (size_t)out_rows[r] * D, sizeof(float) * (size_t)D * (size_t)(e - r));
+        r = e;
+    }
+    be->rmsnorm(be, o, h, c->model->final_norm, n_out, D, cf->norm_eps);
+    /* Rows are consecutive in the output except across sequences without
+     * all_logits; compute into place row group by row group. */
+    int r = 0;
+    while (r < n_out) {
+        int e = r + 1;
+        while (e < n_out && out_idx[e] == out_idx[e - 1] + 1) e++;
+        be->decode_rows = out_dec + r;
+        be->matmul(be, logits + (size_t)out_idx[r] * (size_t)cf->vocab_size, o + (size_t)r * D, e - r,
+                   &c->model->lm_head);
+        r = e;
+    }
+}
+
+/* What a decode step's launches depend on besides the uploaded inputs: its
+ * size, the block tables' width, the model, and every buffer's address. */
+static uint64_t graph_key(const gr_ctx *c, int n, const gr_attn_batch *call, const float *logits) {
+    const void *ptrs[] = {c->model, c->x.p, c->xb.p, c->q.p, c->k.p, c->v.p, c->att.p, c->hb.p, c->hb2.p,
+                          c->tok_d.p, c->pos_d.p, c->seq_d.p, c->slot_d.p, c->bt_d.p, c->last.p, logits,
+                          call->kv_pool.base};
+    uint64_t h = 1469598103934665603ull;
+    uint64_t vals[3] = {(uint64_t)n, (uint64_t)call->max_blocks, (uint64_t)call->kv_pool.dtype};
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) h = (h ^ vals[i]) * 1099511628211ull;
+    for (size_t i = 0; i < sizeof ptrs / sizeof *ptrs; i++) h = (h ^ (uint64_t)(uintptr_t)ptrs[i]) * 1099511628211ull;
+    return h;
 }
 
 /* The forward pass with the logits written to `logits` in the backend's memory
@@ -182,6 +231,12 @@ static int forward_impl(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, c
     int max_blocks = 1;
     for (int s = 0; s < n_seq; s++)
         if (kv[s]->n_blocks > max_blocks) max_blocks = kv[s]->n_blocks;
+    /* a decode step on a backend with graphs: one chunk, one token a sequence;
+     * the tables' width rounded up to a power of two (fewer shapes to capture) */
+    int graph = be->graph_begin && be->use_graphs && logits && !all_logits && !c->keep_hidden && n_seq > 0 &&
+                total == n_seq && n_seq <= c->chunk;
+    if (graph)
+        while (max_blocks & (max_blocks - 1)) max_blocks += max_blocks & -max_blocks;
     size_t bt_n = (size_t)(n_seq ? n_seq : 1) * (size_t)max_blocks;
     if (bt_n > c->bt_cap) {
         free(c->bt);
@@ -240,39 +295,32 @@ static int forward_impl(gr_ctx *c, gr_kv *const *kv, const int *const *tokens, c
         }
         if (rc) break;
         be->decode_rows = c->dec;
-        forward_chunk(c, n, done, &call);
+        upload_chunk(c, n);
+        if (logits && n_out && n_out > c->last_cap) {
+            gr_dbuf_free(be, &c->last);
+            c->last = gr_dbuf_alloc(be, GR_F32, (size_t)n_out * (size_t)D * 2);
+            c->last_cap = n_out;
+        }
+        if (graph) {
+            /* a decode step: replayed from the graph of its shape when there is one */
+            uint64_t key = graph_key(c, n, &call, logits);
+            int g = be->graph_begin(be, key);
+            if (g != 1) {
+                forward_chunk(c, n, done, &call);
+                logits_rows(c, logits, n_out, out_rows, out_idx, out_dec);
+                if (g == 0 && be->graph_end(be, key)) { /* the capture failed: nothing ran */
+                    forward_chunk(c, n, done, &call);
+                    logits_rows(c, logits, n_out, out_rows, out_idx, out_dec);
+                }
+            }
+        } else {
+            forward_chunk(c, n, done, &call);
+            if (logits && n_out) logits_rows(c, logits, n_out, out_rows, out_idx, out_dec);
+        }
         /* Caches now hold the chunk's positions: advance their lengths. */
         for (int t = 0; t < n; t++) {
             gr_kv *k = c->tkv[t];
             if (c->pos[t] + 1 > k->len) k->len = c->pos[t] + 1;
-        }
-        if (logits && n_out) {
-            if (n_out > c->last_cap) {
-                gr_dbuf_free(be, &c->last);
-                c->last = gr_dbuf_alloc(be, GR_F32, (size_t)n_out * (size_t)D * 2);
-                c->last_cap = n_out;
-            }
-            float *h = c->last.p, *o = h + (size_t)n_out * D, *x = c->x.p;
-            /* the output rows, one copy per run of consecutive rows */
-            for (int r = 0; r < n_out;) {
-                int e = r + 1;
-                while (e < n_out && out_rows[e] == out_rows[e - 1] + 1) e++;
-                be->copy(be, h + (size_t)r * D, x + (size_t)out_rows[r] * D,
-                         sizeof(float) * (size_t)D * (size_t)(e - r));
-                r = e;
-            }
-            be->rmsnorm(be, o, h, c->model->final_norm, n_out, D, cf->norm_eps);
-            /* Rows are consecutive in the output except across sequences without
-             * all_logits; compute into place row group by row group. */
-            int r = 0;
-            while (r < n_out) {
-                int e = r + 1;
-                while (e < n_out && out_idx[e] == out_idx[e - 1] + 1) e++;
-                be->decode_rows = out_dec + r;
-                be->matmul(be, logits + (size_t)out_idx[r] * (size_t)cf->vocab_size,
-                              o + (size_t)r * D, e - r, &c->model->lm_head);
-                r = e;
-            }
         }
         c->be->decode_rows = NULL;
         done += n;

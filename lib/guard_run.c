@@ -1,6 +1,7 @@
 /* gr-classify / gr-sample driver: see guard_run.h. */
 #include "guard_run.h"
 #include <dirent.h>
+#include <stddef.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 #include "guard_verdict.h"
 #include "model.h"
 
-/* ---- one window ------------------------------------------------------------- */
+/* ---- the items between the input and the output ---------------------------- */
 enum { ITEM_QUEUED, ITEM_DONE, ITEM_WRITTEN };
 
 typedef struct item {
@@ -29,6 +30,7 @@ typedef struct item {
     int by_verdict;    /* decided by the verdict tier (--mode verdict / tiered) */
     int state;
     jv out;            /* the output record once done */
+    gr_gen_req req;    /* its generation (streamed runs) */
 } item;
 
 typedef struct runner {
@@ -44,9 +46,12 @@ typedef struct runner {
     char *model_name;
     gr_writer *w;
     gr_run_stats *st;
-    item *items;
-    int n_items, cap_items, head; /* items[0..head) written */
-    int *req_item;                /* request index -> item index, in flush_window */
+    /* Items in input order, each allocated alone (their addresses stay put):
+     * items[0..head) written and freed, items[head..n_items) not yet written;
+     * items[give..n_items) not yet handed to the engine (streamed runs). */
+    item **items;
+    int n_items, cap_items, head, give;
+    item **req_item;              /* request index -> item, in flush_window */
     gr_gen_req *reqs;
     int failed;                   /* a write or decode failed inside a callback */
     gr_err cb_err;
@@ -62,6 +67,7 @@ static double since(const struct timespec *t0) {
 static int stop_asked(const runner *R) { return R->o->stop && *R->o->stop; }
 
 static void item_free(item *it) {
+    gr_gen_req_free(&it->req);
     jv_free(it->rec);
     it->rec = jv_invalid();
     free(it->prompt_text);
@@ -71,17 +77,35 @@ static void item_free(item *it) {
     it->state = ITEM_WRITTEN;
 }
 
-/* Writes (and flushes) every done record at the head of the window, in order. */
+/* Frees every item not yet written and empties the list. */
+static void items_clear(runner *R) {
+    for (int i = R->head; i < R->n_items; i++) {
+        item_free(R->items[i]);
+        free(R->items[i]);
+    }
+    R->n_items = R->head = R->give = 0;
+}
+
+/* Writes (and flushes) every done record at the head of the list, in order. */
 static int emit_ready(runner *R, gr_err *err) {
     int wrote = 0;
-    while (R->head < R->n_items && R->items[R->head].state == ITEM_DONE) {
-        item *it = &R->items[R->head++];
+    while (R->head < R->n_items && R->items[R->head]->state == ITEM_DONE) {
+        item *it = R->items[R->head];
+        R->items[R->head++] = NULL;
         jv out = it->out;
         it->state = ITEM_QUEUED; /* out is consumed by the writer */
         item_free(it);
+        free(it);
         if (gr_writer_put(R->w, out, err)) return -1;
         R->st->written++;
         wrote = 1;
+    }
+    if (R->give < R->head) R->give = R->head; /* past answered items it had not reached */
+    if (R->head >= 64 && 2 * R->head >= R->n_items) { /* move the live ones to the front */
+        memmove(R->items, R->items + R->head, sizeof *R->items * (size_t)(R->n_items - R->head));
+        R->n_items -= R->head;
+        R->give -= R->head;
+        R->head = 0;
     }
     return wrote ? gr_writer_flush(R->w, err) : 0;
 }
@@ -180,7 +204,7 @@ static int build_output(runner *R, item *it, const gr_gen_req *q, const char *to
 static void on_done(void *ud, gr_gen_req *q, int index) {
     runner *R = ud;
     if (R->failed) return;
-    item *it = &R->items[R->req_item[index]];
+    item *it = R->req_item[index];
     if (build_output(R, it, q, NULL, &R->cb_err) || emit_ready(R, &R->cb_err)) R->failed = 1;
     gr_gen_req_free(q); /* its ids and logits are in the output record now */
 }
@@ -202,16 +226,16 @@ static int on_step(void *ud, int n_seqs, int n_fed) {
 static int flush_window(runner *R, gr_err *err) {
     const gr_run_opts *o = R->o;
     int n = 0;
-    for (int i = R->head; i < R->n_items; i++) n += R->items[i].state == ITEM_QUEUED;
+    for (int i = R->head; i < R->n_items; i++) n += R->items[i]->state == ITEM_QUEUED;
     int rc = 0;
     if (n > 0) {
         R->reqs = gr_xcalloc((size_t)n, sizeof *R->reqs);
-        R->req_item = gr_xmalloc(sizeof(int) * (size_t)n);
+        R->req_item = gr_xmalloc(sizeof *R->req_item * (size_t)n);
         int r = 0;
         for (int i = R->head; i < R->n_items; i++) {
-            item *it = &R->items[i];
+            item *it = R->items[i];
             if (it->state != ITEM_QUEUED) continue;
-            R->req_item[r] = i;
+            R->req_item[r] = it;
             R->reqs[r].prompt = it->ids.v;
             R->reqs[r].n_prompt = (int)it->ids.n;
             /* streams from the record's position in the input, so that a sample does
@@ -221,10 +245,10 @@ static int flush_window(runner *R, gr_err *err) {
         }
         /* the longest common prefix of the prompts (each already known to fit the
          * context), one token short of the shortest */
-        const gr_ids *first = &R->items[R->req_item[0]].ids;
+        const gr_ids *first = &R->req_item[0]->ids;
         int lcp = (int)first->n - 1;
         for (int i = 1; i < n && lcp > 0; i++) {
-            const gr_ids *b = &R->items[R->req_item[i]].ids;
+            const gr_ids *b = &R->req_item[i]->ids;
             int j = 0, m = (int)b->n - 1;
             while (j < lcp && j < m && b->v[j] == first->v[j]) j++;
             lcp = j;
@@ -251,7 +275,7 @@ static int flush_window(runner *R, gr_err *err) {
                                 o->escalate_lo, o->escalate_hi, R->reqs, n, decided, err);
             for (int i = 0; i < n && !rc; i++) {
                 if (!decided[i]) continue;
-                item *it = &R->items[R->req_item[i]];
+                item *it = R->req_item[i];
                 int too_long = R->reqs[i].stop == GR_STOP_TOO_LONG;
                 it->by_verdict = 1;
                 if (build_output(R, it, too_long ? NULL : &R->reqs[i],
@@ -276,9 +300,7 @@ static int flush_window(runner *R, gr_err *err) {
     }
     if (!rc) rc = emit_ready(R, err);
     if (!rc && R->head < R->n_items) rc = GR_RUN_STOPPED; /* stopped with records in flight */
-    for (int i = 0; i < R->n_items; i++)
-        if (R->items[i].state != ITEM_WRITTEN) item_free(&R->items[i]);
-    R->n_items = R->head = 0;
+    items_clear(R);
     return rc;
 }
 
@@ -295,17 +317,19 @@ static item *new_item(runner *R) {
         R->cap_items = R->cap_items ? 2 * R->cap_items : 64;
         R->items = gr_xrealloc(R->items, sizeof *R->items * (size_t)R->cap_items);
     }
-    item *it = &R->items[R->n_items++];
-    memset(it, 0, sizeof *it);
+    item *it = gr_xcalloc(1, sizeof *it);
+    R->items[R->n_items++] = it;
     it->rec = jv_invalid();
     it->out = jv_invalid();
     return it;
 }
 
-/* Queues one (record, sample) for generation, or answers it at once with
- * `error` when its prompt cannot fit the context. -1 on a tokenizer error. */
+/* Queues one (record, sample) for generation (*queued: its item), or answers
+ * it at once with `error` when its prompt cannot fit the context (*queued
+ * NULL). -1 on a tokenizer or write error. */
 static int add_item(runner *R, jv rec, const char *fp, int k, long pos, const char *instr, const char *input,
-                    gr_err *err) {
+                    item **queued, gr_err *err) {
+    *queued = NULL;
     const gr_run_opts *o = R->o;
     int max_len = R->m->cfg.max_pos; /* gr_generate admits prompts of fewer ids than this */
     item *it = new_item(R);
@@ -336,6 +360,7 @@ static int add_item(runner *R, jv rec, const char *fp, int k, long pos, const ch
         jv_free(it->rec);
         free(it->prompt_text);
         gr_ids_free(&it->ids);
+        free(it);
         return -1;
     }
     if (it->ids.n < 1 || it->ids.n >= (size_t)max_len) {
@@ -344,7 +369,247 @@ static int add_item(runner *R, jv rec, const char *fp, int k, long pos, const ch
         gr_ids_free(&it->ids);
         return build_output(R, it, NULL, why, err) ? -1 : emit_ready(R, err);
     }
+    *queued = it;
     return 0;
+}
+
+/* ---- the input stream ----------------------------------------------------------- */
+/* The records still to read, one (record, sample) item at a time. */
+typedef struct source {
+    char *const *files;
+    int n_files, f;
+    gr_reader *r;
+    gr_resume *done;
+    gr_run_warn warn;
+    void *warn_ud;
+    int k_per;
+    long pos;                 /* records read so far */
+    /* the record whose samples are being queued (have 1) */
+    int have, s;
+    jv rec;
+    char fp[GR_FINGERPRINT_HEX + 1];
+    char *instr, *input;
+    long my;                  /* its position */
+} source;
+
+static void source_drop_record(source *S) {
+    if (!S->have) return;
+    jv_free(S->rec);
+    S->rec = jv_invalid();
+    free(S->instr);
+    free(S->input);
+    S->instr = S->input = NULL;
+    S->have = 0;
+}
+
+static void source_close(source *S, gr_run_stats *st) {
+    source_drop_record(S);
+    if (S->r) {
+        st->replaced += gr_reader_replaced(S->r);
+        gr_reader_close(S->r);
+        S->r = NULL;
+    }
+}
+
+/* Reads until a record with a readable query is at hand (S->have): 1; 0 at the
+ * end of the input; -1 (err). */
+static int source_read(runner *R, source *S, gr_err *err) {
+    const gr_run_opts *o = R->o;
+    gr_run_stats *st = R->st;
+    for (;;) {
+        if (!S->r) {
+            if (S->f >= S->n_files) return 0;
+            S->r = gr_reader_open(S->files[S->f], o->reader, err);
+            if (!S->r) return -1;
+        }
+        jv rec;
+        int k = gr_reader_next(S->r, &rec, err);
+        if (k < 0) return -1;
+        if (k == 0) {
+            st->replaced += gr_reader_replaced(S->r);
+            gr_reader_close(S->r);
+            S->r = NULL;
+            S->f++;
+            continue;
+        }
+        long my = S->pos++;
+        jv id = jv_object_get(jv_copy(rec), jv_string("id"));
+        int has_id = jv_is_valid(id) && jv_get_kind(id) != JV_KIND_NULL;
+        gr_record_fingerprint(rec, has_id, S->files[S->f], gr_reader_line(S->r), S->fp);
+        if (!has_id) {
+            jv_free(id);
+            id = jv_number((double)my);
+            rec = jv_object_set(rec, jv_string("id"), jv_copy(id));
+        }
+        if (!gr_shard_mine(o->shard, id)) { /* --shard: another shard's record */
+            st->other_shard++;
+            jv_free(id);
+            jv_free(rec);
+            continue;
+        }
+        st->records++;
+        jv_free(id);
+        char *instr = NULL, *input = NULL;
+        gr_err qerr;
+        if (gr_guard_query(rec, &instr, &input, &qerr)) {
+            char msg[2300];
+            snprintf(msg, sizeof msg, "%s:%ld: %s", gr_reader_name(S->r), gr_reader_line(S->r), qerr.msg);
+            st->skipped_bad++;
+            jv_free(rec);
+            if (o->strict) return gr_errf(err, "%s", msg);
+            if (S->warn) S->warn(S->warn_ud, msg);
+            continue;
+        }
+        gr_policy_apply(o->policy, rec, &instr);
+        S->rec = rec;
+        S->instr = instr;
+        S->input = input;
+        S->my = my;
+        S->s = 0;
+        S->have = 1;
+        return 1;
+    }
+}
+
+/* The next item to generate, in input order (*out, appended to R's items): 1;
+ * 0 at the end of the input; -1 (err); GR_RUN_STOPPED when a stop was asked.
+ * Records already in the output (--resume), of other shards, bad, or too long
+ * for the context (answered at once with `error`) are dealt with on the way. */
+static int source_next(runner *R, source *S, item **out, gr_err *err) {
+    for (;;) {
+        if (!S->have) {
+            if (stop_asked(R)) return GR_RUN_STOPPED;
+            int k = source_read(R, S, err);
+            if (k <= 0) return k;
+        }
+        while (S->s < S->k_per) {
+            int s = S->s++;
+            if (gr_resume_take(S->done, S->fp, R->o->mode == GR_RUN_SAMPLE ? s : -1)) {
+                R->st->skipped_done++;
+                continue;
+            }
+            item *it = NULL;
+            if (add_item(R, S->rec, S->fp, s, S->my, S->instr, S->input, &it, err)) return -1;
+            if (it) {
+                *out = it;
+                return 1;
+            }
+        }
+        source_drop_record(S);
+    }
+}
+
+/* ---- reason mode: the engine pulls from the input ------------------------------ */
+typedef struct stream_ctx {
+    runner *R;
+    source *S;
+    int cap;          /* items held at most (not yet written): bounds the reorder buffer */
+    int ended;
+    int stopped;      /* the input stopped at a signal */
+} stream_ctx;
+
+static int stream_pull(void *ud, gr_gen_req **req, gr_err *err) {
+    stream_ctx *X = ud;
+    runner *R = X->R;
+    if (R->failed) return GR_PULL_END;
+    item *it = NULL;
+    while (!it && R->give < R->n_items) { /* the next one read ahead, past answered ones */
+        item *c = R->items[R->give++];
+        if (c->state == ITEM_QUEUED) it = c;
+    }
+    if (!it) {
+        if (X->ended) return GR_PULL_END;
+        /* a record finished long after those behind it holds them all: read no
+         * more until it is written */
+        if (R->n_items - R->head >= X->cap) return GR_PULL_WAIT;
+        int k = source_next(R, X->S, &it, err);
+        if (k < 0) return -1;
+        if (k != 1) {
+            X->ended = 1;
+            X->stopped = k == GR_RUN_STOPPED;
+            return GR_PULL_END;
+        }
+        /* it is the last item (records answered at once may come before it) */
+        R->give = R->n_items;
+    }
+    it->req.prompt = it->ids.v;
+    it->req.n_prompt = (int)it->ids.n;
+    /* streams from the record's position in the input, so that a sample does not
+     * depend on the batch, or on when it was admitted */
+    it->req.stream = (uint64_t)it->pos * 1024u + (uint64_t)it->k;
+    *req = &it->req;
+    return GR_PULL_OK;
+}
+
+static void on_stream_done(void *ud, gr_gen_req *q, int index) {
+    (void)index;
+    stream_ctx *X = ud;
+    runner *R = X->R;
+    if (R->failed) return;
+    item *it = (item *)(void *)((char *)q - offsetof(item, req));
+    int bad = build_output(R, it, q, NULL, &R->cb_err);
+    gr_gen_req_free(q); /* its ids and logits are in the output record now */
+    if (bad || emit_ready(R, &R->cb_err)) R->failed = 1; /* (may free it) */
+}
+
+/* Reads `window` items ahead for the shared prefix (their longest common token
+ * prefix: the guard instruction), then lets the engine pull the rest as slots
+ * free. 0 when everything is written; -1 (err); GR_RUN_STOPPED. */
+static int run_stream(runner *R, source *S, int window, gr_err *err) {
+    const gr_run_opts *o = R->o;
+    stream_ctx X = {.R = R, .S = S, .cap = 4 * window};
+    int n = 0, rc = 0;
+    item *it;
+    while (n < window && (rc = source_next(R, S, &it, err)) == 1) n++;
+    if (rc < 0) return -1;
+    if (rc != 1) {
+        X.ended = 1;
+        X.stopped = rc == GR_RUN_STOPPED;
+    }
+    rc = 0;
+    int *prefix = NULL, n_prefix = 0, longest = 0;
+    if (n > 0) {
+        /* one token short of the shortest prompt (each already known to fit) */
+        const gr_ids *first = NULL;
+        int lcp = 0;
+        for (int i = R->head; i < R->n_items; i++) {
+            const item *q = R->items[i];
+            if (q->state != ITEM_QUEUED) continue;
+            if ((int)q->ids.n > longest) longest = (int)q->ids.n;
+            if (!first) {
+                first = &q->ids;
+                lcp = (int)first->n - 1;
+                continue;
+            }
+            int j = 0, m = (int)q->ids.n - 1;
+            while (j < lcp && j < m && q->ids.v[j] == first->v[j]) j++;
+            lcp = j;
+        }
+        if (lcp >= 8) {
+            n_prefix = lcp;
+            prefix = gr_xmalloc(sizeof(int) * (size_t)lcp); /* the first item's ids go when it is written */
+            memcpy(prefix, first->v, sizeof(int) * (size_t)lcp);
+        }
+        int max_len = R->m->cfg.max_pos, per = longest + (o->max_tokens > 0 ? o->max_tokens : 0);
+        gr_gen_opts g = {.sampler = o->sampler, .seed = o->seed, .max_tokens = o->max_tokens,
+                         .max_batch = o->batch, .logprobs = o->logprobs,
+                         .watch = o->mode == GR_RUN_CLASSIFY ? R->watch.ids : NULL,
+                         .n_watch = o->mode == GR_RUN_CLASSIFY ? R->watch.n : 0,
+                         .stop = R->stop, .n_stop = R->n_stop, .prefix = prefix, .n_prefix = n_prefix,
+                         .step = on_step, .step_ud = R, .ignore_eos = o->ignore_eos,
+                         .expect_len = per < max_len ? per : max_len};
+        rc = gr_generate_stream(R->ctx, &g, stream_pull, on_stream_done, &X, err);
+        free(prefix);
+        if (!rc && R->failed) {
+            *err = R->cb_err;
+            rc = -1;
+        }
+    }
+    if (!rc) rc = emit_ready(R, err);
+    /* the engine returns 0 before the end of the input only when a stop was asked */
+    if (!rc && (X.stopped || !X.ended || R->head < R->n_items)) rc = GR_RUN_STOPPED;
+    items_clear(R);
+    return rc;
 }
 
 int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *done_path,
@@ -384,73 +649,30 @@ int gr_run(const gr_run_opts *o, char *const *files, int n_files, const char *do
     R.be->exact = o->exact;
     R.ctx = gr_ctx_open(R.m, R.be, err);
     if (!R.ctx) goto out;
+    source S = {.files = files, .n_files = n_files, .done = done, .warn = warn, .warn_ud = ud,
+                .k_per = o->mode == GR_RUN_SAMPLE ? o->k : 1, .rec = jv_invalid()};
     int window = o->batch * 4 < 64 ? 64 : o->batch * 4;
-    int k_per = o->mode == GR_RUN_SAMPLE ? o->k : 1;
-    long pos = 0;
-    rc = 0;
-    for (int f = 0; f < n_files && !rc; f++) {
-        gr_reader *r = gr_reader_open(files[f], o->reader, err);
-        if (!r) {
-            rc = -1;
-            break;
+    if (o->mode == GR_RUN_CLASSIFY && o->guard_mode != GR_GUARD_REASON) {
+        /* verdict / tiered: the fast tier runs over windows of records */
+        int queued = 0;
+        rc = 0;
+        while (!rc) {
+            item *it;
+            rc = source_next(&R, &S, &it, err);
+            if (rc != 1) break;
+            rc = 0;
+            if (++queued >= window) {
+                rc = flush_window(&R, err);
+                queued = 0;
+            }
         }
-        jv rec;
-        int k;
-        while (!rc && (k = gr_reader_next(r, &rec, err)) == 1) {
-            long my = pos++;
-            jv id = jv_object_get(jv_copy(rec), jv_string("id"));
-            int has_id = jv_is_valid(id) && jv_get_kind(id) != JV_KIND_NULL;
-            char fp[GR_FINGERPRINT_HEX + 1];
-            gr_record_fingerprint(rec, has_id, files[f], gr_reader_line(r), fp);
-            if (!has_id) {
-                jv_free(id);
-                id = jv_number((double)my);
-                rec = jv_object_set(rec, jv_string("id"), jv_copy(id));
-            }
-            if (!gr_shard_mine(o->shard, id)) { /* --shard: another shard's record */
-                st->other_shard++;
-                jv_free(id);
-                jv_free(rec);
-                continue;
-            }
-            st->records++;
-            jv_free(id);
-            char *instr = NULL, *input = NULL;
-            gr_err qerr;
-            if (gr_guard_query(rec, &instr, &input, &qerr)) {
-                char msg[2300];
-                snprintf(msg, sizeof msg, "%s:%ld: %s", gr_reader_name(r), gr_reader_line(r), qerr.msg);
-                st->skipped_bad++;
-                jv_free(rec);
-                if (o->strict) {
-                    rc = gr_errf(err, "%s", msg);
-                    break;
-                }
-                if (warn) warn(ud, msg);
-                continue;
-            }
-            gr_policy_apply(o->policy, rec, &instr);
-            for (int s = 0; s < k_per && !rc; s++) {
-                if (gr_resume_take(done, fp, o->mode == GR_RUN_SAMPLE ? s : -1)) {
-                    st->skipped_done++;
-                    continue;
-                }
-                rc = add_item(&R, rec, fp, s, my, instr, input, err);
-                if (!rc && R.n_items >= window) rc = flush_window(&R, err);
-            }
-            free(instr);
-            free(input);
-            jv_free(rec);
-            if (!rc && stop_asked(&R)) rc = GR_RUN_STOPPED;
-        }
-        if (!rc && k < 0) rc = -1;
-        st->replaced += gr_reader_replaced(r);
-        gr_reader_close(r);
+        if (!rc) rc = flush_window(&R, err);
+    } else {
+        rc = run_stream(&R, &S, window, err);
     }
-    if (!rc) rc = flush_window(&R, err);
+    source_close(&S, st);
 out:
-    for (int i = 0; i < R.n_items; i++)
-        if (R.items[i].state != ITEM_WRITTEN) item_free(&R.items[i]);
+    items_clear(&R);
     free(R.items);
     free(R.model_name);
     gr_fast_plan_free(&R.fast);

@@ -1,16 +1,22 @@
 /* The driver behind gr-classify and gr-sample: records in, guard generations
  * out, in input order, resumable.
  *
- * Records are read in windows of max(64, 4 x batch); each window's prompts are
- * generated together (continuous batching, `batch` sequences at a time; the
- * longest common token prefix of the window -- the guard instruction --
- * computed once). Each output record is written and flushed as soon as it and
- * every record before it in input order are done, so a killed run loses only
- * the records in flight: at most `batch` being generated, plus those finished
- * after the oldest of them, never more than one window. --resume (the
- * fingerprints read back from the output, guard_resume.h) repeats nothing
- * already written. A record without an `id` gets its 0-based position in the
- * input as id.
+ * Reason mode and gr-sample: continuous batching fed from the input. The first
+ * max(64, 4 x batch) prompts are read ahead and their longest common token
+ * prefix -- the guard instruction -- computed once (its KV blocks shared by
+ * every prompt that starts with it); then the engine pulls one record at a
+ * time from the input whenever a sequence finishes (gr_generate_stream), so a
+ * freed slot is refilled at once. Verdict and tiered modes read windows of
+ * max(64, 4 x batch) records, each run through the verdict tier together.
+ * Each output record is written and flushed as soon as it and every record
+ * before it in input order are done (a reorder buffer), so a killed run loses
+ * only the records in flight: at most `batch` being generated, plus those
+ * finished after the oldest of them -- at most 4 x max(64, 4 x batch) items
+ * are held, then no more input is read until the oldest is written.
+ * --resume (the fingerprints read back from the output, guard_resume.h)
+ * repeats nothing already written. A record without an `id` gets its 0-based
+ * position in the input as id; a sample's random stream is its position and
+ * sample number, so nothing depends on the batch or on when it was admitted.
  *
  * A prompt that cannot fit the model's context is rejected before anything is
  * computed or allocated for it: its output record has `error` and no

@@ -145,13 +145,18 @@ static void table_room(gr_kv *kv, int n) {
 }
 
 gr_kv *gr_kv_new_in(gr_kv_pool *p, const gr_kv *prefix) {
+    return gr_kv_new_in_len(p, prefix, prefix ? prefix->len : 0);
+}
+
+gr_kv *gr_kv_new_in_len(gr_kv_pool *p, const gr_kv *prefix, int len) {
     gr_kv *kv = gr_xcalloc(1, sizeof *kv);
     kv->pool = p;
     kv->n_layers = p->lay.n_layers;
     kv->kv_dim = p->lay.kv_dim;
     p->users++;
-    if (!prefix || prefix->len == 0) return kv;
-    int full = prefix->len >> GR_KV_BLOCK_SHIFT, part = prefix->len & (GR_KV_BLOCK - 1);
+    if (!prefix || len <= 0) return kv;
+    if (len > prefix->len) len = prefix->len;
+    int full = len >> GR_KV_BLOCK_SHIFT, part = len & (GR_KV_BLOCK - 1);
     table_room(kv, full + (part ? 1 : 0));
     if (part) {
         /* the partial block is copied, so that this sequence's own positions never
@@ -172,7 +177,7 @@ gr_kv *gr_kv_new_in(gr_kv_pool *p, const gr_kv *prefix) {
         block_share(p, prefix->blocks[i]);
     }
     kv->n_blocks = full + (part ? 1 : 0);
-    kv->n_prefix = kv->len = prefix->len;
+    kv->n_prefix = kv->len = len;
     return kv;
 }
 

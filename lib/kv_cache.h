@@ -71,6 +71,9 @@ typedef struct gr_kv {
  * NULL; when given it must be in p). NULL when p has no block left for the copy
  * of the prefix's partial block. */
 gr_kv *gr_kv_new_in(gr_kv_pool *p, const gr_kv *prefix);
+/* The same from the prefix's first len positions (0 <= len <= prefix->len):
+ * its full blocks shared, the block holding position len - 1 copied. */
+gr_kv *gr_kv_new_in_len(gr_kv_pool *p, const gr_kv *prefix, int len);
 /* Blocks for `len` positions in all; -1 (nothing taken) when the pool is full. */
 int gr_kv_try_reserve(gr_kv *kv, int len);
 /* The slot (block * GR_KV_BLOCK + row) position pos is written to, or -1 when

@@ -9,8 +9,9 @@
  * a running max and sum (the online softmax of FlashAttention), and the warps'
  * partial results are merged at the end (flash-decoding's split-K, within a
  * block). No score matrix is ever stored: memory is O(hd) per block whatever
- * the length. Prefill queries each stream their own keys (no Q tiling yet: K/V
- * are re-read per query, from L2 for a sequence's recent blocks). */
+ * the length. Each query streams its own keys: the kernel for decode steps;
+ * calls with runs of prompt tokens go to attention_prefill.cu's kernel, tiled
+ * over queries too, when head_dim <= 128. */
 #include "cuda_impl.h"
 #include <math.h>
 
@@ -149,6 +150,8 @@ void gr_cuda_attention(gr_backend *b, float *out, const float *q, const gr_attn_
                 n_kv_heads);
         abort();
     }
+    /* runs of prompt tokens: the kernel tiled over queries (attention_prefill.cu) */
+    if (gr_cuda_attention_prefill(b, out, q, ab, layer, n_heads, n_kv_heads, hd) == 0) return;
     cudaStream_t s = gr_cuda_impl(b)->stream;
     if (ab->kv_pool.dtype == GR_BF16) dispatch<__nv_bfloat16>(s, out, q, ab, layer, n_heads, n_kv_heads, hd);
     else dispatch<float>(s, out, q, ab, layer, n_heads, n_kv_heads, hd);

@@ -52,6 +52,8 @@ static void cu_sync(gr_backend *b) { GR_CU(cudaStreamSynchronize(gr_cuda_impl(b)
 static void cu_free(gr_backend *b) {
     cuda_impl *ci = gr_cuda_impl(b);
     cudaStreamSynchronize(ci->stream);
+    gr_cuda_graphs_free(b);
+    gr_cuda_prefill_free(b);
     gr_cuda_weights_free(b);
     gr_cuda_matmul_free(b);
     gr_cuda_sample_free(b);
@@ -132,5 +134,10 @@ extern "C" gr_backend *gr_backend_cuda(int device, gr_err *err) {
     b->prepare = gr_cuda_prepare;
     b->kv_store = gr_cuda_kv_store;
     b->sample = gr_cuda_sample;
+    /* GR_CUDA_GRAPHS=0: every decode step launched op by op (to compare) */
+    const char *gr = getenv("GR_CUDA_GRAPHS");
+    b->use_graphs = !(gr && strcmp(gr, "0") == 0);
+    b->graph_begin = gr_cuda_graph_begin;
+    b->graph_end = gr_cuda_graph_end;
     return b;
 }

@@ -28,6 +28,7 @@ void gr_cublas_check(cublasStatus_t s, const char *what, const char *file, int l
 
 struct gr_weight_map;   /* host address -> device copy (weights.cu) */
 struct gr_matmul_cache; /* cuBLASLt heuristics per shape (matmul.cu) */
+struct gr_graph_cache;  /* decode-step graphs (graph.cu) */
 
 typedef struct cuda_impl {
     int device;
@@ -49,6 +50,8 @@ typedef struct cuda_impl {
     void *sample_host;           /* pinned mirror of sample_io */
     struct gr_weight_map *weights;
     struct gr_matmul_cache *mm;
+    struct gr_graph_cache *graphs; /* decode-step graphs by key (graph.cu) */
+    struct gr_prefill_tiles *prefill; /* the query tiles of prefill attention (attention_prefill.cu) */
 } cuda_impl;
 
 static inline cuda_impl *gr_cuda_impl(gr_backend *b) { return (cuda_impl *)b->impl; }
@@ -78,6 +81,12 @@ void gr_cuda_matmul_free(gr_backend *b);
 int gr_cuda_sample(gr_backend *b, const float *logits, int n, int vocab, const gr_sample_row *rows, /* sample.cu */
                    const int *watch, int n_watch, int *tokens, float *logprob, float *watch_out);
 void gr_cuda_sample_free(gr_backend *b);
+extern "C" int gr_cuda_graph_begin(gr_backend *b, uint64_t key); /* graph.cu */
+extern "C" int gr_cuda_graph_end(gr_backend *b, uint64_t key);
+void gr_cuda_graphs_free(gr_backend *b);
+int gr_cuda_attention_prefill(gr_backend *b, float *out, const float *q, const gr_attn_batch *ab, /* attention_prefill.cu */
+                              int layer, int n_heads, int n_kv_heads, int hd);
+void gr_cuda_prefill_free(gr_backend *b);
 
 /* 1-D launch size: blocks of `threads` covering n items, capped for grid-stride loops. */
 static inline unsigned gr_cuda_blocks(int64_t n, int threads) {

@@ -215,6 +215,8 @@ else
 fi
 line=$(timeout 60 build/gpu/bench_decode "$M1" "$BT" 2>&1 | tail -1)
 say "$line"
+line=$(GR_CUDA_GRAPHS=0 timeout 60 build/gpu/bench_decode "$M1" "$BT" 2>&1 | tail -1)
+say "CUDA graphs off (GR_CUDA_GRAPHS=0): $line"
 train_bench "$M1" # R-SFT / HS-DPO throughput, MFU, memory, the PyTorch peer (tests/gpu/train.sh)
 if [ "${GR_GPU_SKIP_8B:-0}" != 1 ] && [ "$(left)" -gt 200 ]; then
     t0=$(date +%s)

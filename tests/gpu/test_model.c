@@ -12,7 +12,9 @@
  * Also gr_generate's greedy tokens for 8 prompts (batched, continuous batching,
  * a shared prefix) on both: in exact mode all 8 must be identical to the CPU's
  * over 32 tokens; in bf16 the agreement is reported (first divergence), not a
- * criterion. Exits 77 without a CUDA device. */
+ * criterion. Then the same generation with CUDA graphs off: the tokens must be
+ * those of the run with graphs (replayed decode steps, which must have
+ * happened). Exits 77 without a CUDA device. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +137,32 @@ static void run_model(const char *path, gr_backend *cpu, gr_backend *gpu) {
         printf("%s generate_%s %s: greedy %d/%d prompts identical over %d tokens, %.1f tokens equal before the "
                "first difference on average%s\n", ok ? "ok" : "not ok", exact_mode ? "exact" : "bf16", name, same,
                NP, MAXT, (double)first_sum / NP, exact_mode ? " (all must be)" : " (reported, not a criterion)");
+    }
+    /* the decode steps replayed from CUDA graphs give the very tokens of plain
+     * launches (the same kernels on the same inputs); and graphs were used */
+    if (gpu->graph_begin) {
+        gr_gen_req rp[NP];
+        memset(rp, 0, sizeof rp);
+        for (int p = 0; p < NP; p++) {
+            rp[p].prompt = prompts[p];
+            rp[p].n_prompt = np[p];
+            rp[p].stream = (uint64_t)p;
+        }
+        long replays = gpu->graph_replays, captures = gpu->graph_captures, fails = gpu->graph_failures;
+        int was = gpu->use_graphs;
+        gpu->use_graphs = 0;
+        int r = gr_generate(gc, rp, NP, &o, NULL, NULL, &err);
+        gpu->use_graphs = was;
+        int same = 0;
+        for (int p = 0; p < NP && !r; p++)
+            same += rp[p].n_out == rg[p].n_out && !memcmp(rp[p].out, rg[p].out, sizeof(int) * (size_t)rg[p].n_out);
+        cases++;
+        int ok = !r && same == NP && replays > 0 && gpu->graph_replays == replays;
+        if (!ok) failures++;
+        printf("%s graphs_%s %s: %d/%d prompts identical with and without graphs; the graph run: %ld captures, "
+               "%ld replays, %ld failed captures%s\n", ok ? "ok" : "not ok", exact_mode ? "exact" : "bf16", name,
+               same, NP, captures, replays, fails, r ? err.msg : "");
+        for (int p = 0; p < NP; p++) gr_gen_req_free(&rp[p]);
     }
     for (int p = 0; p < NP; p++) {
         gr_gen_req_free(&rc[p]);

@@ -298,7 +298,30 @@ static void test_attention_case(int n_heads, int n_kv, int hd) {
     snprintf(name, sizeof name, "attention_decode_h%d_kv%d_hd%d", n_heads, n_kv, hd);
     report(name, ref, g, DQ, 1e-8);
     free(g);
-    void *dd[] = {kd, vd, sd, btd, posd, seqd, qd, od, dposd, dseqd};
+    /* a call as continuous batching makes them: prompt parts that start after
+     * position 0 (after a shared prefix), with a decode token between them:
+     * sequence 1 at 17..39 (query tiles of 16 + 7), sequence 0 at 4, sequence 2
+     * at 250..299 (the keys of 8 tiles of 32 and a partial one) */
+    enum { NCH = 23 + 1 + 50 };
+    int cpos[NCH], cseq[NCH];
+    gr_kv *ckv[NCH];
+    for (int i = 0; i < NCH; i++) {
+        int s = i < 23 ? 1 : i == 23 ? 0 : 2;
+        cseq[i] = s;
+        cpos[i] = i < 23 ? 17 + i : i == 23 ? 4 : 250 + (i - 24);
+        ckv[i] = kc[s];
+    }
+    int *cposd = up(cpos, sizeof cpos), *cseqd = up(cseq, sizeof cseq);
+    gr_attn_batch cc = {NCH, ckv, cpos, cpos, cseq, bt, n_seq, max_blocks, 299, pc->lay};
+    gr_attn_batch cg = {NCH, ckv, cpos, cposd, cseqd, btd, n_seq, max_blocks, 299, pg->lay};
+    size_t CQ = (size_t)NCH * n_heads * hd;
+    cpu->attention(cpu, ref, q, &cc, layer, n_heads, n_kv, hd);
+    gpu->attention(gpu, od, qd, &cg, layer, n_heads, n_kv, hd);
+    g = down(od, CQ);
+    snprintf(name, sizeof name, "attention_chunk_h%d_kv%d_hd%d", n_heads, n_kv, hd);
+    report(name, ref, g, CQ, 1e-8);
+    free(g);
+    void *dd[] = {kd, vd, sd, btd, posd, seqd, qd, od, dposd, dseqd, cposd, cseqd};
     for (size_t i = 0; i < sizeof dd / sizeof *dd; i++) gpu->dev_free(gpu, dd[i]);
     for (int s = 0; s < n_seq; s++) { gr_kv_free(kc[s]); gr_kv_free(kg[s]); }
     gr_kv_pool_release(pc);
@@ -402,6 +425,8 @@ int main(void) {
     test_attention_case(9, 3, 64);   /* SmolLM2's heads */
     test_attention_case(4, 4, 128);  /* 8B head size, no GQA */
     test_attention_case(3, 1, 10);   /* odd head size: the scalar path */
+    test_attention_case(32, 8, 64);  /* LLaMA-3.2-1B's heads: GQA 4 */
+    test_attention_case(2, 1, 160);  /* head_dim > 128: prefill through attention.cu's kernel */
     if (gpu->sample) test_sampling();
     else printf("# skip sampling: %s samples on the host\n", gpu->name);
     printf("%d passed, %d failed\n", cases - failures, failures);

@@ -5,7 +5,11 @@
  *     50 records one at a time, each alone, without a prefix;
  *   - every block is back in the pool at the end;
  *   - shared prefix blocks are never written after they are shared: writes are
- *     refused, and their checksums (taken when shared) still hold when released. */
+ *     refused, and their checksums (taken when shared) still hold when released;
+ *   - fed from a stream (gr_generate_stream), in another order, with an input
+ *     that is sometimes not ready, a freed slot is refilled at once (every step
+ *     runs a full batch until the input ends) and the tokens, greedy and
+ *     sampled, are the same as one at a time. */
 #include <stdlib.h>
 #include "test.h"
 #include "generate.h"
@@ -77,7 +81,7 @@ static int same_tokens(const gr_gen_req *a, const gr_gen_req *b, int *lens_diffe
     int bad = 0, n_lens[MAX_TOK + 2] = {0};
     for (int r = 0; r < N_REC; r++) {
         if (a[r].n_out != b[r].n_out || a[r].stop != b[r].stop ||
-            memcmp(a[r].out, b[r].out, sizeof(int) * (size_t)a[r].n_out)) {
+            (a[r].n_out && memcmp(a[r].out, b[r].out, sizeof(int) * (size_t)a[r].n_out))) {
             printf("# record %d: %d vs %d tokens\n", r, a[r].n_out, b[r].n_out);
             bad++;
         }
@@ -143,6 +147,214 @@ TEST(continuous_batching_equals_one_at_a_time) {
     free(alone);
     free(batched);
     free(tight);
+    gr_ctx_free(ctx);
+    gr_backend_free(be);
+    free_corpus(&cp);
+    gr_model_free(m);
+}
+
+/* A stream over the corpus in a permuted order; from the 25th record on,
+ * every third pull first says "not now" (an input not ready yet). */
+typedef struct stream {
+    gr_gen_req *reqs;
+    int order[N_REC], next, pulls, running, waits;
+    int done_seen[N_REC];
+    int B, full_steps, short_steps, ended;
+} stream;
+
+static int stream_pull(void *ud, gr_gen_req **req, gr_err *err) {
+    (void)err;
+    stream *S = ud;
+    if (S->next >= N_REC) {
+        S->ended = 1;
+        return GR_PULL_END;
+    }
+    if (S->next >= 25 && S->running > 0 && S->pulls++ % 3 == 2) {
+        S->waits++;
+        return GR_PULL_WAIT;
+    }
+    *req = &S->reqs[S->order[S->next++]];
+    S->running++;
+    return GR_PULL_OK;
+}
+
+static void stream_done(void *ud, gr_gen_req *req, int index) {
+    stream *S = ud;
+    S->running--;
+    int r = (int)(req - S->reqs);
+    if (r >= 0 && r < N_REC && S->order[index] == r) S->done_seen[r]++;
+}
+
+static int stream_step(void *ud, int n_seqs, int n_fed) {
+    (void)n_fed;
+    stream *S = ud;
+    if (n_seqs == 0) return 0;
+    if (!S->ended && S->waits == 0) S->full_steps += n_seqs == S->B; /* before any wait */
+    if (!S->ended && S->waits == 0 && n_seqs != S->B) S->short_steps++;
+    return 0;
+}
+
+static int gen_stream(gr_ctx *ctx, const corpus *cp, gr_gen_req *reqs, stream *S, int batch, float temp,
+                      const int *prefix, int n_prefix, gr_kv_pool *pool) {
+    static const int stop[2] = {7, 11};
+    gr_gen_opts o = {.sampler = {temp, temp > 0 ? 0.9f : 1.0f, 0}, .seed = 99, .max_tokens = MAX_TOK,
+                     .max_batch = batch, .stop = stop, .n_stop = 2, .pool = pool, .prefix = prefix,
+                     .n_prefix = n_prefix, .step = stream_step, .step_ud = S};
+    for (int r = 0; r < N_REC; r++) {
+        reqs[r].prompt = cp->ids[r];
+        reqs[r].n_prompt = cp->n[r];
+        reqs[r].stream = (uint64_t)r;
+    }
+    S->reqs = reqs;
+    S->B = batch;
+    for (int i = 0; i < N_REC; i++) S->order[i] = (i * 17 + 5) % N_REC; /* 17 is prime to 50 */
+    gr_err err;
+    if (gr_generate_stream(ctx, &o, stream_pull, stream_done, S, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+TEST(stream_refills_at_once_and_matches_one_at_a_time) {
+    gr_model *m = load("tiny-gqa-tied");
+    CHECK(m);
+    corpus cp;
+    make_corpus(&cp, m->cfg.vocab_size);
+    gr_backend *be = gr_backend_cpu(2);
+    gr_ctx *ctx = gr_ctx_new(m, be);
+    int kvd = m->cfg.n_kv_heads * m->cfg.head_dim;
+    for (int pass = 0; pass < 2; pass++) {
+        float temp = pass ? 0.8f : 0.0f; /* greedy, then sampled: seeded per sequence */
+        gr_gen_req alone[N_REC], streamed[N_REC];
+        memset(alone, 0, sizeof alone);
+        memset(streamed, 0, sizeof streamed);
+        static const int stop[2] = {7, 11};
+        gr_gen_opts o1 = {.sampler = {temp, temp > 0 ? 0.9f : 1.0f, 0}, .seed = 99, .max_tokens = MAX_TOK,
+                          .max_batch = 1, .stop = stop, .n_stop = 2};
+        gr_err err;
+        for (int r = 0; r < N_REC; r++) {
+            alone[r] = (gr_gen_req){.prompt = cp.ids[r], .n_prompt = cp.n[r], .stream = (uint64_t)r};
+            CHECK(gr_generate(ctx, &alone[r], 1, &o1, NULL, NULL, &err) == 0);
+        }
+        /* the stream: 6 slots, a pool checked for sharing; the prefix given is the
+         * corpus prefix with its last 17 tokens changed, so that prompts share
+         * only its first 20 tokens (one full block and a copied partial one) */
+        int prefix[PREFIX];
+        memcpy(prefix, cp.prefix, sizeof prefix);
+        for (int i = 20; i < PREFIX; i++) prefix[i] = 1 + (prefix[i] + 1) % (m->cfg.vocab_size - 1);
+        gr_kv_pool *pool = gr_kv_pool_new(be, m->cfg.n_layers, kvd, 0);
+        gr_kv_pool_verify_shared(pool);
+        stream S;
+        memset(&S, 0, sizeof S);
+        CHECK(gen_stream(ctx, &cp, streamed, &S, 6, temp, prefix, PREFIX, pool) == 0);
+        int distinct, every_once = 1;
+        CHECK(same_tokens(alone, streamed, &distinct));
+        for (int r = 0; r < N_REC; r++) every_once &= S.done_seen[r] == 1;
+        CHECK(every_once);     /* each finished once, with its pull number */
+        CHECK(S.running == 0);
+        CHECK(S.waits > 0);    /* the input did say "not now" ... */
+        CHECK(S.full_steps > 0 && S.short_steps == 0); /* ... and until then every step was full */
+        printf("# %s: %d distinct lengths; %d full steps before the first wait; %d waits\n",
+               pass ? "sampled" : "greedy", distinct, S.full_steps, S.waits);
+        CHECK(gr_kv_pool_used(pool) == 0);
+        CHECK(pool->shared_write_refused == 0);
+        CHECK(pool->shared_checked > 0 && pool->shared_changed == 0);
+        gr_kv_pool_release(pool);
+        /* with a pool that holds about two sequences: pulled requests wait for
+         * blocks, the result is the same */
+        int per = gr_kv_blocks_for(PREFIX + 90 + MAX_TOK);
+        gr_kv_pool *small = gr_kv_pool_new(be, m->cfg.n_layers, kvd, 2 * per + 2);
+        gr_gen_req tight[N_REC];
+        memset(tight, 0, sizeof tight);
+        memset(&S, 0, sizeof S);
+        CHECK(gen_stream(ctx, &cp, tight, &S, 6, temp, cp.prefix, PREFIX, small) == 0);
+        CHECK(same_tokens(alone, tight, &distinct));
+        CHECK(small->peak_used <= 2 * per + 2 && gr_kv_pool_used(small) == 0);
+        gr_kv_pool_release(small);
+        for (int r = 0; r < N_REC; r++) {
+            gr_gen_req_free(&alone[r]);
+            gr_gen_req_free(&streamed[r]);
+            gr_gen_req_free(&tight[r]);
+        }
+    }
+    gr_ctx_free(ctx);
+    gr_backend_free(be);
+    free_corpus(&cp);
+    gr_model_free(m);
+}
+
+static int wait_always(void *ud, gr_gen_req **req, gr_err *err) {
+    (void)ud, (void)req, (void)err;
+    return GR_PULL_WAIT;
+}
+
+TEST(stream_waiting_with_nothing_running_is_an_error) {
+    gr_model *m = load("tiny-gqa-tied");
+    CHECK(m);
+    gr_backend *be = gr_backend_cpu(1);
+    gr_ctx *ctx = gr_ctx_new(m, be);
+    gr_gen_opts o = {.sampler = {0.0f, 1.0f, 0}, .max_tokens = 4, .max_batch = 2};
+    gr_err err;
+    CHECK(gr_generate_stream(ctx, &o, wait_always, NULL, NULL, &err) == -1);
+    CHECK(strstr(err.msg, "waits") != NULL);
+    gr_ctx_free(ctx);
+    gr_backend_free(be);
+    gr_model_free(m);
+}
+
+/* forward.c's graph hooks (backend.h graph_begin / graph_end), driven on the
+ * CPU by fake hooks: a decode step is wrapped in them with a key that repeats
+ * for steps of one shape; when a "capture" fails (graph_end -1) the ops run
+ * again plainly; the tokens are those of a run without hooks. */
+static struct { uint64_t keys[256]; int n_keys, begins, ends, failed_ends; } fk;
+
+static int fake_begin(gr_backend *b, uint64_t key) {
+    (void)b;
+    fk.begins++;
+    for (int i = 0; i < fk.n_keys; i++)
+        if (fk.keys[i] == key) return 0; /* "capture": the ops run, then graph_end */
+    if (fk.n_keys < 256) fk.keys[fk.n_keys++] = key;
+    return -1; /* first sight: plainly */
+}
+
+static int fake_end(gr_backend *b, uint64_t key) {
+    (void)b, (void)key;
+    fk.ends++;
+    if (fk.ends % 2) return 0;
+    fk.failed_ends++;
+    return -1; /* a failed capture: forward.c queues the ops again */
+}
+
+TEST(graph_hooks_wrap_decode_steps) {
+    gr_model *m = load("tiny-gqa-tied");
+    CHECK(m);
+    corpus cp;
+    make_corpus(&cp, m->cfg.vocab_size);
+    gr_backend *be = gr_backend_cpu(2);
+    gr_ctx *ctx = gr_ctx_new(m, be);
+    gr_gen_req *plain = calloc(N_REC, sizeof *plain), *hooked = calloc(N_REC, sizeof *hooked);
+    CHECK(gen(ctx, &cp, plain, 0, N_REC, 4, 1, NULL) == 0);
+    memset(&fk, 0, sizeof fk);
+    be->graph_begin = fake_begin;
+    be->graph_end = fake_end;
+    be->use_graphs = 1;
+    CHECK(gen(ctx, &cp, hooked, 0, N_REC, 4, 1, NULL) == 0);
+    be->graph_begin = NULL;
+    be->graph_end = NULL;
+    int distinct;
+    CHECK(same_tokens(plain, hooked, &distinct));
+    printf("# %d decode steps wrapped, %d keys, %d captures, %d failed\n", fk.begins, fk.n_keys, fk.ends,
+           fk.failed_ends);
+    CHECK(fk.begins > 50);            /* decode steps went through the hooks ... */
+    CHECK(fk.n_keys >= 2 && fk.n_keys <= 16); /* ... keyed by shape: batch 1..4 x a few table widths */
+    CHECK(fk.ends > 0 && fk.failed_ends > 0);
+    for (int r = 0; r < N_REC; r++) {
+        gr_gen_req_free(&plain[r]);
+        gr_gen_req_free(&hooked[r]);
+    }
+    free(plain);
+    free(hooked);
     gr_ctx_free(ctx);
     gr_backend_free(be);
     free_corpus(&cp);
@@ -234,6 +446,9 @@ TEST(pool_grows_and_limits) {
 
 int main(void) {
     RUN(continuous_batching_equals_one_at_a_time);
+    RUN(stream_refills_at_once_and_matches_one_at_a_time);
+    RUN(stream_waiting_with_nothing_running_is_an_error);
+    RUN(graph_hooks_wrap_decode_steps);
     RUN(shared_blocks_are_read_only);
     RUN(pool_grows_and_limits);
     return TEST_EXIT();
