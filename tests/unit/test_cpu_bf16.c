@@ -9,8 +9,8 @@
  *    every tensor's gradient within 5% (relative L2), and not equal to fp32;
  *  - a 24-step SFT run (lr 1e-2): each step's loss within 15% of the fp32 run's,
  *    the mean of the last 8 steps within 5% (measured: 8.5% worst step, 0.3%);
- *  - the training state records the precision and a resume with the other
- *    precision is refused. */
+ *  - the training state records the precision (a state of the older 10-field
+ *    header reads as fp32) and a resume with the other precision is refused. */
 #include "test.h"
 #include "backend_train.h"
 #include "checkpoint.h"
@@ -272,6 +272,37 @@ TEST(state_records_precision) {
     CHECK_MSG(gr_state_read(path, &back, &err) == 0, "%s", err.msg);
     CHECK(back.precision == 1 && back.step == 3 && back.n_params == r.m->n_params);
     gr_state_free(&back);
+    /* a state written before the precision field (10-field header): reads as fp32 */
+    {
+        size_t np = (size_t)r.m->n_params, body = 12 * np;
+        FILE *f = fopen(path, "rb");
+        CHECK(f);
+        unsigned char *buf = malloc(104 + body + 8);
+        CHECK(fread(buf, 1, 104 + body + 8, f) == 104 + body + 8);
+        fclose(f);
+        memmove(buf + 96, buf + 104, body);
+        buf[12] = 80;
+        uint64_t h = 0xcbf29ce484222325ULL;
+        size_t chunks[4] = {96, 4 * np, 4 * np, 4 * np}, at = 0;
+        for (int c = 0; c < 4; c++) { /* the file's FNV, per written chunk */
+            size_t i = 0;
+            for (; i + 8 <= chunks[c]; i += 8) {
+                uint64_t w;
+                memcpy(&w, buf + at + i, 8);
+                h = (h ^ w) * 0x100000001b3ULL;
+            }
+            for (; i < chunks[c]; i++) h = (h ^ buf[at + i]) * 0x100000001b3ULL;
+            at += chunks[c];
+        }
+        for (int i = 0; i < 8; i++) buf[at + i] = (unsigned char)(h >> (8 * i));
+        f = fopen(path, "wb");
+        CHECK(f && fwrite(buf, 1, at + 8, f) == at + 8 && fclose(f) == 0);
+        free(buf);
+        CHECK_MSG(gr_state_read(path, &back, &err) == 0, "%s", err.msg);
+        CHECK(back.precision == 0 && back.step == 3 && back.n_params == r.m->n_params);
+        gr_state_free(&back);
+        CHECK_MSG(gr_state_write(path, &st, &err) == 0, "%s", err.msg);
+    }
     gr_adamw opt;
     gr_adamw_init_model(&opt, r.m);
     int64_t step;
