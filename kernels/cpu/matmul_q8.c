@@ -37,6 +37,12 @@ static void q8_task(void *ctx, int task) {
             float o[4][16][8];
             for (int64_t r = rb; r < re; r++) {
                 const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+                if (w->type == GR_Q8_0) {
+                    size_t tg = (size_t)t;
+                    gr_q8_dot8x(wr, aw, j->ci->pq + tg * (size_t)cols, j->ci->pd + tg * (size_t)(cols / 32),
+                                j->ci->ps + tg * (size_t)(cols / 32), cols, ng, o[0][r - rb], 16 * 8);
+                    continue;
+                }
                 if (aw && ng > 1) gr_q8_abs(wr, cols, aw);
                 for (int g = 0; g < ng; g++) {
                     size_t tg = (size_t)(t + 8 * g);

@@ -153,3 +153,14 @@ void gr_q8_abs(const uint8_t *w, int64_t cols, uint8_t *aw) {
 #endif
     gr_q8_abs_scalar(w, cols, aw);
 }
+
+void gr_q8_dot8x(const uint8_t *w, uint8_t *aw, const int8_t *pq, const float *pd, const int32_t *ps,
+                 int64_t cols, int ng, float *out, size_t ostride) {
+#if GR_CPU_X86
+    if (gr_cpu_vnni()) { gr_q8_dot8x_avx512(w, pq, pd, cols, ng, out, ostride); return; }
+#endif
+    if (aw && ng > 1) gr_q8_abs(w, cols, aw);
+    for (int g = 0; g < ng; g++)
+        gr_q8_dot8(GR_Q8_0, w, ng > 1 ? aw : NULL, pq + (size_t)g * 8 * (size_t)cols, pd + (size_t)g * (size_t)(cols / 4),
+                   ps + (size_t)g * (size_t)(cols / 4), cols, out + (size_t)g * ostride);
+}

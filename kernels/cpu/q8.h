@@ -9,6 +9,7 @@
  * plus float rounding (tests/unit/test_cpu_q8.c checks that bound). */
 #ifndef GR_CPU_Q8_H
 #define GR_CPU_Q8_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* Software prefetch distance of the decode kernels (q8_avx2.c, matmul_rows_avx2.c),
@@ -39,6 +40,15 @@ void gr_q8_abs(const uint8_t *wrow, int64_t cols, uint8_t *aw);
  * row meets two or more groups), or NULL; unused for Q4_0 and Q4_1. */
 void gr_q8_dot8(int type, const uint8_t *wrow, const uint8_t *aw, const int8_t *pq, const float *pd,
                 const int32_t *ps, int64_t cols, float out[8]);
+/* Q8_0 only: gr_q8_dot8 of one row against ng (1..4) consecutive gr_q8_pack8
+ * groups (group g at pq + 8*cols*g, pd + cols/4*g), group g's results at
+ * out + g*ostride; bit-identical to ng calls of gr_q8_dot8 (aw: scratch for
+ * gr_q8_abs of the row, cols bytes, or NULL). On AVX512-VNNI one
+ * tile shares the row's broadcasts among the groups (q8_tile_avx512.c). */
+void gr_q8_dot8x(const uint8_t *wrow, uint8_t *aw, const int8_t *pq, const float *pd,
+                 const int32_t *ps, int64_t cols, int ng, float *out, size_t ostride);
+void gr_q8_dot8x_avx512(const uint8_t *wrow, const int8_t *pq, const float *pd, int64_t cols, int ng,
+                        float *out, size_t ostride);
 
 /* Each ISA's versions of the above (q8.c: portable, what NATIVE=0 builds run,
  * and the reference the others are checked against; q8_avx2.c: AVX2;

@@ -1,5 +1,8 @@
 /* Model benchmark (built and run by scripts/bench-model, not a test):
- *   copy     STREAM-like memory copy rate (GB/s, read + write bytes)
+ *   limits   FP32 FMA peaks on THREADS threads (AVX2 and AVX-512, 0 where
+ *            absent) and the read bandwidth on THREADS threads (cpu_limits.c);
+ *            decode is divided by the read bandwidth (weight bytes per token
+ *            read once), prefill's matmul work by the widest FMA peak
  *   prefill  tokens/s for one prompt of P tokens
  *   decode   tokens/s at batch 1 (N new tokens after a short prompt)
  *   batch    records/s for R records of the benchmark form, T new tokens each,
@@ -22,24 +25,8 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static double copy_rate(void) {
-    size_t n = (size_t)256 << 20;
-    char *a = malloc(n), *b = malloc(n);
-    memset(a, 1, n);
-    memset(b, 2, n);
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        double t = now();
-        memcpy(b, a, n);
-        t = now() - t;
-        double gbs = 2.0 * (double)n / t / 1e9;
-        if (gbs > best) best = gbs;
-        a[r] = (char)r;
-    }
-    free(a);
-    free(b);
-    return best;
-}
+double cpu_fma_peak_gflops(int T, int width);
+double cpu_read_gbps(int T);
 
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], "--describe")) {
@@ -69,6 +56,15 @@ int main(int argc, char **argv) {
     }
     wbytes += (double)m->lm_head.rows * (double)m->lm_head.row_bytes;
     printf("weight_MB_per_token %.1f\n", wbytes / 1e6);
+    /* prefill work: 2 flops per weight of the layer matmuls per token (the
+     * head runs for the last token only), plus attention's QK^T and PV over
+     * the causal prompt (2 * 2 * P/2 * heads * head_dim per layer per token) */
+    double wflops = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const gr_layer *L = &m->layers[l];
+        const gr_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) wflops += 2.0 * (double)ts[i]->rows * (double)ts[i]->cols;
+    }
     /* all weights: the token embedding too when the head is not tied to it */
     double wall = wbytes + (m->lm_head.data == m->tok_emb.data ? 0 : (double)m->tok_emb.rows * (double)m->tok_emb.row_bytes);
     gr_backend *be = gr_backend_cpu(threads);
@@ -87,6 +83,9 @@ int main(int argc, char **argv) {
     gr_forward(c, &kv, &pp, &P, 1, logits, 0, &err);
     double tp = now() - t;
     printf("prefill_tok_s %.1f\n", P / tp);
+    double aflops = 2.0 * P * (double)m->cfg.n_layers * m->cfg.n_heads * m->cfg.head_dim;
+    double pgf = P * (wflops + aflops) / tp / 1e9;
+    printf("prefill_GFLOPs %.1f\n", pgf);
     gr_kv_free(kv);
     /* decode at batch 1 after 8 prompt tokens */
     kv = gr_kv_new(m, NULL);
@@ -149,9 +148,13 @@ int main(int argc, char **argv) {
         free(pref);
     }
     /* after the rest, so its buffers do not count in the peak memory above */
-    double cr = copy_rate();
-    printf("copy_GBps %.2f\n", cr);
-    printf("decode_roofline_fraction %.3f\n", (N / td) * wbytes / (cr * 1e9));
+    double rd = cpu_read_gbps(threads);
+    double p8 = cpu_fma_peak_gflops(threads, 8), p16 = cpu_fma_peak_gflops(threads, 16);
+    double pk = p16 > p8 ? p16 : p8;
+    printf("read_GBps %.2f\n", rd);
+    printf("fma_peak_avx2_GFLOPs %.1f\nfma_peak_avx512_GFLOPs %.1f\n", p8, p16);
+    printf("decode_read_bw_fraction %.3f\n", (N / td) * wbytes / (rd * 1e9));
+    printf("prefill_peak_fraction %.3f\n", pk > 0 ? pgf / pk : 0);
     free(prompt);
     free(logits);
     gr_ctx_free(c);

@@ -153,6 +153,39 @@ TEST(q8_dot8_matches_dot) {
     }
 }
 
+/* gr_q8_dot8x (the Q8_0 prefill tile: up to 4 groups of 8 tokens per row;
+ * VNNI: activations on the unsigned side as x+128, corrected by -128 Σw) gives
+ * gr_q8_dot8's result on each group bit for bit, for 1..4 groups, extreme
+ * codes (-128 weights, |q| = 127 activations) and zero blocks included. */
+TEST(q8_dot8x_matches_dot8) {
+    enum { MAXC = 1024 };
+    static uint8_t w[MAXC / 32 * 34], aw[MAXC];
+    static float x[32 * MAXC], d[32 * MAXC / 32], pd[32 * MAXC / 32];
+    static int8_t q[32 * MAXC], pq[32 * MAXC];
+    static int32_t s[32 * MAXC / 32], ps[32 * MAXC / 32];
+    for (int trial = 0; trial < 40; trial++) {
+        int cols = 32 * (1 + (int)(next() % (MAXC / 32)));
+        make_row(GR_Q8_0, cols, w, trial % 5 == 0);
+        for (int i = 0; i < 32 * cols; i++) x[i] = unit() * (trial % 4 == 0 ? 1e-3f : 1.0f);
+        if (trial % 6 == 0) for (int i = 0; i < 32 * cols; i += 2) x[i] = (i & 4) ? 1.0f : -1.0f;
+        if (trial % 7 == 0) for (int i = 0; i < 32; i++) x[9 * cols + i] = 0;
+        for (int t = 0; t < 32; t++)
+            gr_q8_quantize(x + t * cols, cols, q + t * cols, d + t * cols / 32, s + t * cols / 32);
+        for (int g = 0; g < 4; g++)
+            gr_q8_pack8(q + 8 * g * cols, d + 8 * g * cols / 32, s + 8 * g * cols / 32, cols, pq + 8 * g * cols,
+                        pd + 8 * g * cols / 32, ps + 8 * g * cols / 32);
+        for (int ng = 1; ng <= 4; ng++) {
+            float out[4][8], ref[8];
+            gr_q8_dot8x(w, aw, pq, pd, ps, cols, ng, out[0], 8);
+            for (int g = 0; g < ng; g++) {
+                gr_q8_dot8(GR_Q8_0, w, NULL, pq + 8 * g * cols, pd + 8 * g * cols / 32, ps + 8 * g * cols / 32, cols, ref);
+                CHECK_MSG(!memcmp(ref, out[g], sizeof ref), "cols %d ng %d group %d: %a vs %a", cols, ng, g,
+                          out[g][0], ref[0]);
+            }
+        }
+    }
+}
+
 /* Through the backend: each token's outputs are bit-identical whether it is
  * multiplied alone or in a batch of 11 or 43 (the 8-token kernel, with |w| made
  * per row or per group, and the 1-token one do the same operations in the same
@@ -237,6 +270,7 @@ int main(void) {
         RUN(q8_lossless_activations);
         RUN(q8_supported_types);
         RUN(q8_dot8_matches_dot);
+        RUN(q8_dot8x_matches_dot8);
         RUN(q8_matmul_batch_invariant);
     }
     gr_cpu_isa_set(keep);
