@@ -64,6 +64,8 @@ static const char usage_text[] =
     "  --threads N              CPU threads (0 = all cores)\n"
     "  --device NAME            cpu (default) or cuda[:N] (GPU N; builds with CUDA, see\n"
     "                           --version); under MPI, cuda = the process's local GPU\n"
+    "  --precision P            fp32 (default) or bf16: matmul operands rounded to bf16,\n"
+    "                           fp32 accumulation, master weights and optimizer (CPU)\n"
     "  --progress, --quiet      force / silence the progress line on stderr\n"
     "  -h, --help               this help;   --version   the version\n"
     "\n"
@@ -74,7 +76,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_PAIRS, O_OUT, O_BETA, O_FTX, O_NOW, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM,
     O_WD, O_SEED, O_MAXSTEPS, O_TEMPLATE, O_SYSTEM, O_CUTOFF, O_SAVE, O_SAVEDT, O_NOSAVE,
-    O_RESUME, O_EVALEVERY, O_LOG, O_THREADS, O_RECOMPUTE, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_REPLACE
+    O_RESUME, O_EVALEVERY, O_LOG, O_THREADS, O_RECOMPUTE, O_DEVICE, O_PRECISION, O_PROGRESS, O_QUIET, O_VERSION, O_REPLACE
 };
 
 static double now_s(void) {
@@ -152,7 +154,7 @@ int main(int argc, char **argv) {
                *tok_path = NULL, *tmpl_name = NULL, *system = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
     const char *device = "cpu";
-    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0;
+    int resume = 0, f32 = 0, bf16 = 0, progress = isatty(2), quiet = 0, no_save = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"pairs", 1, 0, O_PAIRS}, {"out", 1, 0, O_OUT},
         {"beta", 1, 0, O_BETA}, {"ftx", 1, 0, O_FTX}, {"no-weights", 0, 0, O_NOW},
@@ -163,7 +165,7 @@ int main(int argc, char **argv) {
         {"template", 1, 0, O_TEMPLATE}, {"system", 1, 0, O_SYSTEM}, {"cutoff", 1, 0, O_CUTOFF},
         {"save-every", 1, 0, O_SAVE}, {"save-dtype", 1, 0, O_SAVEDT}, {"no-save", 0, 0, O_NOSAVE},
         {"resume", 0, 0, O_RESUME}, {"eval-every", 1, 0, O_EVALEVERY}, {"log", 1, 0, O_LOG},
-        {"replace-invalid", 0, 0, O_REPLACE}, {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
+        {"replace-invalid", 0, 0, O_REPLACE}, {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE}, {"precision", 1, 0, O_PRECISION},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     int c;
@@ -206,6 +208,11 @@ int main(int argc, char **argv) {
         case O_REPLACE: gr_reader_replace_invalid_all(1); break;
         case O_THREADS: threads = gr_parse_long("--threads", optarg, 0, 4096); break;
         case O_RECOMPUTE: o.recompute = 1; break;
+        case O_PRECISION:
+            if (!strcmp(optarg, "bf16")) bf16 = 1;
+            else if (!strcmp(optarg, "fp32")) bf16 = 0;
+            else gr_usage_error("--precision: 'fp32' or 'bf16', not '%s'", optarg);
+            break;
         case O_DEVICE: {
             gr_err de;
             if (gr_device_check(optarg, &de)) gr_usage_error("%s", de.msg);
@@ -267,6 +274,7 @@ int main(int argc, char **argv) {
     if (gr_pdata_load(pairs, &po, &pd, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_backend *be = gr_train_backend_open(device, (int)threads, mpi ? mpi->world : 1, &err);
     if (!be) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    if (gr_train_set_precision(be, bf16, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_train_model *tm = gr_train_model_new(gm, be, &err);
     if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_model_free(gm); /* the training copy is all we need */
@@ -330,7 +338,7 @@ int main(int argc, char **argv) {
     if (resume && have) {
         gr_train_state want = {.n_params = tm->n_params, .seed = o.seed, .n_examples = (uint64_t)pd.n,
                                .micro_batch = (uint64_t)o.micro_batch, .grad_accum = (uint64_t)o.grad_accum,
-                               .epochs = (uint64_t)o.epochs, .T = (uint64_t)s.plan.T, .lr = o.lr};
+                               .epochs = (uint64_t)o.epochs, .T = (uint64_t)s.plan.T, .lr = o.lr, .precision = (uint64_t)bf16};
         if (gr_train_state_restore(ckpt, &want, "pair count", tm, &s.opt, &s.step, &err))
             gr_die(GR_EXIT_FAIL, "%s", err.msg);
         if (log_path && gr_train_log_cut(log_path, have, &elapsed0, &err))
@@ -372,14 +380,14 @@ int main(int argc, char **argv) {
         if (save_every > 0 && in.step % save_every == 0 && in.step < last) {
             gr_train_state st = {(uint64_t)s.step, o.seed, (uint64_t)pd.n, (uint64_t)o.micro_batch,
                                  (uint64_t)o.grad_accum, (uint64_t)o.epochs, (uint64_t)s.plan.T,
-                                 (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v};
+                                 (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v, (uint64_t)bf16};
             if (gr_checkpoint_save(out, tm, base, f32, &st, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
         }
         if (eval_every > 0 && in.step % eval_every == 0 && in.step < last) eval_log(&s, lw, quiet);
     }
     gr_train_state st = {(uint64_t)s.step, o.seed, (uint64_t)pd.n, (uint64_t)o.micro_batch,
                          (uint64_t)o.grad_accum, (uint64_t)o.epochs, (uint64_t)s.plan.T,
-                         (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v};
+                         (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v, (uint64_t)bf16};
     if (!no_save && gr_checkpoint_save(out, tm, base, f32, &st, &err))
         gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (eval_every > 0) eval_log(&s, lw, quiet);

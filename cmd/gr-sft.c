@@ -56,6 +56,8 @@ static const char usage_text[] =
     "  --threads N              CPU threads (0 = all cores)\n"
     "  --device NAME            cpu (default) or cuda[:N] (GPU N; builds with CUDA, see\n"
     "                           --version); under MPI, cuda = the process's local GPU\n"
+    "  --precision P            fp32 (default) or bf16: matmul operands rounded to bf16,\n"
+    "                           fp32 accumulation, master weights and optimizer (CPU)\n"
     "  --progress, --quiet      force / silence the progress line on stderr\n"
     "  -h, --help               this help;   --version   the version\n"
     "\n"
@@ -66,7 +68,7 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_DATA, O_OUT, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM, O_WD, O_LOSSAVG,
     O_CUTOFF, O_SEED, O_MAXSTEPS, O_SAVE, O_SAVEDT, O_RESUME, O_EVAL, O_EVALEVERY, O_LOG,
-    O_THREADS, O_DEVICE, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY, O_REPLACE
+    O_THREADS, O_DEVICE, O_PRECISION, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY, O_REPLACE
 };
 
 static double now_s(void) {
@@ -102,7 +104,7 @@ int main(int argc, char **argv) {
                *log_path = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
     const char *device = "cpu";
-    int resume = 0, f32 = 0, progress = isatty(2), quiet = 0, no_save = 0, eval_only = 0;
+    int resume = 0, f32 = 0, bf16 = 0, progress = isatty(2), quiet = 0, no_save = 0, eval_only = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"lr", 1, 0, O_LR},
         {"epochs", 1, 0, O_EPOCHS}, {"micro-batch", 1, 0, O_MB}, {"grad-accum", 1, 0, O_GA},
@@ -113,7 +115,7 @@ int main(int argc, char **argv) {
         {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
         {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY},
         {"eval-only", 0, 0, O_EVALONLY}, {"log", 1, 0, O_LOG}, {"replace-invalid", 0, 0, O_REPLACE},
-        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE},
+        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE}, {"precision", 1, 0, O_PRECISION},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     int c;
@@ -152,6 +154,11 @@ int main(int argc, char **argv) {
         case O_LOG: log_path = optarg; break;
         case O_REPLACE: gr_reader_replace_invalid_all(1); break;
         case O_THREADS: threads = gr_parse_long("--threads", optarg, 0, 4096); break;
+        case O_PRECISION:
+            if (!strcmp(optarg, "bf16")) bf16 = 1;
+            else if (!strcmp(optarg, "fp32")) bf16 = 0;
+            else gr_usage_error("--precision: 'fp32' or 'bf16', not '%s'", optarg);
+            break;
         case O_DEVICE: {
             gr_err de;
             if (gr_device_check(optarg, &de)) gr_usage_error("%s", de.msg);
@@ -177,6 +184,7 @@ int main(int argc, char **argv) {
             gr_die(GR_EXIT_FAIL, "%s", err.msg);
         gr_backend *be = gr_train_backend_open(device, (int)threads, 1, &err);
         if (!be) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        if (gr_train_set_precision(be, bf16, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
         gr_train_model *tm = gr_train_model_new(gm, be, &err);
         if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
         gr_tact *act = gr_tact_new(o.recompute);
@@ -227,6 +235,7 @@ int main(int argc, char **argv) {
         gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_backend *be = gr_train_backend_open(device, (int)threads, mpi ? mpi->world : 1, &err);
     if (!be) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    if (gr_train_set_precision(be, bf16, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_train_model *tm = gr_train_model_new(gm, be, &err);
     if (!tm) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     gr_dp dp;
@@ -244,7 +253,7 @@ int main(int argc, char **argv) {
     if (resume && have) {
         gr_train_state want = {.n_params = tm->n_params, .seed = o.seed, .n_examples = (uint64_t)td.n,
                                .micro_batch = (uint64_t)o.micro_batch, .grad_accum = (uint64_t)o.grad_accum,
-                               .epochs = (uint64_t)o.epochs, .T = (uint64_t)s.T, .lr = o.lr};
+                               .epochs = (uint64_t)o.epochs, .T = (uint64_t)s.T, .lr = o.lr, .precision = (uint64_t)bf16};
         if (gr_train_state_restore(ckpt, &want, "data size", tm, &s.opt, &s.step, &err))
             gr_die(GR_EXIT_FAIL, "%s", err.msg);
         if (log_path && gr_train_log_cut(log_path, have, &elapsed0, &err))
@@ -290,7 +299,7 @@ int main(int argc, char **argv) {
         if (save_every > 0 && in.step % save_every == 0 && in.step < last) {
             gr_train_state st = {(uint64_t)s.step, o.seed, (uint64_t)td.n, (uint64_t)o.micro_batch,
                                  (uint64_t)o.grad_accum, (uint64_t)o.epochs, (uint64_t)s.T,
-                                 (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v};
+                                 (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v, (uint64_t)bf16};
             if (gr_checkpoint_save(out, tm, base, f32, &st, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
             saved_last = 1;
         }
@@ -305,7 +314,7 @@ int main(int argc, char **argv) {
     /* the end: a checkpoint of the last step, the final eval, the model in OUT */
     gr_train_state st = {(uint64_t)s.step, o.seed, (uint64_t)td.n, (uint64_t)o.micro_batch,
                          (uint64_t)o.grad_accum, (uint64_t)o.epochs, (uint64_t)s.T,
-                         (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v};
+                         (uint64_t)s.opt.t, o.lr, tm->n_params, tm->params, s.opt.m, s.opt.v, (uint64_t)bf16};
     if (!no_save && gr_checkpoint_save(out, tm, base, f32, &st, &err))
         gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (ed.n) {

@@ -85,6 +85,11 @@ struct gr_backend {
      * default their prefill rows on AVX512-BF16 CPUs round the activations to
      * bf16 (kernels/cpu/prefill_bf16.h, as llama.cpp does); exact keeps f32. */
     int exact;
+    /* Training only (backend_train.h): 0 (the default) fp32 matmuls; 1
+     * (--precision bf16): the training matmuls (linear layers and the LM head,
+     * forward and backward) round their operands to bf16 and accumulate in fp32
+     * (kernels/cpu/gemm_bf16.h). Set before the first op; the CPU backend has it. */
+    int train_bf16;
     /* The kinds of the rows of the next matmul, set by the caller (forward.c):
      * decode_rows[t] != 0 for a decode row (its sequence's only new token in the
      * forward call), 0 for a prefill row; NULL: all prefill rows. The CPU backend

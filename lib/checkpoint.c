@@ -245,7 +245,7 @@ int gr_hf_write(const char *dir, const gr_train_model *m, const char *base, int 
 
 /* ---- trainer state ------------------------------------------------------------ */
 static const char MAGIC[8] = {'G', 'R', 'T', 'R', 'A', 'I', 'N', 0};
-enum { STATE_VERSION = 1, STATE_HEADER = 10 * 8 };
+enum { STATE_VERSION = 1, STATE_HEADER = 11 * 8, STATE_HEADER_OLD = 10 * 8 };
 
 static void put_u64(unsigned char *b, uint64_t v) {
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(v >> (8 * i));
@@ -266,9 +266,9 @@ int gr_state_write(const char *path, const gr_train_state *s, gr_err *err) {
     for (int i = 0; i < 4; i++) h[12 + i] = (unsigned char)(hl >> (8 * i));
     uint64_t lr;
     memcpy(&lr, &s->lr, 8);
-    uint64_t f[10] = {s->step, s->seed, s->n_examples, s->micro_batch, s->grad_accum, s->epochs,
-                      s->T, s->adam_t, (uint64_t)s->n_params, lr};
-    for (int i = 0; i < 10; i++) put_u64(h + 16 + 8 * i, f[i]);
+    uint64_t f[11] = {s->step, s->seed, s->n_examples, s->micro_batch, s->grad_accum, s->epochs,
+                      s->T, s->adam_t, (uint64_t)s->n_params, lr, s->precision};
+    for (int i = 0; i < 11; i++) put_u64(h + 16 + 8 * i, f[i]);
     afile_put(&a, h, sizeof h);
     afile_put(&a, s->params, sizeof(float) * (size_t)s->n_params);
     afile_put(&a, s->m, sizeof(float) * (size_t)s->n_params);
@@ -286,26 +286,37 @@ int gr_state_read(const char *path, gr_train_state *s, gr_err *err) {
     unsigned char h[16 + STATE_HEADER];
     uint64_t fnv = 0xcbf29ce484222325ULL;
 #define HASH(p, n) (fnv = fnv_update(fnv, (p), (n)))
-    if (fread(h, 1, sizeof h, f) != sizeof h || memcmp(h, MAGIC, 8) != 0) {
+    if (fread(h, 1, 16 + STATE_HEADER_OLD, f) != 16 + STATE_HEADER_OLD || memcmp(h, MAGIC, 8) != 0) {
         fclose(f);
         return gr_errf(err, "%s: not a gr training state (bad magic or too short)", path);
     }
     uint32_t ver = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 | (uint32_t)h[11] << 24;
     uint32_t hl = (uint32_t)h[12] | (uint32_t)h[13] << 8 | (uint32_t)h[14] << 16 | (uint32_t)h[15] << 24;
-    if (ver != STATE_VERSION || hl != STATE_HEADER) {
+    /* the 10-field header (before the precision field) is still read: fp32 */
+    if (ver == STATE_VERSION && hl == STATE_HEADER &&
+        fread(h + 16 + STATE_HEADER_OLD, 1, 8, f) != 8) {
+        fclose(f);
+        return gr_errf(err, "%s: not a gr training state (too short)", path);
+    }
+    if (ver != STATE_VERSION || (hl != STATE_HEADER && hl != STATE_HEADER_OLD)) {
         fclose(f);
         return gr_errf(err, "%s: training state version %u (header %u) not supported (want %d)",
                        path, ver, hl, STATE_VERSION);
     }
-    HASH(h, sizeof h);
-    uint64_t v[10];
-    for (int i = 0; i < 10; i++) v[i] = get_u64(h + 16 + 8 * i);
+    HASH(h, 16 + hl);
+    uint64_t v[11] = {0};
+    for (int i = 0; i < (int)hl / 8; i++) v[i] = get_u64(h + 16 + 8 * i);
+    s->precision = v[10];
+    if (s->precision > 1) {
+        fclose(f);
+        return gr_errf(err, "%s: corrupt training state (precision %llu)", path, (unsigned long long)v[10]);
+    }
     s->step = v[0]; s->seed = v[1]; s->n_examples = v[2]; s->micro_batch = v[3];
     s->grad_accum = v[4]; s->epochs = v[5]; s->T = v[6]; s->adam_t = v[7];
     memcpy(&s->lr, &v[9], 8);
     /* the file's size must be what the header promises, before any allocation */
     struct stat fs;
-    uint64_t want = (uint64_t)sizeof h + 12 * v[8] + 8;
+    uint64_t want = (uint64_t)(16 + hl) + 12 * v[8] + 8;
     if (v[8] == 0 || v[8] > ((uint64_t)1 << 40) || fstat(fileno(f), &fs) != 0 ||
         (uint64_t)fs.st_size != want) {
         fclose(f);

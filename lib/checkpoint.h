@@ -26,6 +26,9 @@ typedef struct gr_train_state {
     double lr;
     int64_t n_params;
     float *params, *m, *v;   /* borrowed when writing; allocated by gr_state_read */
+    /* 0: fp32 training, 1: bf16 mixed precision (--precision bf16). Written as
+     * an 11th header field; a state with the 10-field header reads as 0. */
+    uint64_t precision;
 } gr_train_state;
 
 /* Writes the HF files of m into the existing folder dir (each file atomically).

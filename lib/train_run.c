@@ -56,6 +56,12 @@ int gr_train_state_restore(const char *ckpt, const gr_train_state *want, const c
     snprintf(p, sizeof p, "%s/trainer_state.bin", ckpt);
     gr_train_state st;
     if (gr_state_read(p, &st, err)) return -1;
+    if (st.precision != want->precision) {
+        int pr = st.precision == 1;
+        gr_state_free(&st);
+        return gr_errf(err, "%s: trained with --precision %s; resume with the same precision, not %s", p,
+                       pr ? "bf16" : "fp32", want->precision == 1 ? "bf16" : "fp32");
+    }
     if (st.n_params != want->n_params || st.seed != want->seed || st.n_examples != want->n_examples ||
         st.micro_batch != want->micro_batch || st.grad_accum != want->grad_accum || st.epochs != want->epochs ||
         st.T != want->T || st.lr != want->lr) {
@@ -101,4 +107,11 @@ gr_backend *gr_train_backend_open(const char *device, int threads, int world, gr
         return NULL;
     }
     return b;
+}
+
+int gr_train_set_precision(gr_backend *be, int bf16, gr_err *err) {
+    if (bf16 && !be->host_memory)
+        return gr_errf(err, "--precision bf16: the %s backend trains in fp32 only (use --device cpu)", be->name);
+    be->train_bf16 = bf16 != 0;
+    return 0;
 }

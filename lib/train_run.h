@@ -33,4 +33,8 @@ gr_writer *gr_train_log_open(const char *path, int fresh, gr_err *err);
  * process per GPU). NULL with err when this build has no CUDA or no GPU is
  * there; the message names the device. */
 gr_backend *gr_train_backend_open(const char *device, int threads, int world, gr_err *err);
+/* --precision: bf16 = 1 makes the training matmuls take bf16-rounded operands
+ * with fp32 accumulation (backend.h train_bf16); the CPU backend only (an
+ * error on others, so no device silently trains in another precision). */
+int gr_train_set_precision(gr_backend *be, int bf16, gr_err *err);
 #endif

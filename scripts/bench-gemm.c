@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "backend_train.h"
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 #ifdef __AVX2__
@@ -75,11 +76,14 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1, reps = argc > 2 ? atoi(argv[2]) : 5;
     double peak = argc > 3 ? atof(argv[3]) : peak_core();
     gr_backend *b = gr_backend_cpu(threads);
+    const char *prec = getenv("BENCH_PRECISION"); /* bf16: the --precision bf16 GEMMs */
+    b->train_bf16 = prec && !strcmp(prec, "bf16");
     const gr_train_ops *ops = gr_train_ops_cpu();
     static const int shapes[][3] = {/* in, out, rows */
                                     {576, 576, 1024},  {576, 192, 1024}, {576, 1536, 1024},
                                     {1536, 576, 1024}, {576, 49152, 256}};
-    printf("bench-gemm: %d thread(s), best of %d; peak %.1f GFLOP/s/core\n", threads, reps, peak);
+    printf("bench-gemm: %d thread(s), best of %d, %s operands; peak %.1f GFLOP/s/core\n", threads, reps,
+           b->train_bf16 ? "bf16" : "fp32", peak);
     printf("%6s %6s %5s  %-4s %9s %7s %6s\n", "in", "out", "rows", "op", "ms", "GF/s", "%peak");
     double tot[3] = {0}, totf = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {

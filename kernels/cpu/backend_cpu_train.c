@@ -10,6 +10,8 @@
 #include "cpu_expf.h"
 #include "cpu_microkernel.h"
 #include "cpu_rowsum.h"
+#include "gemm_bf16.h"
+#include "isa.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,8 @@ typedef struct gemm_job {
     int at;  /* A is given transposed: element (m, k) at A[k·lda + m] */
     int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
     int kc, nkb, mc, nc, nnb;
+    int bf16; /* round the packed operands to bf16 (gemm_bf16.h) */
+    int dp;   /* and multiply them with vdpbf16ps (AVX512-BF16 CPUs) */
     const float *A, *B;
     float *C;
 } gemm_job;
@@ -130,6 +134,20 @@ static void pack_b(const gemm_job *j, int jj, int nr, int k0, int kc, float *dst
     }
 }
 
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+static inline void micro(const gemm_job *j, int kc, const float *a, const float *b, float *C, int ldc,
+                         int load) {
+#if GR_CPU_X86
+    if (j->dp) {
+        gr_bf16_micro_6x16(kc, a, b, C, ldc, load);
+        return;
+    }
+#endif
+    (void)j;
+    gr_micro_6x16(kc, a, b, C, ldc, load);
+}
+
 /* One (≤ mc) x (≤ nc) block of C over all of k. */
 static void gemm_task(void *ctx, int t) {
     const gemm_job *j = ctx;
@@ -141,29 +159,32 @@ static void gemm_task(void *ctx, int t) {
         int k0 = kb * j->kc, kc = j->K - k0 < j->kc ? j->K - k0 : j->kc;
         int load = kb > 0 || j->acc;
         pack_a(j, i0, i1, k0, kc, ap);
+        if (j->bf16) gr_bf16_round_any(ap, (size_t)cdiv(i1 - i0, MR) * MR * kc);
+        if (j->dp)
+            for (int ii = i0; ii < i1; ii += MR) gr_bf16_pair_pack(ap + (size_t)(ii - i0) * kc, kc, MR);
         for (int jj = j0; jj < j1; jj += NR) {
             int nr = j1 - jj < NR ? j1 - jj : NR;
             pack_b(j, jj, nr, k0, kc, bp);
+            if (j->bf16) gr_bf16_round_any(bp, (size_t)kc * NR);
+            if (j->dp) gr_bf16_pair_pack(bp, kc, NR);
             for (int ii = i0; ii < i1; ii += MR) {
                 int mr = i1 - ii < MR ? i1 - ii : MR;
                 const float *a = ap + (size_t)(ii - i0) * kc;
                 float *C = j->C + (size_t)ii * j->ldc + jj;
                 if (mr == MR && nr == NR) {
-                    gr_micro_6x16(kc, a, bp, C, j->ldc, load);
+                    micro(j, kc, a, bp, C, j->ldc, load);
                     continue;
                 }
                 for (int r = 0; r < MR; r++)
                     for (int q = 0; q < NR; q++)
                         tc[r * NR + q] = (load && r < mr && q < nr) ? C[(size_t)r * j->ldc + q] : 0;
-                gr_micro_6x16(kc, a, bp, tc, NR, load);
+                micro(j, kc, a, bp, tc, NR, load);
                 for (int r = 0; r < mr; r++)
                     for (int q = 0; q < nr; q++) C[(size_t)r * j->ldc + q] = tc[r * NR + q];
             }
         }
     }
 }
-
-static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
 static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, int at,
                      const float *B, int ldb, int bt, float *C, int ldc, int accumulate) {
@@ -174,7 +195,10 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
         return;
     }
     gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .acc = accumulate,
-                  .at = at, .bt = bt, .A = A, .B = B, .C = C};
+                  .at = at, .bt = bt, .A = A, .B = B, .C = C, .bf16 = b && b->train_bf16};
+#if GR_CPU_X86
+    j.dp = j.bf16 && gr_cpu_bf16();
+#endif
     /* k blocks of (nearly) equal size, a function of K alone */
     j.nkb = cdiv(K, KC);
     j.kc = (cdiv(K, j.nkb) + 7) / 8 * 8;

@@ -77,7 +77,6 @@ int gr_cpu_isa_set(int level) {
 }
 
 int gr_cpu_vnni(void) { return gr_cpu_isa == GR_ISA_AVX512 && has_vnni; }
-
 int gr_cpu_bf16(void) { return GR_CPU_X86 && gr_cpu_isa == GR_ISA_AVX512 && has_bf16; }
 
 __attribute__((constructor)) static void isa_init(void) {

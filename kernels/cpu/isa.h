@@ -27,8 +27,8 @@ int gr_cpu_isa_max(void);
 int gr_cpu_isa_set(int level);
 /* Whether the AVX512-VNNI integer kernels run (level avx512 and the CPU has VNNI). */
 int gr_cpu_vnni(void);
-/* Whether the AVX512-BF16 prefill GEMM runs for BF16 weights (level avx512 and
- * the CPU has AVX512-BF16; prefill_bf16.h). */
+/* Whether the AVX512-BF16 kernels run (level avx512 and the CPU has vdpbf16ps):
+ * the BF16-weight prefill GEMM (prefill_bf16.h) and bf16 training (gemm_bf16.h). */
 int gr_cpu_bf16(void);
 /* "scalar", "avx2", "avx512" */
 const char *gr_cpu_isa_name(int level);

@@ -109,6 +109,15 @@ if diff <(jq -c 'del(.tokens_per_s, .pairs_per_s, .elapsed_s)' "$T/a.log") \
 # resuming with another beta is refused
 expect dpo_resume_other_beta 1 "$D" --base "$M" --pairs "$T/pairs.jsonl" --out "$T/b" $COMMON --beta 0.4 --resume
 grep_check dpo_resume_other_beta_msg "$T/err" "same --beta"
+# --precision bf16: trains (margins grow), differs from fp32; a bf16 resume of the fp32 run is refused
+expect dpo_bf16_resume_refused 1 "$D" --base "$M" --pairs "$T/pairs.jsonl" --out "$T/b" $COMMON --precision bf16 --resume
+grep_check dpo_bf16_resume_refused_msg "$T/err" "trained with --precision fp32"
+expect dpo_bf16_run 0 "$D" --base "$M" --pairs "$T/pairs.jsonl" --out "$T/h" $COMMON --threads 2 --precision bf16 \
+    --log "$T/h.log"
+jq -e -s '.[-1]["rewards/margins"] > 0' "$T/h.log" >/dev/null && ok dpo_bf16_learns ||
+    fail dpo_bf16_learns "$(tail -n 1 "$T/h.log")"
+cmp -s "$T/a/model.safetensors" "$T/h/model.safetensors" && fail dpo_bf16_differs "bf16 weights equal fp32" ||
+    ok dpo_bf16_differs
 # resuming with other pairs is refused
 sed 's/item 3/item 33/' "$T/pairs.jsonl" >"$T/pairs2.jsonl"
 rm -rf "$T/b/checkpoint-18" "$T/b/checkpoint-16"

@@ -114,7 +114,7 @@ TEST(learns_and_answers_through_inference) {
 TEST(state_file_checks) {
     gr_err err;
     float p[5] = {1, 2, 3, 4, 5}, m[5] = {.1f, .2f, .3f, .4f, .5f}, v[5] = {9, 8, 7, 6, 5};
-    gr_train_state s = {7, 42, 48, 4, 2, 3, 18, 7, 1e-2, 5, p, m, v}, r;
+    gr_train_state s = {7, 42, 48, 4, 2, 3, 18, 7, 1e-2, 5, p, m, v, 0}, r;
     char path[] = "/tmp/gr-test-state-XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0);

@@ -1,0 +1,28 @@
+/* bf16 rounding of packed GEMM panels: the portable variant and the dispatch
+ * (see gemm_bf16.h). */
+#include "gemm_bf16.h"
+#include "isa.h"
+
+void gr_bf16_round(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = gr_bf16_round1(x[i]);
+}
+
+void gr_bf16_round_any(float *x, size_t n) {
+#if GR_CPU_X86
+    if (gr_cpu_isa >= GR_ISA_AVX512) {
+        gr_bf16_round_avx512(x, n);
+        return;
+    }
+#endif
+    gr_bf16_round(x, n);
+}
+
+void gr_bf16_pair_pack(float *x, int kc, int width) {
+    uint32_t *u = (uint32_t *)(void *)x;
+    for (int p = 0; p < kc; p += 2)
+        for (int r = 0; r < width; r++) {
+            uint32_t lo = u[(size_t)p * width + r] >> 16;
+            uint32_t hi = p + 1 < kc ? u[(size_t)(p + 1) * width + r] & 0xffff0000u : 0;
+            u[(size_t)(p / 2) * width + r] = hi | lo;
+        }
+}
