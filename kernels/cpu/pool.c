@@ -79,7 +79,9 @@ static int work(gr_pool *p, uint32_t gen) {
     uint64_t t = __atomic_load_n(&p->ticket, __ATOMIC_ACQUIRE);
     for (;;) {
         if ((uint32_t)(t >> 32) != gen) return ran;
-        int n = __atomic_load_n(&p->n, __ATOMIC_RELAXED);
+        /* acquire: a new job's n is seen only after its close of the old
+         * generation (gr_pool_run), so a claim with a stale ticket fails */
+        int n = __atomic_load_n(&p->n, __ATOMIC_ACQUIRE);
         uint32_t i = (uint32_t)t;
         if ((int64_t)i >= n) return ran;
         if (!__atomic_compare_exchange_n(&p->ticket, &t, t + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -184,10 +186,19 @@ void gr_pool_run(gr_pool *p, void (*fn)(void *, int), void *ctx, int n) {
         for (int i = 0; i < n; i++) fn(ctx, i);
         return;
     }
+    /* Close the finished generation first: a worker that loaded its ticket
+     * before the last job ended and reads this job's (larger) n must not claim
+     * index old-n of the old generation, run it with this job's fn and count it
+     * in this job's done (a task twice, and the caller gone before the last
+     * one ended: seen as pool_every_task_once failing under load). With the
+     * index at its maximum its CAS fails, and n's release store below orders
+     * the close before any read of the new n. */
+    uint64_t old_t = __atomic_load_n(&p->ticket, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->ticket, old_t | 0xffffffffu, __ATOMIC_RELAXED);
     __atomic_store_n(&p->fn, fn, __ATOMIC_RELAXED);
     __atomic_store_n(&p->ctx, ctx, __ATOMIC_RELAXED);
-    __atomic_store_n(&p->n, n, __ATOMIC_RELAXED);
     __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->n, n, __ATOMIC_RELEASE);
     int64_t start = now_ns();
     uint32_t gen = publish(p);
     int mine = work(p, gen);

@@ -7,6 +7,7 @@
 #include "synth_limit.h"
 #include "synth_reply.h"
 #include "synth_request.h"
+#include "gr_lock.h"
 #include "synth_resume.h"
 #include "synth_url.h"
 #include <unistd.h>
@@ -295,7 +296,7 @@ TEST(resume_load_and_lock) {
     CHECK(synth_idset_has(&done, "1") && synth_idset_has(&done, "\"x\"") && !synth_idset_has(&done, "3"));
     int fd1, fd2;
     CHECK(synth_resume_lock(path, 0, &fd1, &e) == 0);
-    CHECK(synth_resume_lock(path, 0, &fd2, &e) == -1 && strstr(e.msg, "another gr-synth run"));
+    CHECK(synth_resume_lock(path, 0, &fd2, &e) == GR_LOCK_BUSY && strstr(e.msg, "another gr-synth run"));
     close(fd1);
     CHECK(synth_resume_lock(path, 0, &fd2, &e) == 0);
     close(fd2);
