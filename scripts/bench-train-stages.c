@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 enum { S_MM_FWD, S_MM_BWD, S_LMHEAD_XENT, S_ATT_FWD, S_ATT_BWD, S_NORM, S_ROPE, S_SWIGLU, S_EMB,
        S_GLUE, S_OPT, S_ZERO_GRAD, S_CLIP, S_N };
@@ -30,6 +31,11 @@ static int stage_override = -1; /* the outer stage (zero_grad, clip, adamw) */
 static const gr_train_ops *base;
 static gr_train_ops wrapped;
 
+static long minflt(void) { /* page faults so far (fresh memory touched) */
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+}
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -107,13 +113,15 @@ static int rnd(int lo, int hi) { /* uniform in [lo, hi] */
 }
 
 static void report(const char *work, int bf16, int L, int B, int steps, int threads, int w, double tok_all,
-                   double tgt_all, double total, const double *step_t) {
+                   double tgt_all, double total, const double *step_t, const long *flt) {
     double sum = 0;
     for (int s = 0; s < S_N; s++) sum += ACC[w][s];
     printf("# %s, %s, L %d, B %d, %d steps, %d threads: %.0f tokens/step, %.0f targets/step, %.1f tok/s; "
            "step times", work, bf16 ? "bf16" : "fp32", L, B, steps, threads, tok_all / steps, tgt_all / steps,
            tok_all / total);
     for (int k = 0; k < steps && k < 64; k++) printf(" %.3f", step_t[k]);
+    printf("; page faults/step");
+    for (int k = 0; k < steps && k < 64; k++) printf(" %ld", flt[k]);
     printf("\n%-20s %9s %11s %7s %8s\n", "stage", "s/step", "ms/1k tok", "share", "GFLOP/s");
     for (int s = 0; s < S_N; s++) {
         char gf[32] = "";
@@ -160,6 +168,7 @@ int main(int argc, char **argv) {
     int **ids = calloc((size_t)B, sizeof(int *)), *len = calloc((size_t)B, sizeof(int)),
         *np = calloc((size_t)B, sizeof(int));
     double tok_all[2] = {0, 0}, tgt_all[2] = {0, 0}, total[2] = {0, 0}, step_t[2][64];
+    long flt[2][64];
     int nw = both ? 2 : 1, w0 = !strcmp(work, "sft");
     for (int k = 0; k < (steps + 1) * nw; k++) { /* the first step of each kind: warm-up, not counted */
         int w = both ? k % 2 : w0, sft = w == 1, idx = both ? k / 2 : k;
@@ -177,6 +186,7 @@ int main(int argc, char **argv) {
         double keep[S_N], keepf[S_N];
         memcpy(keep, acc, sizeof keep);
         memcpy(keepf, flops, sizeof keepf);
+        long f0 = minflt();
         double t0 = now(), nll;
         stage_override = S_ZERO_GRAD;
         gr_train_zero_grad(m);
@@ -197,13 +207,14 @@ int main(int argc, char **argv) {
             continue;
         }
         step_t[w][idx - 1] = dt;
+        flt[w][idx - 1] = minflt() - f0;
         total[w] += dt;
         for (int i = 0; i < B; i++) tok_all[w] += len[i];
         tgt_all[w] += (double)N;
     }
     for (int w = 0; w < 2; w++)
         if (both || w == w0)
-            report(w ? "sft" : "equal", bf16, L, B, steps, threads, w, tok_all[w], tgt_all[w], total[w], step_t[w]);
+            report(w ? "sft" : "equal", bf16, L, B, steps, threads, w, tok_all[w], tgt_all[w], total[w], step_t[w], flt[w]);
     for (int i = 0; i < B; i++) free(ids[i]);
     free(ids); free(len); free(np);
     gr_tact_free(a);

@@ -211,7 +211,25 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
     j.nc = cdiv(cdiv(N, j.nnb), NR) * NR;
     j.nnb = cdiv(N, j.nc);
     int nmb = cdiv(M, MC);
-    while (nmb * j.nnb < 8 && M / (nmb + 1) >= 96 && (double)K * N <= 2 << 20) nmb++;
+    int b_small = (double)K * N <= 2 << 20;
+    while (nmb * j.nnb < 8 && M / (nmb + 1) >= 96 && b_small) nmb++;
+    /* and a grid that the threads finish together: of nmb .. nmb + T - 1 row
+     * blocks (96 rows or more), the one with the least rounds (tasks / T,
+     * rounded up) times the block height plus 16 rows for a block's fixed cost
+     * (B packed again, edges). 9 tasks on 2 threads, as (640 tokens) x 1536 x
+     * 576 had, leave one thread idle for a ninth of the GEMM; 12 do not. */
+    int T = b ? b->n_threads : 1;
+    if (T > 1 && b_small) {
+        int best = nmb;
+        double best_cost = 0;
+        for (int c = nmb; c < nmb + T; c++) {
+            if (c > nmb && M / c < 96) break;
+            int mc = cdiv(cdiv(M, c), MR) * MR;
+            double cost = (double)cdiv(cdiv(M, mc) * j.nnb, T) * (mc + 16);
+            if (c == nmb || cost < best_cost) best = c, best_cost = cost;
+        }
+        nmb = best;
+    }
     j.mc = cdiv(cdiv(M, nmb), MR) * MR;
     int nt = cdiv(M, j.mc) * j.nnb;
     if (b)
