@@ -15,6 +15,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #ifdef __AVX2__
 #include <immintrin.h>
 #endif
@@ -704,14 +706,56 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
 }
 
 /* ---- memory and glue ------------------------------------------------------- */
+/* Blocks of 8 MB or more (weights, gradients, moments, activations: GBs for a
+ * 135M model) are anonymous mappings with transparent huge pages asked for,
+ * 2 MB aligned: a page fault then maps and zeroes 2 MB instead of 4 KB, and
+ * the GEMMs' walks over them miss the TLB less. First touch of 1 GiB on a
+ * 2-vCPU VM: 0.74 s in 4 KB pages, 0.17 s in huge pages (kernels where THP is
+ * "never" fall back to 4 KB pages silently). Smaller blocks: calloc. Each
+ * block has a header just before it saying which, for cpu_release. */
+typedef struct blk_hdr {
+    void *base;
+    size_t map_bytes; /* 0: calloc'd */
+    char pad[48];
+} blk_hdr;
+enum { BLK_HUGE_MIN = 8 << 20, BLK_ALIGN = 2 << 20 };
+
 static void *cpu_alloc(gr_backend *b, size_t bytes) {
     (void)b;
-    return calloc(1, bytes ? bytes : 1);
+    if (!bytes) bytes = 1;
+#if defined(MAP_ANONYMOUS)
+    if (bytes >= BLK_HUGE_MIN) {
+        size_t total = bytes + 2 * (size_t)BLK_ALIGN;
+        char *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED) return NULL;
+        char *p = (char *)(((uintptr_t)base + sizeof(blk_hdr) + BLK_ALIGN - 1) & ~(uintptr_t)(BLK_ALIGN - 1));
+#ifdef MADV_HUGEPAGE
+        madvise(p, (bytes + BLK_ALIGN - 1) & ~(size_t)(BLK_ALIGN - 1), MADV_HUGEPAGE);
+#endif
+        blk_hdr *h = (blk_hdr *)p - 1;
+        h->base = base;
+        h->map_bytes = total;
+        return p;
+    }
+#endif
+    blk_hdr *h = calloc(1, sizeof(blk_hdr) + bytes);
+    if (!h) return NULL;
+    h->base = h;
+    h->map_bytes = 0;
+    return h + 1;
 }
 
 static void cpu_release(gr_backend *b, void *p) {
     (void)b;
-    free(p);
+    if (!p) return;
+    blk_hdr *h = (blk_hdr *)p - 1;
+#if defined(MAP_ANONYMOUS)
+    if (h->map_bytes) {
+        munmap(h->base, h->map_bytes);
+        return;
+    }
+#endif
+    free(h->base);
 }
 
 static void cpu_sync(gr_backend *b) { (void)b; }
