@@ -52,7 +52,6 @@ typedef struct gemm_job {
     int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
     int kc, nkb, mc, nc, nnb;
     int bf16; /* round the packed operands to bf16 (gemm_bf16.h) */
-    int dp;   /* and multiply them with vdpbf16ps (AVX512-BF16 CPUs) */
     const float *A, *B;
     float *C;
 } gemm_job;
@@ -138,12 +137,6 @@ static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
 static inline void micro(const gemm_job *j, int kc, const float *a, const float *b, float *C, int ldc,
                          int load) {
-#if GR_CPU_X86
-    if (j->dp) {
-        gr_bf16_micro_6x16(kc, a, b, C, ldc, load);
-        return;
-    }
-#endif
     (void)j;
     gr_micro_6x16(kc, a, b, C, ldc, load);
 }
@@ -160,13 +153,10 @@ static void gemm_task(void *ctx, int t) {
         int load = kb > 0 || j->acc;
         pack_a(j, i0, i1, k0, kc, ap);
         if (j->bf16) gr_bf16_round_any(ap, (size_t)cdiv(i1 - i0, MR) * MR * kc);
-        if (j->dp)
-            for (int ii = i0; ii < i1; ii += MR) gr_bf16_pair_pack(ap + (size_t)(ii - i0) * kc, kc, MR);
         for (int jj = j0; jj < j1; jj += NR) {
             int nr = j1 - jj < NR ? j1 - jj : NR;
             pack_b(j, jj, nr, k0, kc, bp);
             if (j->bf16) gr_bf16_round_any(bp, (size_t)kc * NR);
-            if (j->dp) gr_bf16_pair_pack(bp, kc, NR);
             for (int ii = i0; ii < i1; ii += MR) {
                 int mr = i1 - ii < MR ? i1 - ii : MR;
                 const float *a = ap + (size_t)(ii - i0) * kc;
@@ -196,14 +186,17 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
     }
     gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .acc = accumulate,
                   .at = at, .bt = bt, .A = A, .B = B, .C = C, .bf16 = b && b->train_bf16};
-#if GR_CPU_X86
-    j.dp = j.bf16 && gr_cpu_bf16();
-#endif
     /* k blocks of (nearly) equal size, a function of K alone */
     j.nkb = cdiv(K, KC);
     j.kc = (cdiv(K, j.nkb) + 7) / 8 * 8;
     if (j.kc > KC) j.kc = KC;
     j.nkb = cdiv(K, j.kc);
+#if GR_CPU_X86
+    if (j.bf16 && gr_cpu_bf16()) { /* vdpbf16ps: its own driver, the same k blocks */
+        gr_bf16_gemm_avx512(b, M, N, K, A, lda, at, B, ldb, bt, C, ldc, accumulate, j.kc);
+        return;
+    }
+#endif
     /* task blocks (any split gives the same results): at least 8 tasks when
      * that leaves blocks of 96 rows or more and B is small enough (≤ 8 MB) to
      * be read again per block from cache, so that threads end together */
