@@ -77,8 +77,12 @@ __attribute__((noinline)) static void pack_a(const bf_job *j, int i0, int i1, in
         for (int ii = i0; ii < i1; ii += MR, dst += (size_t)kp * MR) {
             int mr = i1 - ii < MR ? i1 - ii : MR;
             const float *s = j->A + (size_t)ii * j->lda + k0;
+            int pf = i1 - ii - MR < MR ? i1 - ii - MR : MR; /* rows of the next panel */
             for (int p = 0; p < kp; p += 8) {
                 __m256 f[8];
+                /* the next panel's lines (rows too short for the prefetchers) */
+                for (int r = 0; r < pf; r++)
+                    _mm_prefetch((const char *)(s + (size_t)(MR + r) * j->lda + 2 * p), _MM_HINT_T0);
                 for (int r = 0; r < 8; r++)
                     f[r] = r < mr ? _mm256_castsi256_ps(pairs8(s + (size_t)r * j->lda + 2 * p, kc - 2 * p))
                                   : _mm256_setzero_ps();
@@ -90,15 +94,21 @@ __attribute__((noinline)) static void pack_a(const bf_job *j, int i0, int i1, in
         }
         return;
     }
-    /* Aᵀ: element (m, k) at A[k·lda + m]; two rows of it give the pairs of 48
-     * consecutive m (8 panels) at a time */
+    /* Aᵀ: element (m, k) at A[k·lda + m]; two rows of it (read along) give
+     * the pairs of 48 consecutive m (8 panels) at a time */
     int npan = (i1 - i0 + MR - 1) / MR;
     __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    for (int c = 0; c < i1 - i0; c += 48) {
-        int w = i1 - i0 - c, nq = (npan - c / MR) < 8 ? npan - c / MR : 8;
-        for (int p = 0; p < kp; p++) {
-            const float *s0 = j->A + (size_t)(k0 + 2 * p) * j->lda + i0 + c;
-            const float *s1 = 2 * p + 1 < kc ? s0 + j->lda : NULL;
+    for (int p = 0; p < kp; p++) {
+        const float *r0 = j->A + (size_t)(k0 + 2 * p) * j->lda + i0;
+        int odd = 2 * p + 1 < kc, next = 2 * p + 3 < kc;
+        for (int c = 0; c < i1 - i0; c += 48) {
+            int w = i1 - i0 - c, nq = (npan - c / MR) < 8 ? npan - c / MR : 8;
+            const float *s0 = r0 + c, *s1 = odd ? s0 + j->lda : NULL;
+            if (next) /* the next pair's rows */
+                for (int q = 0; q < 48 && q < w; q += 16) {
+                    _mm_prefetch((const char *)(s0 + 2 * (size_t)j->lda + q), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(s0 + 3 * (size_t)j->lda + q), _MM_HINT_T0);
+                }
             __m512i v0 = pairs_rows(s0, s1, w);
             __m512i v1 = pairs_rows(s0 + 16, s1 ? s1 + 16 : NULL, w - 16);
             __m512i v2 = pairs_rows(s0 + 32, s1 ? s1 + 32 : NULL, w - 32);
@@ -118,6 +128,8 @@ __attribute__((noinline)) static void pack_b(const bf_job *j, int jj, int nr, in
         for (int h = 0; h < NR; h += 8)
             for (int p = 0; p < kp; p += 8) {
                 __m256 f[8];
+                for (int q = 8; q < 16 && h + q < nr; q++) /* the next 8 rows' lines */
+                    _mm_prefetch((const char *)(j->B + (size_t)(jj + h + q) * j->ldb + k0 + 2 * p), _MM_HINT_T0);
                 for (int q = 0; q < 8; q++)
                     f[q] = h + q < nr ? _mm256_castsi256_ps(pairs8(j->B + (size_t)(jj + h + q) * j->ldb + k0 + 2 * p,
                                                                    kc - 2 * p))
