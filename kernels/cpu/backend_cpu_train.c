@@ -176,6 +176,12 @@ static void gemm_task(void *ctx, int t) {
     }
 }
 
+/* the k block: blocks of (nearly) equal size, a function of K alone */
+static int gemm_kc(int K) {
+    int nkb = cdiv(K, KC), kc = (cdiv(K, nkb) + 7) / 8 * 8;
+    return kc > KC ? KC : kc;
+}
+
 static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, int at,
                      const float *B, int ldb, int bt, float *C, int ldc, int accumulate) {
     if (M <= 0 || N <= 0) return;
@@ -186,14 +192,11 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
     }
     gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .acc = accumulate,
                   .at = at, .bt = bt, .A = A, .B = B, .C = C, .bf16 = b && b->train_bf16};
-    /* k blocks of (nearly) equal size, a function of K alone */
-    j.nkb = cdiv(K, KC);
-    j.kc = (cdiv(K, j.nkb) + 7) / 8 * 8;
-    if (j.kc > KC) j.kc = KC;
+    j.kc = gemm_kc(K);
     j.nkb = cdiv(K, j.kc);
 #if GR_CPU_X86
     if (j.bf16 && gr_cpu_bf16()) { /* vdpbf16ps: its own driver, the same k blocks */
-        gr_bf16_gemm_avx512(b, M, N, K, A, lda, at, B, ldb, bt, C, ldc, accumulate, j.kc);
+        gr_bf16_gemm_avx512(b, M, N, K, A, lda, at, B, ldb, bt, C, ldc, accumulate, j.kc, NULL);
         return;
     }
 #endif
@@ -663,15 +666,40 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
     float *lg = gr_cpu_buffer(b, GR_CPU_BUF_XENT, sizeof(float) * (size_t)ch * (size_t)vocab);
     double *nll = gr_xmalloc(sizeof(double) * (size_t)ch);
     double total = 0;
+    /* bf16 on vdpbf16ps CPUs, more than one chunk: the weight rounded and
+     * packed once for all chunks, as the forward's Bᵀ and the backward's B
+     * (the same bits as packing it per chunk) */
+    const uint32_t *wf = NULL, *wb = NULL;
+#if GR_CPU_X86
+    if (b->train_bf16 && gr_cpu_bf16() && n > ch) {
+        size_t nf = gr_bf16_bpack_size(vocab, dim, gemm_kc(dim));
+        size_t nb = dh ? gr_bf16_bpack_size(dim, vocab, gemm_kc(vocab)) : 0;
+        uint32_t *p = gr_cpu_buffer(b, GR_CPU_BUF_XENT_W, sizeof(uint32_t) * (nf + nb));
+        gr_bf16_bpack_avx512(b, vocab, dim, w, dim, 1, gemm_kc(dim), p);
+        if (dh) gr_bf16_bpack_avx512(b, dim, vocab, w, dim, 0, gemm_kc(vocab), p + nf);
+        wf = p, wb = dh ? p + nf : NULL;
+    }
+#endif
     for (int r0 = 0; r0 < n; r0 += ch) {
         int rn = n - r0 < ch ? n - r0 : ch;
         const float *hr = h + (size_t)r0 * dim;
-        gr_cpu_gemm_nt(b, rn, vocab, dim, hr, dim, w, dim, lg, vocab, 0);
+#if GR_CPU_X86
+        if (wf)
+            gr_bf16_gemm_avx512(b, rn, vocab, dim, hr, dim, 0, w, dim, 1, lg, vocab, 0, gemm_kc(dim), wf);
+        else
+#endif
+            gr_cpu_gemm_nt(b, rn, vocab, dim, hr, dim, w, dim, lg, vocab, 0);
         xent_job j = {lg, target + r0, rn, vocab, scale, nll, dh != NULL};
         gr_cpu_parallel(b, xent_row_task, &j, rn);
         for (int r = 0; r < rn; r++) total += nll[r];
         if (!dh) continue;
-        gr_cpu_gemm(b, rn, dim, vocab, lg, vocab, w, dim, dh + (size_t)r0 * dim, dim, 0);
+#if GR_CPU_X86
+        if (wb)
+            gr_bf16_gemm_avx512(b, rn, dim, vocab, lg, vocab, 0, w, dim, 0, dh + (size_t)r0 * dim, dim, 0,
+                                gemm_kc(vocab), wb);
+        else
+#endif
+            gr_cpu_gemm(b, rn, dim, vocab, lg, vocab, w, dim, dh + (size_t)r0 * dim, dim, 0);
         gemm_tn(b, vocab, dim, rn, lg, vocab, hr, dim, dw, dim, 1);
     }
     free(nll);

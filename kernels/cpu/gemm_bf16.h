@@ -38,5 +38,11 @@ void gr_bf16_round_any(float *x, size_t n);
  * as zero (stated tolerance in the test). b NULL: serial (inside another op's task). */
 typedef struct gr_backend gr_backend;
 void gr_bf16_gemm_avx512(gr_backend *b, int M, int N, int K, const float *A, int lda, int at, const float *B,
-                         int ldb, int bt, float *C, int ldc, int accumulate, int kc);
+                         int ldb, int bt, float *C, int ldc, int accumulate, int kc, const uint32_t *bpre);
+/* B rounded and packed once for several gr_bf16_gemm_avx512 calls with the
+ * same B, N, K and kc (bpre; B is then not read): the LM head's weight, used
+ * by every 256-row chunk of the cross-entropy. gr_bf16_bpack_size: uint32s
+ * needed (dst 64-byte aligned). The same bits as packing B in the GEMM. */
+size_t gr_bf16_bpack_size(int N, int K, int kc);
+void gr_bf16_bpack_avx512(gr_backend *b, int N, int K, const float *B, int ldb, int bt, int kc, uint32_t *dst);
 #endif

@@ -49,6 +49,7 @@ static _Thread_local _Alignas(64) uint32_t bpack[(NC / NR) * KPMAX * NR];
 typedef struct bf_job {
     int M, N, K, lda, ldb, ldc, at, bt, acc, kc, nkb, mc, nc, nnb, gm, gn, ntc;
     const float *A, *B;
+    const uint32_t *bpre; /* B packed beforehand (gr_bf16_bpack_avx512), or NULL */
     float *C;
 } bf_job;
 
@@ -196,6 +197,8 @@ __attribute__((noinline)) static void micro(int kp, const uint32_t *a, const uin
 #undef ST
 }
 
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
 static void task(void *ctx, int t) {
     const bf_job *j = ctx;
     int g = t / j->ntc, r0 = g * j->gm * j->mc, n0 = (t % j->ntc) * j->gn * j->nc;
@@ -208,13 +211,17 @@ static void task(void *ctx, int t) {
          * A is packed once for all of them */
         for (int c0 = n0; c0 < n1; c0 += j->nc) {
             int c1 = c0 + j->nc < n1 ? c0 + j->nc : n1;
-            for (int jj = c0; jj < c1; jj += NR)
-                pack_b(j, jj, c1 - jj, k0, kc, bpack + (size_t)((jj - c0) / NR) * kp * NR);
+            const uint32_t *bblk = bpack;
+            if (j->bpre) /* the prepacked strips of this k block from column c0 */
+                bblk = j->bpre + (size_t)kb * cdiv(j->N, NR) * (j->kc / 2) * NR + (size_t)(c0 / NR) * kp * NR;
+            else
+                for (int jj = c0; jj < c1; jj += NR)
+                    pack_b(j, jj, c1 - jj, k0, kc, bpack + (size_t)((jj - c0) / NR) * kp * NR);
             for (int i0 = r0; i0 < r1; i0 += j->mc) {
                 int i1 = i0 + j->mc < r1 ? i0 + j->mc : r1;
                 if (r1 - r0 > j->mc || c0 == n0) pack_a(j, i0, i1, k0, kc, apack);
                 for (int jj = c0; jj < c1; jj += NR) {
-                    const uint32_t *bp = bpack + (size_t)((jj - c0) / NR) * kp * NR;
+                    const uint32_t *bp = bblk + (size_t)((jj - c0) / NR) * kp * NR;
                     int nr = c1 - jj < NR ? c1 - jj : NR;
                     for (int ii = i0; ii < i1; ii += MR)
                         micro(kp, apack + (size_t)((ii - i0) / MR) * kp * MR, bp, j->C + (size_t)ii * j->ldc + jj,
@@ -225,13 +232,37 @@ static void task(void *ctx, int t) {
     }
 }
 
-static int cdiv(int a, int b) { return (a + b - 1) / b; }
+static int even_kc(int kc) { return kc > KCMAX ? KCMAX : kc < 2 ? 2 : kc & ~1; }
+
+size_t gr_bf16_bpack_size(int N, int K, int kc) {
+    kc = even_kc(kc);
+    int nkb = cdiv(K, kc), last = K - (nkb - 1) * kc;
+    return (size_t)cdiv(N, NR) * NR * ((size_t)(nkb - 1) * (kc / 2) + (size_t)(last + 1) / 2);
+}
+
+/* prepacking: one task per (k block, 32-column strip) */
+static void bpack_task(void *ctx, int t) {
+    const bf_job *j = ctx;
+    int ns = cdiv(j->N, NR), kb = t / ns, jj = (t % ns) * NR;
+    int k0 = kb * j->kc, kc = j->K - k0 < j->kc ? j->K - k0 : j->kc;
+    uint32_t *dst = (uint32_t *)(uintptr_t)j->bpre + (size_t)kb * ns * (j->kc / 2) * NR + (size_t)(jj / NR) * ((kc + 1) / 2) * NR;
+    pack_b(j, jj, j->N - jj, k0, kc, dst);
+}
+
+void gr_bf16_bpack_avx512(gr_backend *b, int N, int K, const float *B, int ldb, int bt, int kc, uint32_t *dst) {
+    bf_job j = {.N = N, .K = K, .B = B, .ldb = ldb, .bt = bt, .kc = even_kc(kc), .bpre = dst};
+    int nt = cdiv(K, j.kc) * cdiv(N, NR);
+    if (b)
+        gr_cpu_parallel(b, bpack_task, &j, nt);
+    else
+        for (int t = 0; t < nt; t++) bpack_task(&j, t);
+}
 
 void gr_bf16_gemm_avx512(gr_backend *b, int M, int N, int K, const float *A, int lda, int at, const float *B,
-                         int ldb, int bt, float *C, int ldc, int accumulate, int kc) {
+                         int ldb, int bt, float *C, int ldc, int accumulate, int kc, const uint32_t *bpre) {
     bf_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .at = at, .bt = bt,
-                .acc = accumulate, .A = A, .B = B, .C = C};
-    j.kc = kc > KCMAX ? KCMAX : kc < 2 ? 2 : kc & ~1;
+                .acc = accumulate, .A = A, .B = B, .C = C, .bpre = bpre};
+    j.kc = even_kc(kc);
     j.nkb = cdiv(K, j.kc);
     j.nnb = cdiv(N, NC);
     j.nc = cdiv(cdiv(N, j.nnb), NR) * NR;
