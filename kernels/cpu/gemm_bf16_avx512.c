@@ -267,7 +267,16 @@ void gr_bf16_gemm_avx512(gr_backend *b, int M, int N, int K, const float *A, int
     j.nnb = cdiv(N, NC);
     j.nc = cdiv(cdiv(N, j.nnb), NR) * NR;
     j.nnb = cdiv(N, j.nc);
-    int nmb = cdiv(M, MC);
+    int nmb = cdiv(M, MC), th = b && b->n_threads > 1 ? b->n_threads : 1;
+    /* small products (a k/v projection's dW: 192 x 576) get at least two
+     * tasks per thread from smaller blocks, rows first (≥ 48), then columns
+     * (≥ 64), so that no thread waits for another's second task */
+    while (th > 1 && nmb * j.nnb < 2 * th && M / (nmb + 1) >= 48) nmb++;
+    while (th > 1 && nmb * j.nnb < 2 * th && N / (j.nnb + 1) >= 64) {
+        j.nnb++;
+        j.nc = cdiv(cdiv(N, j.nnb), NR) * NR;
+    }
+    j.nnb = cdiv(N, j.nc);
     j.mc = cdiv(cdiv(M, nmb), MR) * MR;
     nmb = cdiv(M, j.mc);
     /* about 4 tasks per thread (any split gives the same results). B is
@@ -275,7 +284,7 @@ void gr_bf16_gemm_avx512(gr_backend *b, int M, int N, int K, const float *A, int
      * and column block, or once for all the task's columns when the task
      * has one row block: so the rows are split first, the columns only when
      * there is one row block (the LM head's 256-row chunks) */
-    int want = b && b->n_threads > 1 ? 4 * b->n_threads : 1;
+    int want = th > 1 ? 4 * th : 1;
     if (nmb == 1) {
         j.gm = 1;
         j.gn = cdiv(j.nnb, want);
