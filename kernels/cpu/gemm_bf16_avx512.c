@@ -6,11 +6,13 @@
  * inputs as zero, PyTorch's rounding does not).
  *
  * The GEMM (BLIS-style): a task is a column block (≤ NC columns) of a group of
- * row blocks (≤ MC rows each). Per k block the task rounds and packs its B
- * block once ([strip][kp][32] bf16 pairs, ≤ 256 KB, L2) and reuses it for
- * every row block of the group; per row block it packs A ([panel][kp][6]
- * pairs); then per 32-column strip (16 KB: L1) it runs the 6 x 32 micro-kernel
- * down the panels. The micro-kernel keeps its 12 accumulators in zmm
+ * row blocks (≤ MC rows each), or, when M is one row block (the LM head's
+ * 256-row chunks), a group of column blocks of it. Per k block the task
+ * rounds and packs each B block once ([strip][kp][32] bf16 pairs, ≤ 320 KB,
+ * L2; or takes it prepacked, gr_bf16_bpack_avx512) and reuses it for every
+ * row block of the group; it packs A ([panel][kp][6] pairs) per row block, or
+ * once for all its columns when it has one row block; then per 32-column
+ * strip (16 KB: L1) it runs the 6 x 32 micro-kernel down the panels. The micro-kernel keeps its 12 accumulators in zmm
  * registers. Every packer is vectorised, with masked loads for the edges (zero
  * rows, columns and odd-k partners), so no scalar loop runs per element. */
 #include "gemm_bf16.h"
