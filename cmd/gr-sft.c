@@ -370,6 +370,17 @@ int main(int argc, char **argv) {
     }
     if (!no_save && gr_hf_write(out, tm, base, f32, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (lw && gr_writer_commit(lw, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    if (!quiet && tm->ops->mem_stats) { /* a device: what it held against the plan's bound */
+        size_t live, peak, scratch;
+        tm->ops->mem_stats(be, &live, &peak, &scratch);
+        int64_t longest = 0;
+        for (int64_t i = 0; i < td.n; i++) longest = td.len[i] > longest ? td.len[i] : longest;
+        gr_tmem_plan p;
+        gr_tmem_plan_make(&tm->cfg, tm->store16, (int64_t)o.micro_batch * longest, o.micro_batch, o.recompute, 0, &p);
+        gr_msg("device memory: peak %zu bytes held (%zu of it the ops' scratch); plan for %d x %lld tokens: %lld "
+               "bytes without the context reserve", peak, scratch, o.micro_batch, (long long)longest,
+               (long long)p.total);
+    }
     if (!quiet && no_save) gr_msg("done: %lld steps (--no-save: nothing written)", (long long)s.step);
     else if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
     gr_sft_free(&s);

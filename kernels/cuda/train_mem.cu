@@ -9,8 +9,10 @@
  * Plain cudaMalloc blocks. A released block is kept (up to CACHE blocks) and
  * handed out again to an allocation of exactly its size: the activations are
  * released and asked for again with the same sizes each time a batch grows
- * them, and the optimizer's and the model's blocks live for the run. When
- * cudaMalloc fails, the kept blocks are freed and it is tried once more. */
+ * them, and the optimizer's and the model's blocks live for the run. An
+ * allocation of a size not kept frees the kept blocks first (after the stream
+ * is done with them), so device memory never holds more than the blocks handed
+ * out plus the ops' scratch: what mem_stats counts and the plan bounds. */
 enum { CACHE = 32 };
 
 static void pool_track(train_state *s, void *p, size_t bytes) {
@@ -43,11 +45,11 @@ void *gr_ctrain_alloc(gr_backend *b, size_t bytes) {
             s->cache[i] = s->cache[--s->n_cache];
             break;
         }
-    if (!p && cudaMalloc(&p, want) != cudaSuccess) {
-        cudaGetLastError();
+    if (!p && s->n_cache) { /* a new size: the kept blocks go first, so the peak stays the plan's */
         GR_CU(cudaStreamSynchronize(st));
         pool_drop_cache(s);
-        p = NULL;
+    }
+    if (!p) {
         if (cudaMalloc(&p, want) != cudaSuccess) {
             cudaGetLastError(); /* clear it: the caller reports the failure */
             size_t free_b = 0, total_b = 0;
