@@ -77,11 +77,14 @@ gr_train_model *gr_train_model_alloc(const gr_model_config *c, gr_backend *be,
     return m;
 }
 
-/* tensor t (rows, cols) into the master block at off, converted row by row on the host */
-static void put_matrix(gr_train_model *m, int64_t off, const gr_tensor *t, float *row) {
-    for (int64_t r = 0; r < t->rows; r++) {
-        gr_tensor_row_f32(t, r, row);
-        gr_train_params_put(m, row, off + r * t->cols, t->cols);
+/* tensor t (rows, cols) into the master block at off: rows converted on the
+ * host into buf (cap floats, at least one row), put a buffer at a time */
+static void put_matrix(gr_train_model *m, int64_t off, const gr_tensor *t, float *buf, int64_t cap) {
+    int64_t per = cap / t->cols;
+    for (int64_t r0 = 0; r0 < t->rows; r0 += per) {
+        int64_t rn = t->rows - r0 < per ? t->rows - r0 : per;
+        for (int64_t r = 0; r < rn; r++) gr_tensor_row_f32(t, r0 + r, buf + r * t->cols);
+        gr_train_params_put(m, buf, off + r0 * t->cols, rn * t->cols);
     }
 }
 
@@ -93,24 +96,26 @@ gr_train_model *gr_train_model_new(const gr_model *src, gr_backend *be, gr_err *
     if (!m) return NULL;
     int64_t D = c->dim, wide = D > c->hidden_dim ? D : c->hidden_dim;
     if ((int64_t)c->n_heads * c->head_dim > wide) wide = (int64_t)c->n_heads * c->head_dim;
-    float *row = gr_xmalloc(sizeof(float) * (size_t)wide);
+    int64_t cap = (int64_t)1 << 22; /* 16 MiB of rows a copy */
+    if (cap < wide) cap = wide;
+    float *row = gr_xmalloc(sizeof(float) * (size_t)cap);
     const gr_tparam *t = m->tab;
     int i = 0;
-    put_matrix(m, t[i++].off, &src->tok_emb, row);
+    put_matrix(m, t[i++].off, &src->tok_emb, row, cap);
     for (int l = 0; l < c->n_layers; l++) {
         const gr_layer *S = &src->layers[l];
         gr_train_params_put(m, S->attn_norm, t[i++].off, D);
-        put_matrix(m, t[i++].off, &S->wq, row);
-        put_matrix(m, t[i++].off, &S->wk, row);
-        put_matrix(m, t[i++].off, &S->wv, row);
-        put_matrix(m, t[i++].off, &S->wo, row);
+        put_matrix(m, t[i++].off, &S->wq, row, cap);
+        put_matrix(m, t[i++].off, &S->wk, row, cap);
+        put_matrix(m, t[i++].off, &S->wv, row, cap);
+        put_matrix(m, t[i++].off, &S->wo, row, cap);
         gr_train_params_put(m, S->ffn_norm, t[i++].off, D);
-        put_matrix(m, t[i++].off, &S->w_gate, row);
-        put_matrix(m, t[i++].off, &S->w_up, row);
-        put_matrix(m, t[i++].off, &S->w_down, row);
+        put_matrix(m, t[i++].off, &S->w_gate, row, cap);
+        put_matrix(m, t[i++].off, &S->w_up, row, cap);
+        put_matrix(m, t[i++].off, &S->w_down, row, cap);
     }
     gr_train_params_put(m, src->final_norm, t[i++].off, D);
-    if (!c->tie_embeddings) put_matrix(m, t[i++].off, &src->lm_head, row);
+    if (!c->tie_embeddings) put_matrix(m, t[i++].off, &src->lm_head, row, cap);
     free(row);
     gr_tops_put(ops, be, m->rope_inv, src->rope_inv, sizeof(float) * (size_t)(c->head_dim / 2));
     gr_train_params_refresh(m);

@@ -273,6 +273,7 @@ void gr_ctrain_attention_fwd(gr_backend *b, float *out, float *lse, const float 
     check_shape(H, Hkv, hd);
     int n = rows_of(b, start, n_seq);
     if (n <= 0) return;
+    if (gr_ctrain_attention_fwd_mma(b, out, lse, q, k, v, start, n_seq, n, H, Hkv, hd)) return;
     size_t sm = sizeof(float) * ((size_t)WARPS * hd + 2 * (size_t)TILE * (hd + 1));
     dim3 grid((n + WARPS - 1) / WARPS, H);
     float scale = 1.0f / sqrtf((float)hd);

@@ -111,6 +111,11 @@ void gr_ctrain_attention_fwd(gr_backend *b, float *out, float *lse, const float 
 void gr_ctrain_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, const float *dout,
                              const float *out, const float *lse, const float *q, const float *k,
                              const float *v, const int *start, int n_seq, int H, int Hkv, int hd);
+/* train_attention_mma.cu: the tensor-core forward when GR_CUDA_TRAIN_ATT=mma
+ * and hd is 64 or 128 (returns 1), else 0 and nothing queued */
+int gr_ctrain_attention_fwd_mma(gr_backend *b, float *out, float *lse, const float *q, const float *k,
+                                const float *v, const int *start, int n_seq, int n, int H, int Hkv,
+                                int hd);
 /* train_matmul.cu */
 void gr_ctrain_matmul_fwd(gr_backend *b, float *y, const float *x, const float *w, int n, int in,
                           int out);

@@ -219,6 +219,7 @@ static void test_rows_and_norms(void) {
     free(emb); free(demb);
 }
 
+static int att_mma; /* GR_CUDA_TRAIN_ATT=mma: the tensor-core forward (train_attention_mma.cu) */
 static void test_attention(int H, int Hkv, int hd) {
     int start[4] = {0, 37, 38, 128}, n = 128, ns = 3;
     size_t Q = (size_t)n * H * hd, K = (size_t)n * Hkv * hd;
@@ -240,8 +241,11 @@ static void test_attention(int H, int Hkv, int hd) {
     float *ref[5] = {out, lse, dq, dk, dv}, *got[5] = {gout, glse, gdq, gdk, gdv};
     size_t len[5] = {Q, (size_t)n * H, Q, K, K};
     for (int i = 0; i < 5; i++) {
-        snprintf(nm, sizeof nm, "attention_%s_H%d_kv%d_hd%d_packed", what[i], H, Hkv, hd);
-        report(nm, ref[i], got[i], len[i], 1e-9);
+        snprintf(nm, sizeof nm, "attention%s_%s_H%d_kv%d_hd%d_packed", att_mma ? "_mma" : "", what[i], H, Hkv,
+                 hd);
+        /* the tensor-core forward rounds q, k, v and P to bf16 (2^-9 relative each); the
+         * backward then runs from its out and lse */
+        report(nm, ref[i], got[i], len[i], att_mma ? (i < 2 ? 1e-4 : 1e-3) : 1e-9);
     }
     void *all[] = {gq, gk, gv, gdout, gout, glse, gdq, gdk, gdv, gstart};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) go->release(gpu, all[i]);
@@ -449,6 +453,15 @@ int main(void) {
     test_attention(4, 1, 16);     /* the tiny test models' */
     test_attention(2, 2, 128);    /* 8B's head size, no GQA */
     test_attention(3, 3, 10);     /* odd head size */
+    if (!gpu->host_memory) { /* the tensor-core forward: head sizes 64 and 128 */
+        setenv("GR_CUDA_TRAIN_ATT", "mma", 1);
+        att_mma = 1;
+        test_attention(4, 2, 64);
+        test_attention(2, 2, 128);
+        test_attention(8, 2, 128);
+        att_mma = 0;
+        unsetenv("GR_CUDA_TRAIN_ATT");
+    }
     test_xent(300, 64, 300);
     test_xent(3000, 64, 50000);   /* 3 chunks of logits on the GPU (1342 rows of 256 MiB), the last partial */
     test_adamw();

@@ -138,6 +138,19 @@ print("%.0f tokens/s, MFU %.1f%%" % (tps, 100 * tps * f / 989e12))' "$1" "$2" "$
             bad "gr-sft 1b $rec: failed or timed out: $(tail -1 "$OUT/sb.err" | head -c 300)"
         fi
     done
+    # the tensor-core attention forward (opt-in, GR_CUDA_TRAIN_ATT=mma) on the same run
+    if [ "$(left)" -gt 150 ]; then
+        rm -rf "$OUT/sm"
+        if GR_CUDA_TRAIN_ATT=mma timeout $(($(left) - 90)) bin/gr-sft --base "$M1" --data "$OUT/sft-bench.jsonl" \
+                --out "$OUT/sm" --no-save --micro-batch $B --grad-accum 1 --epochs 1 --max-steps 4 --cutoff $S \
+                --device "$DEV" --log "$OUT/sm.log" 2>"$OUT/sm.err"; then
+            local np2
+            np2=$(grep -o '[0-9]* params' "$OUT/sm.err" | head -1 | cut -d' ' -f1)
+            say "gr-sft 1b R-SFT, tensor-core attention forward: $(mfu "$OUT/sm.log" "$np2" $S)"
+        else
+            bad "gr-sft 1b GR_CUDA_TRAIN_ATT=mma: failed or timed out: $(tail -1 "$OUT/sm.err" | head -c 300)"
+        fi
+    fi
     if [ "$(left)" -gt 90 ]; then
         line=$(timeout $(($(left) - 60)) python3 tests/gpu/peer_train_transformers.py "$M1" $B $S 3 2>"$OUT/peer-train.err" | tail -1)
         say "peer: ${line:-failed or timed out: $(tail -2 "$OUT/peer-train.err" | head -c 300)}"
