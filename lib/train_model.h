@@ -1,6 +1,11 @@
 /* The training model (llm.c's layout): every parameter in one fp32 block, the
- * gradients in a second block of the same layout, and per-tensor pointers into
+ * gradients in a second block of the same layout (bf16 elements when the ops
+ * store16, beside a bf16 copy of the weights), and per-tensor pointers into
  * both; a forward pass that keeps the activations the backward pass needs.
+ * Every block comes from the ops (lib/train_mem_plan.h lays them out and sums
+ * them into the memory plan); the host reaches them only through
+ * gr_train_params_get/put and gr_train_grads_get (a device's memory is not the
+ * host's).
  *
  * A micro-batch is a set of token sequences packed without padding; the loss is
  * the cross-entropy of the tokens after each sequence's prompt: position t is
