@@ -323,8 +323,9 @@ static void test_adamw_clip(void) {
         float *hp = D2H(ap, N), *hm = D2H(am, N), *hv = D2H(av, N);
         snprintf(nm, sizeof nm, "adamw_clip_%s_params_bits", clip ? "clipping" : "unclipped");
         report(nm, hp, bp, N, 0);
-        snprintf(nm, sizeof nm, "adamw_clip_%s_m_v_bits", clip ? "clipping" : "unclipped");
+        snprintf(nm, sizeof nm, "adamw_clip_%s_m_bits", clip ? "clipping" : "unclipped");
         report(nm, hm, bm, N, 0);
+        snprintf(nm, sizeof nm, "adamw_clip_%s_v_bits", clip ? "clipping" : "unclipped");
         report(nm, hv, bv, N, 0);
         free(hp); free(hm); free(hv);
         void *all[] = {ap, ag, am, av, bp, bg, bm, bv};
