@@ -27,6 +27,20 @@ typedef struct pb_job {
     float *scratch;
 } pb_job;
 
+/* x's packing, one 32-token tile per task */
+typedef struct px_job {
+    uint32_t *xp;
+    const float *x;
+    int n;
+    int64_t cols, np;
+} px_job;
+
+static void px_task(void *ctx, int task) {
+    px_job *j = ctx;
+    int t0 = task * MR, m = j->n - t0 < MR ? j->n - t0 : MR;
+    gr_pb_pack_x_avx512(j->xp + (int64_t)t0 * j->np, j->x + (int64_t)t0 * j->cols, m, j->cols, j->np);
+}
+
 static void pb_task(void *ctx, int task) {
     pb_job *j = ctx;
     int64_t b0 = j->nblocks * task / j->tasks, b1 = j->nblocks * (task + 1) / j->tasks;
@@ -78,7 +92,8 @@ void gr_cpu_matmul_prefill_bf16(gr_backend *b, float *y, const float *x, int n, 
     int64_t slot = ((int64_t)tiles * MR * NR + 15) / 16 * 16;
     float *scratch = gr_cpu_scratch(b, (size_t)tasks * (size_t)slot);
     uint32_t *xp = gr_cpu_buffer(b, GR_CPU_BUF_XPACK, sizeof(uint32_t) * (size_t)tiles * MR * (size_t)np);
-    gr_pb_pack_x_avx512(xp, x, n, cols, np);
+    px_job pj = {xp, x, n, cols, np};
+    gr_cpu_run_tasks(b, px_task, &pj, tiles, 4.0 * (double)n * (double)cols);
     pb_job j = {y, xp, n, tasks, w, np, nblocks, slot, scratch};
     gr_cpu_run_tasks(b, pb_task, &j, tasks, (double)n * (double)w->rows * (double)cols);
 #else
