@@ -10,7 +10,8 @@
 #   make NATIVE=0        no -march=native: one binary for any x86-64 (the kernels
 #                        still use AVX2/AVX-512 where the CPU has them: run-time dispatch)
 #   make CUDA=0          no CUDA backend even when nvcc is found (it is built, into
-#                        libgr.a, whenever nvcc is on PATH or in /usr/local/cuda)
+#                        build/libgr-cuda.so, whenever nvcc is on PATH or in
+#                        /usr/local/cuda; the tools load it only for --device cuda)
 #   make cuda            the CUDA backend (an error without nvcc)
 #
 # Files are discovered by name, so a new tool, library file or test needs no
@@ -36,7 +37,7 @@ WARN     := -Wall -Wextra -Werror
 CPPFLAGS := -Ilib -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DGR_VERSION='"$(VERSION)"' -DGR_CPU_VARIANTS
 BASE_CFLAGS := -std=c11 $(OPT) $(WARN) -g -pthread $(EXTRA_CFLAGS)
 CFLAGS   := $(BASE_CFLAGS) $(ARCHFLAGS)
-LDLIBS   := -ljq -lonig -lzstd -lcurl -lm -lpthread
+LDLIBS   := -ljq -lonig -lzstd -lcurl -lm -lpthread -ldl
 # the include path of one source: kernels/cpu/ files see their folder
 src_inc = $(if $(filter kernels/cpu/%,$(1)),-Ikernels/cpu)
 # Run-time ISA dispatch (kernels/cpu/README): each ISA variant file is compiled
@@ -56,10 +57,14 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=build/%.o)
 
-# --- CUDA (kernels/cuda/*.cu -> libgr.a when nvcc is found) -----------------
+# --- CUDA (kernels/cuda/*.cu -> build/libgr-cuda.so when nvcc is found) ------
 # Device code: every nvcc warning an error, and the host compiler's -Wall -Wextra
 # -Werror; sm_90 (H100/H200) machine code. lib/ sees no CUDA header: only
-# backend_open.c learns, by GR_HAVE_CUDA, that gr_backend_cuda exists.
+# backend_open.c, train_ops_open.c and dp.c learn, by GR_HAVE_CUDA/GR_HAVE_NCCL,
+# that the CUDA backend exists. It is a shared library that alone links the
+# CUDA libraries, opened by lib/cuda_dl.c on --device cuda, so the tools need
+# none of them to start (and CPU runs do not pay ~110 ms to load them). The
+# tools export to it the few lib/ functions it calls (kernels/cuda/host.sym).
 NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 CUDA ?= $(if $(NVCC),1,0)
 CUDA_ARCH ?= -gencode=arch=compute_90,code=sm_90
@@ -70,22 +75,25 @@ $(error CUDA=1 but no nvcc found: put it on PATH or set NVCC=)
 endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 NVCCFLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror \
-	-Ilib -Ikernels/cuda -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+	-Ilib -Ikernels/cuda -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Xcompiler -fPIC
 CU_OBJ := $(CU_SRC:%.cu=build/%.o)
-LDLIBS += -Wl,--as-needed -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+CUDA_LIB := build/libgr-cuda.so
+CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart
+LDLIBS += -Wl,--dynamic-list=$(CURDIR)/kernels/cuda/host.sym
 build/lib/backend_open.o build/lib/train_ops_open.o: CPPFLAGS += -DGR_HAVE_CUDA
 # NCCL (data parallelism on GPUs, lib/dp.h): kernels/cuda/dp_nccl.cu when nccl.h is found
 NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),1,0)
 ifeq ($(NCCL),1)
 build/lib/dp.o: CPPFLAGS += -DGR_HAVE_NCCL
 NVCCFLAGS += -DGR_HAVE_NCCL
-LDLIBS += -lnccl
+CUDA_LDLIBS += -lnccl
 endif
 ifeq ($(MAKELEVEL),0)
 $(info CUDA backend: on ($(NVCC), $(CUDA_ARCH); CUDA=0 turns it off))
 endif
 else
 CU_OBJ :=
+CUDA_LIB :=
 ifeq ($(MAKELEVEL),0)
 $(info CUDA backend: off ($(if $(NVCC),CUDA=0,no nvcc found)); the CPU backend only)
 endif
@@ -101,12 +109,12 @@ ASAN_UNITS   := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 .PHONY: print-ldlibs mpi all test test-native unit cli asan fuzz bench install clean deps test-integration cuda test-gpu gpu-tests
 .SECONDARY:
 
-all: $(BINS)
+all: $(BINS) $(CUDA_LIB)
 
 deps:
 	scripts/setup
 
-build/libgr.a: $(LIB_OBJ) $(CU_OBJ)
+build/libgr.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@
 	rm -f $@ && $(AR) rcs $@ $^
@@ -114,6 +122,11 @@ build/libgr.a: $(LIB_OBJ) $(CU_OBJ)
 build/kernels/cuda/%.o: kernels/cuda/%.cu
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+# -z defs is left out on purpose: the library's few calls into lib/ resolve
+# against the program that loads it (kernels/cuda/host.sym)
+build/libgr-cuda.so: $(CU_OBJ)
+	$(NVCC) -shared $(CUDA_ARCH) -cudart shared $^ -o $@ $(CUDA_LDLIBS)
 
 # backend_open.o is rebuilt when CUDA changes between 0 and 1
 # (build/cuda.flag holds the last value; rewritten only when it changes)
@@ -236,6 +249,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)$(PREFIX)/share/man/man7
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(CUDA_LIB),install -d $(DESTDIR)$(PREFIX)/lib/guardreasoner-c && install -m 755 $(CUDA_LIB) $(DESTDIR)$(PREFIX)/lib/guardreasoner-c/)
 	for m in $(MANS); do case $$m in \
 		*.1) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man1/ ;; \
 		*.5) install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man5/ ;; \

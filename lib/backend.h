@@ -179,10 +179,11 @@ gr_backend *gr_backend_open(const char *device, int n_threads, gr_err *err);
 /* Whether `device` names a backend of this build (for option parsing: a usage
  * error, where opening the device is a runtime one). */
 int gr_device_check(const char *device, gr_err *err);
-/* The backends compiled into this binary, e.g. "cpu" or "cpu, cuda". */
+/* The backends of this build, e.g. "cpu" or "cpu, cuda (PATH, loaded by
+ * --device cuda)" with the libgr-cuda.so it would load (lib/cuda_dl.h). */
 const char *gr_backends_built(void);
-/* The CUDA backend on GPU `device` (kernels/cuda/backend_cuda.cu); only in
- * builds with GR_HAVE_CUDA. */
+/* The CUDA backend on GPU `device` (kernels/cuda/backend_cuda.cu, in
+ * libgr-cuda.so: gr_backend_open finds it by name, lib/cuda_dl.h). */
 gr_backend *gr_backend_cuda(int device, gr_err *err);
 
 /* The CPU thread pool, also for callers that want to run their own loops:

@@ -1,7 +1,9 @@
 /* Opening a backend by its --device name, and the typed buffers of backend.h.
- * The CUDA backend is linked in only when the build defines GR_HAVE_CUDA (the
- * Makefile does when nvcc is found); this file still sees no CUDA header. */
+ * The CUDA backend exists only when the build defines GR_HAVE_CUDA (the
+ * Makefile does when nvcc is found); it lives in libgr-cuda.so, loaded on first
+ * use (lib/cuda_dl.h), and this file sees no CUDA header. */
 #include "backend.h"
+#include "cuda_dl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +11,11 @@
 
 const char *gr_backends_built(void) {
 #ifdef GR_HAVE_CUDA
-    return "cpu, cuda";
+    static char s[4200];
+    const char *lib = gr_cuda_lib_path();
+    snprintf(s, sizeof s, "cpu, cuda (%s%s)", lib ? lib : "libgr-cuda.so not found",
+             lib ? ", loaded by --device cuda" : ": set GR_CUDA_LIB");
+    return s;
 #else
     return "cpu";
 #endif
@@ -32,7 +38,7 @@ static int parse_device(const char *device, int *gpu, gr_err *err) {
         return 1;
 #else
         return gr_errf(err, "--device %s: this build has no CUDA backend (backends: %s; rebuild with "
-                       "nvcc on PATH)", device, gr_backends_built());
+                       "nvcc on PATH)", device, "cpu");
 #endif
     }
     return gr_errf(err, "--device %s: unknown device (cpu, cuda, cuda:N)", device);
@@ -48,7 +54,10 @@ gr_backend *gr_backend_open(const char *device, int n_threads, gr_err *err) {
     if (kind < 0) return NULL;
     if (kind == 0) return gr_backend_cpu(n_threads);
 #ifdef GR_HAVE_CUDA
-    return gr_backend_cuda(gpu, err);
+    gr_backend *(*open_cuda)(int, gr_err *);
+    /* POSIX's way to turn dlsym's object pointer into a function pointer */
+    *(void **)&open_cuda = gr_cuda_symbol("gr_backend_cuda", err);
+    return open_cuda ? open_cuda(gpu, err) : NULL;
 #else
     return NULL; /* not reached: parse_device refused it */
 #endif

@@ -90,8 +90,8 @@ struct gr_train_ops {
 
 /* The CPU table (uses b's thread pool, b from gr_backend_cpu). */
 const gr_train_ops *gr_train_ops_cpu(void);
-/* The CUDA table (kernels/cuda/train_*.cu; b from gr_backend_cuda): only in
- * builds with the CUDA backend. */
+/* The CUDA table (kernels/cuda/train_*.cu, in libgr-cuda.so; b from
+ * gr_backend_cuda): gr_train_ops_for finds it by name (lib/cuda_dl.h). */
 const gr_train_ops *gr_train_ops_cuda(void);
 /* The table for backend b: the CPU's for host-memory backends, else the
  * device's; NULL with err when this build has none for b (lib/train_ops_open.c). */

@@ -1,5 +1,6 @@
 /* The bucketed gradient sum of data parallelism (see dp.h). */
 #include "dp.h"
+#include "cuda_dl.h"
 #include <stdlib.h>
 
 void gr_dp_init(gr_dp *d, gr_dp_transport *grad, gr_dp_transport *host, int64_t bucket_bytes) {
@@ -76,11 +77,17 @@ int gr_dp_nccl_built(void) {
 #endif
 }
 
-#ifndef GR_HAVE_NCCL
+/* The NCCL transport is in libgr-cuda.so (kernels/cuda/dp_nccl.cu), loaded on
+ * first use (lib/cuda_dl.h). */
 gr_dp_transport *gr_dp_nccl_open(gr_dp_transport *boot, struct gr_backend *b, gr_err *err) {
+#ifdef GR_HAVE_NCCL
+    gr_dp_transport *(*open_nccl)(gr_dp_transport *, struct gr_backend *, gr_err *);
+    *(void **)&open_nccl = gr_cuda_symbol("gr_dp_nccl_open_cuda", err);
+    return open_nccl ? open_nccl(boot, b, err) : NULL;
+#else
     (void)boot;
     (void)b;
     gr_errf(err, "data parallelism on GPUs: this build has no NCCL (rebuild with nvcc and nccl.h found)");
     return NULL;
-}
 #endif
+}

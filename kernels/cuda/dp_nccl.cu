@@ -60,7 +60,9 @@ static void nccl_close(gr_dp_transport *t) {
     free(t);
 }
 
-extern "C" gr_dp_transport *gr_dp_nccl_open(gr_dp_transport *boot, gr_backend *b, gr_err *err) {
+/* reached through lib/dp.c's gr_dp_nccl_open, by name (lib/cuda_dl.h) */
+extern "C" gr_dp_transport *gr_dp_nccl_open_cuda(gr_dp_transport *boot, gr_backend *b, gr_err *err);
+extern "C" gr_dp_transport *gr_dp_nccl_open_cuda(gr_dp_transport *boot, gr_backend *b, gr_err *err) {
     if (b->host_memory) {
         gr_errf(err, "NCCL data parallelism needs a CUDA backend (--device cuda)");
         return NULL;
