@@ -80,6 +80,11 @@ CU_OBJ := $(CU_SRC:%.cu=build/%.o)
 CUDA_LIB := build/libgr-cuda.so
 CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart
 LDLIBS += -Wl,--dynamic-list=$(CURDIR)/kernels/cuda/host.sym
+# ... and each of them linked in even where the program itself never calls it
+# (a test that uses no model code would otherwise lack gr_tensor_row_f32, and
+# the library would not load: tests/gpu/test_ops, test_train_ops)
+HOST_SYMS := $(shell sed -n 's/^ *\([A-Za-z_][A-Za-z_0-9]*\);.*/\1/p' kernels/cuda/host.sym)
+LDLIBS += $(foreach s,$(HOST_SYMS),-Wl,-u,$(s))
 build/lib/backend_open.o build/lib/train_ops_open.o: CPPFLAGS += -DGR_HAVE_CUDA
 # NCCL (data parallelism on GPUs, lib/dp.h): kernels/cuda/dp_nccl.cu when nccl.h is found
 NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),1,0)

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "dp.h"
+#include "gr_mmap.h"
+#include "train_mem_plan.h"
 
 static const char usage_text[] =
     "Usage: gr-sft --base MODEL --data TOKENS --out DIR [OPTIONS]\n"
@@ -53,6 +55,11 @@ static const char usage_text[] =
     "  --replace-invalid        replace invalid UTF-8 in the records by U+FFFD\n"
     "  --recompute              keep only each layer's input and recompute the rest\n"
     "                           in the backward pass (less memory, ~1/3 more time)\n"
+    "  --plan                   no training: print the memory plan (bytes per category:\n"
+    "                           weights, gradients, moments, activations, scratch) for\n"
+    "                           cpu and cuda, a micro-batch of --micro-batch sequences of\n"
+    "                           --cutoff tokens, with the --recompute given; MODEL may\n"
+    "                           be a config.json (no weights read)\n"
     "  --threads N              CPU threads (0 = all cores)\n"
     "  --device NAME            cpu (default) or cuda[:N] (GPU N; builds with CUDA, see\n"
     "                           --version); under MPI, cuda = the process's local GPU\n"
@@ -68,8 +75,31 @@ static const char usage_text[] =
 enum {
     O_BASE = 256, O_DATA, O_OUT, O_LR, O_EPOCHS, O_MB, O_GA, O_MGN, O_WARM, O_WD, O_LOSSAVG,
     O_CUTOFF, O_SEED, O_MAXSTEPS, O_SAVE, O_SAVEDT, O_RESUME, O_EVAL, O_EVALEVERY, O_LOG,
-    O_THREADS, O_DEVICE, O_PRECISION, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY, O_REPLACE
+    O_THREADS, O_DEVICE, O_PRECISION, O_PROGRESS, O_QUIET, O_VERSION, O_NOSAVE, O_RECOMPUTE, O_EVALONLY, O_REPLACE, O_PLAN
 };
+
+/* The config for --plan: MODEL's config.json (a folder or the file itself),
+ * or a loaded model's (GGUF). */
+static int plan_config(const char *base, gr_model_config *cfg, gr_err *err) {
+    char path[4096];
+    struct stat st;
+    size_t bl = strlen(base);
+    if (stat(base, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(path, sizeof path, "%s/config.json", base);
+    else if (bl >= 5 && !strcmp(base + bl - 5, ".json")) snprintf(path, sizeof path, "%s", base);
+    else {
+        gr_model *m = gr_model_load(base, err);
+        if (!m) return -1;
+        *cfg = m->cfg;
+        gr_model_free(m);
+        return 0;
+    }
+    size_t n;
+    void *map = gr_mmap_file(path, &n, err);
+    if (!map) return -1;
+    int rc = gr_config_parse(map, n, path, cfg, err);
+    gr_munmap_file(map, n);
+    return rc;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -104,7 +134,7 @@ int main(int argc, char **argv) {
                *log_path = NULL;
     long cutoff = 2048, save_every = 0, eval_every = 0, threads = 0;
     const char *device = "cpu";
-    int resume = 0, f32 = 0, bf16 = 0, progress = isatty(2), quiet = 0, no_save = 0, eval_only = 0;
+    int resume = 0, f32 = 0, bf16 = 0, progress = isatty(2), quiet = 0, no_save = 0, eval_only = 0, plan = 0;
     static const struct option longopts[] = {
         {"base", 1, 0, O_BASE}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT}, {"lr", 1, 0, O_LR},
         {"epochs", 1, 0, O_EPOCHS}, {"micro-batch", 1, 0, O_MB}, {"grad-accum", 1, 0, O_GA},
@@ -115,7 +145,7 @@ int main(int argc, char **argv) {
         {"save-dtype", 1, 0, O_SAVEDT}, {"resume", 0, 0, O_RESUME},
         {"eval-data", 1, 0, O_EVAL}, {"eval-every", 1, 0, O_EVALEVERY},
         {"eval-only", 0, 0, O_EVALONLY}, {"log", 1, 0, O_LOG}, {"replace-invalid", 0, 0, O_REPLACE},
-        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"device", 1, 0, O_DEVICE}, {"precision", 1, 0, O_PRECISION},
+        {"threads", 1, 0, O_THREADS}, {"recompute", 0, 0, O_RECOMPUTE}, {"plan", 0, 0, O_PLAN}, {"device", 1, 0, O_DEVICE}, {"precision", 1, 0, O_PRECISION},
         {"progress", 0, 0, O_PROGRESS}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
         {"version", 0, 0, O_VERSION}, {0, 0, 0, 0}};
     int c;
@@ -148,6 +178,7 @@ int main(int argc, char **argv) {
         case O_RESUME: resume = 1; break;
         case O_NOSAVE: no_save = 1; break;
         case O_RECOMPUTE: o.recompute = 1; break;
+        case O_PLAN: plan = 1; break;
         case O_EVALONLY: eval_only = 1; break;
         case O_EVAL: eval_path = optarg; break;
         case O_EVALEVERY: eval_every = gr_parse_long("--eval-every", optarg, 0, 1L << 40); break;
@@ -174,6 +205,19 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) gr_usage_error("unexpected argument '%s'", argv[optind]);
     if (!base || !*base) gr_usage_error("--base MODEL is required (or set GR_MODEL)");
+    if (plan) {
+        gr_err err;
+        gr_model_config cfg;
+        if (plan_config(base, &cfg, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+        gr_tmem_plan p;
+        int64_t tokens = (int64_t)o.micro_batch * cutoff;
+        gr_tmem_plan_make(&cfg, 0, tokens, o.micro_batch, o.recompute, 0, &p);
+        gr_tmem_plan_print(stdout, "cpu", &p);
+        gr_tmem_plan_make(&cfg, 1, tokens, o.micro_batch, o.recompute, (int64_t)1 << 30, &p);
+        gr_tmem_plan_print(stdout, "cuda", &p);
+        gr_close_stdout();
+        return 0;
+    }
     if (eval_only) {
         if (!eval_path) gr_usage_error("--eval-only needs --eval-data FILE");
         gr_err err;
@@ -326,6 +370,17 @@ int main(int argc, char **argv) {
     }
     if (!no_save && gr_hf_write(out, tm, base, f32, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
     if (lw && gr_writer_commit(lw, &err)) gr_die(GR_EXIT_FAIL, "%s", err.msg);
+    if (!quiet && tm->ops->mem_stats) { /* a device: what it held against the plan's bound */
+        size_t live, peak, scratch;
+        tm->ops->mem_stats(be, &live, &peak, &scratch);
+        int64_t longest = 0;
+        for (int64_t i = 0; i < td.n; i++) longest = td.len[i] > longest ? td.len[i] : longest;
+        gr_tmem_plan p;
+        gr_tmem_plan_make(&tm->cfg, tm->store16, (int64_t)o.micro_batch * longest, o.micro_batch, o.recompute, 0, &p);
+        gr_msg("device memory: peak %zu bytes held (%zu of it the ops' scratch); plan for %d x %lld tokens: %lld "
+               "bytes without the context reserve", peak, scratch, o.micro_batch, (long long)longest,
+               (long long)p.total);
+    }
     if (!quiet && no_save) gr_msg("done: %lld steps (--no-save: nothing written)", (long long)s.step);
     else if (!quiet) gr_msg("done: %lld steps, model in %s", (long long)s.step, out);
     gr_sft_free(&s);

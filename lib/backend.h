@@ -200,10 +200,13 @@ const char *gr_cpu_describe(void);
  * gr_backend_free; contents are not kept. One slot per use: the inference
  * kernels' scratch, packed and permuted activations and Q8_0 |w| rows; the
  * training attention's packed keys and per-head gradients, the cross-entropy's
- * logits; the matmul's rows gathered by kind (GR_CPU_BUF_SPLIT). */
+ * logits and (bf16 training) its packed weight; the matmul's rows gathered
+ * by kind (GR_CPU_BUF_SPLIT); the inference prefill attention's runs and
+ * packed keys (GR_CPU_BUF_ATT_PREFILL). */
 enum {
     GR_CPU_BUF_SCRATCH, GR_CPU_BUF_XPACK, GR_CPU_BUF_XPERM, GR_CPU_BUF_Q8ABS,
-    GR_CPU_BUF_ATT_PACK, GR_CPU_BUF_ATT_GRAD, GR_CPU_BUF_XENT, GR_CPU_BUF_SPLIT, GR_CPU_BUF_N
+    GR_CPU_BUF_ATT_PACK, GR_CPU_BUF_ATT_GRAD, GR_CPU_BUF_XENT, GR_CPU_BUF_SPLIT, GR_CPU_BUF_XENT_W,
+    GR_CPU_BUF_ATT_PREFILL, GR_CPU_BUF_N
 };
 void *gr_cpu_buffer(gr_backend *b, int slot, size_t bytes);
 #endif

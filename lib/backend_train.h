@@ -71,8 +71,9 @@ struct gr_train_ops {
 
     /* ---- memory and the glue between ops (train_model.c never touches an
      * activation from the host, so the table may run on a device) ---- */
-    /* bytes of zeroed memory that both the ops and the host address (CPU: the
-     * heap; CUDA: managed memory, so checkpoints read the weights in place);
+    /* bytes of zeroed memory that the ops address (CPU: the
+     * heap; CUDA: device memory, reached from the host through upload and
+     * download);
      * NULL when out of memory. */
     void *(*alloc)(gr_backend *b, size_t bytes);
     void (*release)(gr_backend *b, void *p);
@@ -86,7 +87,41 @@ struct gr_train_ops {
      * (rows of dim floats, i < n; the idx of a scatter are distinct). */
     void (*rows)(gr_backend *b, float *dst, const float *src, const int *idx, int n, int dim,
                  int scatter);
+
+    /* ---- optional (NULL in the CPU table: host memory, fp32 storage) ---- */
+    /* Copies between host memory and memory from alloc/alloc16 (NULL: memcpy;
+     * the CUDA table's alloc is plain device memory the host cannot address). */
+    void (*upload)(gr_backend *b, void *dst, const void *src, size_t bytes);
+    void (*download)(gr_backend *b, void *dst, const void *src, size_t bytes);
+    /* 1 when this backend keeps the bf16 copy of the weights, bf16 gradients
+     * and bf16 saved matmul inputs (lib/train_mem_plan.h says which tensors);
+     * 0 (or NULL) keeps everything fp32. */
+    int (*storage16)(gr_backend *b);
+    /* Zeroed memory for n bf16 values (2n bytes). Any pointer into it passed to
+     * an op as a float * is read and written as bf16 (the op sees the region);
+     * offsets into it count bf16 elements. NULL when out of memory. */
+    void *(*alloc16)(gr_backend *b, int64_t n);
+    /* w16 (n bf16 from alloc16) becomes the bf16 copy of master (n fp32): every
+     * matmul whose weight lies in master reads the copy; refreshed from master
+     * now (call again after the host rewrites master) and by adamw /
+     * adamw_clip over master. */
+    void (*weights16)(gr_backend *b, const float *master, void *w16, int64_t n);
+    /* Clip + AdamW in one pass over the parameters: norm = sqrt(Σ g²) (fixed
+     * order), coef = max_norm / (norm + 1e-6) applied to g when max_norm > 0
+     * and coef < 1 (g itself is not rewritten), then adamw's update of p, m, v
+     * and the bf16 copy of p. The same bits as sumsq + scale + adamw when g is
+     * fp32. Returns the norm before clipping. */
+    double (*adamw_clip)(gr_backend *b, float *p, const float *g, float *m, float *v, int64_t n,
+                         float lr, float beta1, float beta2, float eps, float wd, int t,
+                         float max_norm);
+    /* Bytes the backend holds now (alloc, alloc16 and its own scratch) and the
+     * peak since it opened. */
+    void (*mem_stats)(gr_backend *b, size_t *live, size_t *peak, size_t *scratch);
 };
+
+/* Host <-> op memory through o->upload / o->download (memcpy when NULL). */
+void gr_tops_put(const gr_train_ops *o, gr_backend *b, void *dst, const void *src, size_t bytes);
+void gr_tops_get(const gr_train_ops *o, gr_backend *b, void *dst, const void *src, size_t bytes);
 
 /* The CPU table (uses b's thread pool, b from gr_backend_cpu). */
 const gr_train_ops *gr_train_ops_cpu(void);

@@ -143,17 +143,18 @@ static int write_safetensors(const char *path, const gr_train_model *m, int f32,
     afile_put(&a, h.data, h.len);
     gr_buf_free(&h);
     uint16_t buf[4096];
+    float x[4096]; /* the master weights, fetched from the ops' memory in pieces */
     for (int i = 0; i < m->n_tab; i++) {
         const gr_tparam *p = &m->tab[i];
         int64_t n = p->rows * (p->cols ? p->cols : 1);
-        const float *x = m->params + p->off;
-        if (f32) {
-            afile_put(&a, x, sizeof(float) * (size_t)n); /* little-endian hosts only */
-            continue;
-        }
         for (int64_t j = 0; j < n; j += 4096) {
             int k = n - j < 4096 ? (int)(n - j) : 4096;
-            for (int q = 0; q < k; q++) buf[q] = f32_to_bf16(x[j + q]);
+            gr_train_params_get(m, x, p->off + j, k);
+            if (f32) {
+                afile_put(&a, x, sizeof(float) * (size_t)k); /* little-endian hosts only */
+                continue;
+            }
+            for (int q = 0; q < k; q++) buf[q] = f32_to_bf16(x[q]);
             afile_put(&a, buf, sizeof(uint16_t) * (size_t)k);
         }
     }
@@ -256,7 +257,24 @@ static uint64_t get_u64(const unsigned char *b) {
     return v;
 }
 
-int gr_state_write(const char *path, const gr_train_state *s, gr_err *err) {
+/* n bytes of the ops' memory at p (host memory when o is NULL), in pieces */
+static void afile_put_ops(afile *a, const gr_train_ops *o, gr_backend *be, const void *p, size_t n) {
+    if (!o || !o->download) {
+        afile_put(a, p, n);
+        return;
+    }
+    enum { PIECE = 1 << 22 };
+    unsigned char *buf = gr_xmalloc(PIECE);
+    for (size_t i = 0; i < n; i += PIECE) {
+        size_t k = n - i < PIECE ? n - i : PIECE;
+        gr_tops_get(o, be, buf, (const unsigned char *)p + i, k);
+        afile_put(a, buf, k);
+    }
+    free(buf);
+}
+
+static int state_write(const char *path, const gr_train_state *s, const gr_train_ops *o,
+                       gr_backend *be, gr_err *err) {
     afile a;
     if (afile_open(&a, path, err)) return -1;
     unsigned char h[16 + STATE_HEADER];
@@ -270,13 +288,17 @@ int gr_state_write(const char *path, const gr_train_state *s, gr_err *err) {
                       s->T, s->adam_t, (uint64_t)s->n_params, lr, s->precision};
     for (int i = 0; i < 11; i++) put_u64(h + 16 + 8 * i, f[i]);
     afile_put(&a, h, sizeof h);
-    afile_put(&a, s->params, sizeof(float) * (size_t)s->n_params);
-    afile_put(&a, s->m, sizeof(float) * (size_t)s->n_params);
-    afile_put(&a, s->v, sizeof(float) * (size_t)s->n_params);
+    afile_put_ops(&a, o, be, s->params, sizeof(float) * (size_t)s->n_params);
+    afile_put_ops(&a, o, be, s->m, sizeof(float) * (size_t)s->n_params);
+    afile_put_ops(&a, o, be, s->v, sizeof(float) * (size_t)s->n_params);
     unsigned char sum[8];
     put_u64(sum, a.fnv);
     afile_put(&a, sum, 8);
     return afile_close(&a, err);
+}
+
+int gr_state_write(const char *path, const gr_train_state *s, gr_err *err) {
+    return state_write(path, s, NULL, NULL, err);
 }
 
 int gr_state_read(const char *path, gr_train_state *s, gr_err *err) {
@@ -378,7 +400,8 @@ int gr_checkpoint_save(const char *out, const gr_train_model *m, const char *bas
     if (mkdir(tmp, 0777) != 0) return gr_errf(err, "%s: %s", tmp, strerror(errno));
     if (gr_hf_write(tmp, m, base, f32, err)) return -1;
     snprintf(p, sizeof p, "%s/trainer_state.bin", tmp);
-    if (gr_state_write(p, s, err)) return -1;
+    /* params, m and v are in the model's op memory */
+    if (state_write(p, s, m->ops, m->be, err)) return -1;
     if (is_dir(fin)) {
         remove_flat_dir(old);
         if (rename(fin, old) != 0) return gr_errf(err, "%s: %s", fin, strerror(errno));

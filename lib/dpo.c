@@ -136,16 +136,26 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 }
 
 uint64_t gr_dpo_model_checksum(const gr_train_model *m) {
-    /* FNV-1a over 8-byte words (fast enough for 8B parameters) */
+    /* FNV-1a over 8-byte words (fast enough for 8B parameters), the weights
+     * fetched from the ops' memory in pieces of 2^20 floats (whole words; only
+     * the last piece may end in a 4-byte tail) */
     uint64_t h = 0xcbf29ce484222325ULL;
-    const unsigned char *p = (const unsigned char *)m->params;
-    size_t n = sizeof(float) * (size_t)m->n_params, i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x100000001b3ULL;
+    enum { PIECE = 1 << 20 };
+    float *buf = gr_xmalloc(sizeof(float) * PIECE);
+    for (int64_t j = 0; j < m->n_params; j += PIECE) {
+        int64_t k = m->n_params - j < PIECE ? m->n_params - j : PIECE;
+        gr_train_params_get(m, buf, j, k);
+        const unsigned char *p = (const unsigned char *)buf;
+        size_t n = sizeof(float) * (size_t)k, i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            h = (h ^ w) * 0x100000001b3ULL;
+        }
+        h = fnv(h, p + i, n - i);
     }
-    return fnv(h, p + i, n - i);
+    free(buf);
+    return h;
 }
 
 #define REF_HDR 40
@@ -273,6 +283,9 @@ int gr_dpo_step(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
     /* j: the pair's place in the step; this process's last pair completes the
      * gradients (its rejected sequence's backward pass) */
     int64_t j = 0, last_j = rank < P ? rank + (P - 1 - rank) / world * world : -1;
+    if (dp && s->m->store16) { /* the transports sum fp32 blocks */
+        return gr_errf(err, "data parallelism needs fp32 gradients: run with GR_CUDA_TRAIN_STORE=f32 (bf16 gradients are not all-reduced yet)");
+    }
     if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     for (int64_t u = u0; u < u1; u++) {
         gr_train_plan_micro(&s->plan, u, &a, &b);
@@ -301,9 +314,8 @@ int gr_dpo_step(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
         }
     }
     if (dp && (gr_dp_finish(dp, err) || info_sum(dp, info, err))) return -1;
-    double norm = gr_clip_grad_norm(s->m, (float)s->o.max_grad_norm);
     double lr = gr_lr_cosine(s->o.lr, k, s->plan.T, s->o.warmup_steps);
-    gr_adamw_step(&s->opt, s->m, (float)lr);
+    double norm = gr_optim_step(&s->opt, s->m, (float)lr, (float)s->o.max_grad_norm, 1);
     s->step = k + 1;
     info_mean(info);
     info->step = k + 1;

@@ -19,95 +19,134 @@ static void *talloc(const gr_train_ops *o, gr_backend *be, size_t bytes) {
     return p;
 }
 
-static void weights_point(gr_train_model *m, float *base, gr_tweights *w) {
+/* w's pointers into base, whose elements are esz bytes (4, or 2 for bf16) */
+static void weights_point(gr_train_model *m, void *base_v, int esz, gr_tweights *w) {
     const gr_model_config *c = &m->cfg;
     gr_tparam *t = m->tab;
+    char *base = base_v;
     int i = 0;
-    w->emb = base + t[i++].off;
+#define AT(k) ((float *)(void *)(base + (size_t)esz * (size_t)t[k].off))
+    w->emb = AT(i), i++;
     for (int l = 0; l < c->n_layers; l++) {
         gr_tlayer *L = &w->layers[l];
-        L->attn_norm = base + t[i++].off;
-        L->wq = base + t[i++].off;
-        L->wk = base + t[i++].off;
-        L->wv = base + t[i++].off;
-        L->wo = base + t[i++].off;
-        L->ffn_norm = base + t[i++].off;
-        L->w_gate = base + t[i++].off;
-        L->w_up = base + t[i++].off;
-        L->w_down = base + t[i++].off;
+        L->attn_norm = AT(i), i++;
+        L->wq = AT(i), i++;
+        L->wk = AT(i), i++;
+        L->wv = AT(i), i++;
+        L->wo = AT(i), i++;
+        L->ffn_norm = AT(i), i++;
+        L->w_gate = AT(i), i++;
+        L->w_up = AT(i), i++;
+        L->w_down = AT(i), i++;
     }
-    w->final_norm = base + t[i++].off;
-    w->lm_head = c->tie_embeddings ? w->emb : base + t[i++].off;
+    w->final_norm = AT(i), i++;
+    w->lm_head = c->tie_embeddings ? w->emb : AT(i);
+#undef AT
 }
 
-static void tab_add(gr_train_model *m, const char *name, int64_t rows, int64_t cols) {
-    gr_tparam *p = &m->tab[m->n_tab++];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->rows = rows;
-    p->cols = cols;
-    p->off = m->n_params;
-    m->n_params += rows * (cols ? cols : 1);
-}
-
-static void copy_matrix(float *dst, const gr_tensor *t) {
-    for (int64_t r = 0; r < t->rows; r++) gr_tensor_row_f32(t, r, dst + r * t->cols);
-}
-
-gr_train_model *gr_train_model_new(const gr_model *src, gr_backend *be, gr_err *err) {
-    const gr_model_config *c = &src->cfg;
+gr_train_model *gr_train_model_alloc(const gr_model_config *c, gr_backend *be,
+                                     const gr_train_ops *ops, gr_err *err) {
     if (c->head_dim % 2 || c->n_heads % c->n_kv_heads)
         return gr_errf(err, "train: head_dim must be even and heads a multiple of kv heads"), NULL;
-    const gr_train_ops *ops = gr_train_ops_for(be, err);
-    if (!ops) return NULL;
     gr_train_model *m = gr_xcalloc(1, sizeof *m);
     m->cfg = *c;
     m->be = be;
     m->ops = ops;
-    int64_t D = c->dim, Q = (int64_t)c->n_heads * c->head_dim,
-            K = (int64_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, V = c->vocab_size;
-    m->tab = gr_xcalloc((size_t)(3 + 9 * c->n_layers), sizeof *m->tab);
-    char nm[96];
-    tab_add(m, "model.embed_tokens.weight", V, D);
-    for (int l = 0; l < c->n_layers; l++) {
-#define ADD(s, r, cc) (snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, s), tab_add(m, nm, r, cc))
-        ADD("input_layernorm", D, 0);
-        ADD("self_attn.q_proj", Q, D);
-        ADD("self_attn.k_proj", K, D);
-        ADD("self_attn.v_proj", K, D);
-        ADD("self_attn.o_proj", D, Q);
-        ADD("post_attention_layernorm", D, 0);
-        ADD("mlp.gate_proj", F, D);
-        ADD("mlp.up_proj", F, D);
-        ADD("mlp.down_proj", D, F);
-#undef ADD
+    m->store16 = ops->storage16 && ops->alloc16 && ops->weights16 && ops->storage16(be);
+    m->tab = gr_xcalloc((size_t)gr_tparam_count(c), sizeof *m->tab);
+    m->n_tab = gr_tparam_table(c, m->tab, &m->n_params);
+    size_t n = (size_t)m->n_params;
+    m->params = talloc(ops, be, sizeof(float) * n);
+    if (m->store16) {
+        m->w16 = ops->alloc16(be, m->n_params);
+        m->grads = ops->alloc16(be, m->n_params);
+        if (!m->w16 || !m->grads) {
+            fprintf(stderr, "out of memory (%s: 2 x %zu bytes of bf16 weights and gradients)\n", ops->name,
+                    2 * n);
+            abort();
+        }
+    } else {
+        m->grads = talloc(ops, be, sizeof(float) * n);
     }
-    tab_add(m, "model.norm.weight", D, 0);
-    if (!c->tie_embeddings) tab_add(m, "lm_head.weight", V, D);
-    m->params = talloc(ops, be, sizeof(float) * (size_t)m->n_params);
-    m->grads = talloc(ops, be, sizeof(float) * (size_t)m->n_params);
+    m->rope_inv = talloc(ops, be, sizeof(float) * (size_t)(c->head_dim / 2));
     m->w.layers = gr_xcalloc((size_t)c->n_layers, sizeof(gr_tlayer));
     m->g.layers = gr_xcalloc((size_t)c->n_layers, sizeof(gr_tlayer));
-    weights_point(m, m->params, &m->w);
-    weights_point(m, m->grads, &m->g);
-    copy_matrix(m->w.emb, &src->tok_emb);
+    weights_point(m, m->params, 4, &m->w);
+    weights_point(m, m->grads, m->store16 ? 2 : 4, &m->g);
+    if (m->store16) ops->weights16(be, m->params, m->w16, m->n_params);
+    return m;
+}
+
+/* tensor t (rows, cols) into the master block at off: rows converted on the
+ * host into buf (cap floats, at least one row), put a buffer at a time */
+static void put_matrix(gr_train_model *m, int64_t off, const gr_tensor *t, float *buf, int64_t cap) {
+    int64_t per = cap / t->cols;
+    for (int64_t r0 = 0; r0 < t->rows; r0 += per) {
+        int64_t rn = t->rows - r0 < per ? t->rows - r0 : per;
+        for (int64_t r = 0; r < rn; r++) gr_tensor_row_f32(t, r0 + r, buf + r * t->cols);
+        gr_train_params_put(m, buf, off + r0 * t->cols, rn * t->cols);
+    }
+}
+
+gr_train_model *gr_train_model_new(const gr_model *src, gr_backend *be, gr_err *err) {
+    const gr_model_config *c = &src->cfg;
+    const gr_train_ops *ops = gr_train_ops_for(be, err);
+    if (!ops) return NULL;
+    gr_train_model *m = gr_train_model_alloc(c, be, ops, err);
+    if (!m) return NULL;
+    int64_t D = c->dim, wide = D > c->hidden_dim ? D : c->hidden_dim;
+    if ((int64_t)c->n_heads * c->head_dim > wide) wide = (int64_t)c->n_heads * c->head_dim;
+    int64_t cap = (int64_t)1 << 22; /* 16 MiB of rows a copy */
+    if (cap < wide) cap = wide;
+    float *row = gr_xmalloc(sizeof(float) * (size_t)cap);
+    const gr_tparam *t = m->tab;
+    int i = 0;
+    put_matrix(m, t[i++].off, &src->tok_emb, row, cap);
     for (int l = 0; l < c->n_layers; l++) {
         const gr_layer *S = &src->layers[l];
-        gr_tlayer *L = &m->w.layers[l];
-        memcpy(L->attn_norm, S->attn_norm, sizeof(float) * (size_t)D);
-        memcpy(L->ffn_norm, S->ffn_norm, sizeof(float) * (size_t)D);
-        copy_matrix(L->wq, &S->wq);
-        copy_matrix(L->wk, &S->wk);
-        copy_matrix(L->wv, &S->wv);
-        copy_matrix(L->wo, &S->wo);
-        copy_matrix(L->w_gate, &S->w_gate);
-        copy_matrix(L->w_up, &S->w_up);
-        copy_matrix(L->w_down, &S->w_down);
+        gr_train_params_put(m, S->attn_norm, t[i++].off, D);
+        put_matrix(m, t[i++].off, &S->wq, row, cap);
+        put_matrix(m, t[i++].off, &S->wk, row, cap);
+        put_matrix(m, t[i++].off, &S->wv, row, cap);
+        put_matrix(m, t[i++].off, &S->wo, row, cap);
+        gr_train_params_put(m, S->ffn_norm, t[i++].off, D);
+        put_matrix(m, t[i++].off, &S->w_gate, row, cap);
+        put_matrix(m, t[i++].off, &S->w_up, row, cap);
+        put_matrix(m, t[i++].off, &S->w_down, row, cap);
     }
-    memcpy(m->w.final_norm, src->final_norm, sizeof(float) * (size_t)D);
-    if (!c->tie_embeddings) copy_matrix(m->w.lm_head, &src->lm_head);
-    m->rope_inv = talloc(ops, be, sizeof(float) * (size_t)(c->head_dim / 2));
-    memcpy(m->rope_inv, src->rope_inv, sizeof(float) * (size_t)(c->head_dim / 2));
+    gr_train_params_put(m, src->final_norm, t[i++].off, D);
+    if (!c->tie_embeddings) put_matrix(m, t[i++].off, &src->lm_head, row, cap);
+    free(row);
+    gr_tops_put(ops, be, m->rope_inv, src->rope_inv, sizeof(float) * (size_t)(c->head_dim / 2));
+    gr_train_params_refresh(m);
     return m;
+}
+
+void gr_train_params_get(const gr_train_model *m, float *dst, int64_t off, int64_t n) {
+    gr_tops_get(m->ops, m->be, dst, m->params + off, sizeof(float) * (size_t)n);
+}
+
+void gr_train_params_put(gr_train_model *m, const float *src, int64_t off, int64_t n) {
+    gr_tops_put(m->ops, m->be, m->params + off, src, sizeof(float) * (size_t)n);
+}
+
+void gr_train_params_refresh(gr_train_model *m) {
+    if (m->store16) m->ops->weights16(m->be, m->params, m->w16, m->n_params);
+}
+
+void gr_train_grads_get(const gr_train_model *m, float *dst) {
+    size_t n = (size_t)m->n_params;
+    if (!m->store16) {
+        gr_tops_get(m->ops, m->be, dst, m->grads, sizeof(float) * n);
+        return;
+    }
+    /* bf16 into the top half of dst's words, widened in place from the end */
+    uint16_t *h = (uint16_t *)(void *)dst;
+    gr_tops_get(m->ops, m->be, h, m->grads, 2 * n);
+    for (size_t i = n; i-- > 0;) {
+        uint32_t u = (uint32_t)h[i] << 16;
+        memcpy(&dst[i], &u, 4);
+    }
 }
 
 void gr_train_model_free(gr_train_model *m) {
@@ -115,6 +154,7 @@ void gr_train_model_free(gr_train_model *m) {
     m->ops->sync(m->be);
     m->ops->release(m->be, m->params);
     m->ops->release(m->be, m->grads);
+    if (m->w16) m->ops->release(m->be, m->w16);
     m->ops->release(m->be, m->rope_inv);
     free(m->w.layers);
     free(m->g.layers);
@@ -143,12 +183,14 @@ typedef struct tlayer_act {
 struct gr_tact {
     int cap, n_seq_cap, n_layers;
     int recompute;         /* keep only each layer's input; redo the rest in backward */
-    float *block;          /* every kept activation */
+    float *block;          /* the fp32 activations (gr_tact_carve) */
+    void *block16;         /* the bf16 ones (store16), or NULL */
     tlayer_act *L;         /* (n_layers) */
     float *hL, *rstdf, *xnf;                 /* (N, D), (N), (N, D) */
     float *dh, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dact; /* backward scratch */
     float *xt, *dxt;       /* (targets, D) */
-    int *tok, *pos, *start, *trow, *ttok;
+    int *tok, *pos, *start, *trow, *ttok;    /* op memory */
+    int *htok, *hpos, *hstart, *htrow, *httok; /* their host copies */
     int last_n, last_nt, last_nseq;  /* the forward these activations hold (-1: none) */
     const gr_train_ops *ops;         /* where block and the index arrays live */
     gr_backend *be;
@@ -161,96 +203,102 @@ gr_tact *gr_tact_new(int recompute) {
     return a;
 }
 
+static void tact_release(gr_tact *a) {
+    if (!a->ops) return;
+    a->ops->sync(a->be);
+    a->ops->release(a->be, a->block);
+    if (a->block16) a->ops->release(a->be, a->block16);
+    a->ops->release(a->be, a->tok);
+    a->ops->release(a->be, a->pos);
+    a->ops->release(a->be, a->start);
+    a->ops->release(a->be, a->trow);
+    a->ops->release(a->be, a->ttok);
+    a->block = NULL;
+    a->block16 = NULL;
+    a->tok = a->pos = a->start = a->trow = a->ttok = NULL;
+    a->cap = a->n_seq_cap = 0;
+}
+
 void gr_tact_free(gr_tact *a) {
     if (!a) return;
-    if (a->ops) {
-        a->ops->sync(a->be);
-        a->ops->release(a->be, a->block);
-        a->ops->release(a->be, a->tok);
-        a->ops->release(a->be, a->pos);
-        a->ops->release(a->be, a->start);
-        a->ops->release(a->be, a->trow);
-        a->ops->release(a->be, a->ttok);
-    }
+    tact_release(a);
+    free(a->htok);
+    free(a->hpos);
+    free(a->hstart);
+    free(a->htrow);
+    free(a->httok);
     free(a->L);
     free(a);
 }
 
-static int64_t layer_floats(const gr_model_config *c) {
-    int64_t D = c->dim, Q = (int64_t)c->n_heads * c->head_dim,
-            K = (int64_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim;
-    return 4 * D + 2 * Q + 2 * K + 3 * F + c->n_heads + 2;
-}
-
-/* Kept per token: every layer's activations, or with recompute every layer's
- * input plus one layer's worth (reused). */
-static int64_t kept_floats(const gr_model_config *c, int recompute) {
-    if (recompute) return (int64_t)c->dim * c->n_layers + layer_floats(c) + 2 * c->dim + 1;
-    return layer_floats(c) * c->n_layers + 2 * c->dim + 1;
-}
-
 int64_t gr_tact_bytes_per_token(const gr_model_config *c, int recompute) {
-    return (int64_t)sizeof(float) * kept_floats(c, recompute);
+    gr_tact_sizes sz;
+    gr_tact_carve(c, 1024, recompute, 0, NULL, NULL, &sz); /* fp32 storage */
+    return sz.saved_bytes / 1024;
 }
 
-static void tact_reserve(gr_tact *a, const gr_train_model *m, int n, int n_seq) {
+void gr_tact_reserve(gr_tact *a, const gr_train_model *m, int n, int n_seq) {
     const gr_model_config *c = &m->cfg;
     const gr_train_ops *o = m->ops;
     gr_backend *be = m->be;
-    if (a->ops && a->ops != o) { /* moved to another backend: start afresh */
-        a->ops->sync(a->be);
-        a->ops->release(a->be, a->block);
-        a->ops->release(a->be, a->tok);
-        a->ops->release(a->be, a->pos);
-        a->ops->release(a->be, a->start);
-        a->ops->release(a->be, a->trow);
-        a->ops->release(a->be, a->ttok);
-        a->block = NULL;
-        a->tok = a->pos = a->start = a->trow = a->ttok = NULL;
-        a->cap = a->n_seq_cap = 0;
-    }
+    if (a->ops && a->ops != o) tact_release(a); /* moved to another backend: start afresh */
     a->ops = o;
     a->be = be;
     if (n_seq + 1 > a->n_seq_cap) {
         o->release(be, a->start);
         a->start = talloc(o, be, sizeof(int) * (size_t)(n_seq + 1));
+        free(a->hstart);
+        a->hstart = gr_xmalloc(sizeof(int) * (size_t)(n_seq + 1));
         a->n_seq_cap = n_seq + 1;
     }
     if (n <= a->cap && a->n_layers == c->n_layers) return;
-    int64_t N = n, D = c->dim, Q = (int64_t)c->n_heads * c->head_dim,
-            K = (int64_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, Hh = c->n_heads;
-    int64_t DQ = D > Q ? D : Q;
-    int64_t total = N * kept_floats(c, a->recompute) + N * (D + DQ + Q + 2 * K + Q + 3 * F) +
-                    2 * N * D;
+    int64_t N = n;
+    gr_tslot *L = gr_xmalloc(sizeof(gr_tslot) * (size_t)c->n_layers * GR_TA_N), top[GR_TT_N];
+    gr_tact_sizes sz;
+    gr_tact_carve(c, N, a->recompute, m->store16, L, top, &sz);
+    o->sync(be);
     o->release(be, a->block);
-    a->block = talloc(o, be, sizeof(float) * (size_t)total);
+    if (a->block16) o->release(be, a->block16);
+    a->block = talloc(o, be, sizeof(float) * (size_t)sz.n32);
+    a->block16 = NULL;
+    if (sz.n16) {
+        a->block16 = o->alloc16(be, sz.n16);
+        if (!a->block16) {
+            fprintf(stderr, "out of memory (%s: %lld bytes of bf16 activations)\n", o->name,
+                    (long long)(2 * sz.n16));
+            abort();
+        }
+    }
     free(a->L);
     a->L = gr_xcalloc((size_t)c->n_layers, sizeof(tlayer_act));
-    float *p = a->block;
-#define TAKE(w) (p += N * (w), p - N * (w))
+    char *b32 = (char *)a->block, *b16 = a->block16;
+#define AT(s) ((float *)(void *)((s).half ? b16 + 2 * (size_t)(s).off : b32 + 4 * (size_t)(s).off))
     for (int l = 0; l < c->n_layers; l++) {
-        tlayer_act *L = &a->L[l];
-        L->h = TAKE(D);
-        if (a->recompute && l > 0) { /* the rest shared with layer 0 */
-            float *h = L->h;
-            *L = a->L[0];
-            L->h = h;
-            continue;
-        }
-        L->rstd1 = TAKE(1); L->xn1 = TAKE(D); L->q = TAKE(Q); L->k = TAKE(K);
-        L->v = TAKE(K); L->att = TAKE(Q); L->lse = TAKE(Hh); L->a = TAKE(D); L->rstd2 = TAKE(1);
-        L->xn2 = TAKE(D); L->gate = TAKE(F); L->up = TAKE(F); L->act = TAKE(F);
+        tlayer_act *A = &a->L[l];
+        const gr_tslot *S = L + (size_t)l * GR_TA_N;
+        A->h = AT(S[GR_TA_H]); A->rstd1 = AT(S[GR_TA_RSTD1]); A->xn1 = AT(S[GR_TA_XN1]);
+        A->q = AT(S[GR_TA_Q]); A->k = AT(S[GR_TA_K]); A->v = AT(S[GR_TA_V]);
+        A->att = AT(S[GR_TA_ATT]); A->lse = AT(S[GR_TA_LSE]); A->a = AT(S[GR_TA_A]);
+        A->rstd2 = AT(S[GR_TA_RSTD2]); A->xn2 = AT(S[GR_TA_XN2]); A->gate = AT(S[GR_TA_GATE]);
+        A->up = AT(S[GR_TA_UP]); A->act = AT(S[GR_TA_ACT]);
     }
-    a->hL = TAKE(D); a->rstdf = TAKE(1); a->xnf = TAKE(D);
-    a->dh = TAKE(D); a->dxn = TAKE(DQ); a->dq = TAKE(Q); a->dk = TAKE(K); a->dv = TAKE(K);
-    a->datt = TAKE(Q); a->dgate = TAKE(F); a->dup = TAKE(F); a->dact = TAKE(F);
-    a->xt = TAKE(D); a->dxt = TAKE(D);
-#undef TAKE
+    a->hL = AT(top[GR_TT_HL]); a->rstdf = AT(top[GR_TT_RSTDF]); a->xnf = AT(top[GR_TT_XNF]);
+    a->dh = AT(top[GR_TT_DH]); a->dxn = AT(top[GR_TT_DXN]); a->dq = AT(top[GR_TT_DQ]);
+    a->dk = AT(top[GR_TT_DK]); a->dv = AT(top[GR_TT_DV]); a->datt = AT(top[GR_TT_DATT]);
+    a->dgate = AT(top[GR_TT_DGATE]); a->dup = AT(top[GR_TT_DUP]); a->dact = AT(top[GR_TT_DACT]);
+    a->xt = AT(top[GR_TT_XT]); a->dxt = AT(top[GR_TT_DXT]);
+#undef AT
+    free(L);
     o->release(be, a->tok); o->release(be, a->pos); o->release(be, a->trow); o->release(be, a->ttok);
     a->tok = talloc(o, be, sizeof(int) * (size_t)N);
     a->pos = talloc(o, be, sizeof(int) * (size_t)N);
     a->trow = talloc(o, be, sizeof(int) * (size_t)N);
     a->ttok = talloc(o, be, sizeof(int) * (size_t)N);
+    free(a->htok); free(a->hpos); free(a->htrow); free(a->httok);
+    a->htok = gr_xmalloc(sizeof(int) * (size_t)N);
+    a->hpos = gr_xmalloc(sizeof(int) * (size_t)N);
+    a->htrow = gr_xmalloc(sizeof(int) * (size_t)N);
+    a->httok = gr_xmalloc(sizeof(int) * (size_t)N);
     a->cap = n;
     a->n_layers = c->n_layers;
 }
@@ -355,23 +403,28 @@ int gr_train_step_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, int b
     }
     if (total > (1 << 28)) return gr_errf(err, "train: micro-batch too large");
     int n = (int)total;
-    o->sync(be); /* the host writes the index arrays below */
-    tact_reserve(a, m, n, b->n_seq);
+    gr_tact_reserve(a, m, n, b->n_seq);
     int D = c->dim, V = c->vocab_size;
     int nt = 0;
-    a->start[0] = 0;
+    a->hstart[0] = 0;
     for (int s = 0, r = 0; s < b->n_seq; s++) {
         int first = b->n_prompt[s] > 1 ? b->n_prompt[s] : 1;
         for (int i = 0; i < b->len[s]; i++, r++) {
-            a->tok[r] = b->ids[s][i];
-            a->pos[r] = i;
+            a->htok[r] = b->ids[s][i];
+            a->hpos[r] = i;
             if (i + 1 < b->len[s] && i + 1 >= first) {
-                a->trow[nt] = r;
-                a->ttok[nt++] = b->ids[s][i + 1];
+                a->htrow[nt] = r;
+                a->httok[nt++] = b->ids[s][i + 1];
             }
         }
-        a->start[s + 1] = r;
+        a->hstart[s + 1] = r;
     }
+    o->sync(be); /* the ops of the last batch may still read the index arrays */
+    gr_tops_put(o, be, a->tok, a->htok, sizeof(int) * (size_t)n);
+    gr_tops_put(o, be, a->pos, a->hpos, sizeof(int) * (size_t)n);
+    gr_tops_put(o, be, a->start, a->hstart, sizeof(int) * (size_t)(b->n_seq + 1));
+    gr_tops_put(o, be, a->trow, a->htrow, sizeof(int) * (size_t)nt);
+    gr_tops_put(o, be, a->ttok, a->httok, sizeof(int) * (size_t)nt);
     *n_targets = nt;
     *nll = 0;
     a->last_n = -1;

@@ -1,6 +1,11 @@
 /* The training model (llm.c's layout): every parameter in one fp32 block, the
- * gradients in a second block of the same layout, and per-tensor pointers into
+ * gradients in a second block of the same layout (bf16 elements when the ops
+ * store16, beside a bf16 copy of the weights), and per-tensor pointers into
  * both; a forward pass that keeps the activations the backward pass needs.
+ * Every block comes from the ops (lib/train_mem_plan.h lays them out and sums
+ * them into the memory plan); the host reaches them only through
+ * gr_train_params_get/put and gr_train_grads_get (a device's memory is not the
+ * host's).
  *
  * A micro-batch is a set of token sequences packed without padding; the loss is
  * the cross-entropy of the tokens after each sequence's prompt: position t is
@@ -11,6 +16,7 @@
 #include <stdint.h>
 #include "backend_train.h"
 #include "model.h"
+#include "train_mem_plan.h"
 
 typedef struct gr_tlayer {
     float *attn_norm;      /* (D) */
@@ -29,20 +35,15 @@ typedef struct gr_tweights {
     float *lm_head;        /* (V, D); == emb when tied */
 } gr_tweights;
 
-/* One parameter tensor: its Hugging Face name and where it sits in the block. */
-typedef struct gr_tparam {
-    char name[96];
-    int64_t rows, cols;    /* cols == 0 for vectors (shape [rows]) */
-    int64_t off;           /* float offset in the block */
-} gr_tparam;
-
 typedef struct gr_train_model {
     gr_model_config cfg;
     float *rope_inv;       /* (hd/2) */
     int64_t n_params;
     float *params;         /* (n_params) fp32 master weights */
-    float *grads;          /* (n_params) */
-    gr_tweights w, g;      /* pointers into params and grads */
+    float *grads;          /* (n_params): bf16 storage when grads16 (ops->alloc16) */
+    void *w16;             /* (n_params) bf16 copy of params (ops->weights16), or NULL */
+    int store16;           /* ops->storage16: bf16 copy, bf16 gradients, bf16 matmul inputs */
+    gr_tweights w, g;      /* pointers into params and grads (g: bf16 elements when store16) */
     gr_tparam *tab;
     int n_tab;
     gr_backend *be;
@@ -58,6 +59,19 @@ typedef struct gr_train_model {
 
 /* A copy of a loaded model's weights in fp32 (any stored type is converted). */
 gr_train_model *gr_train_model_new(const gr_model *m, gr_backend *be, gr_err *err);
+/* The model's blocks for config c through ops (the weights left zero): what
+ * gr_train_model_new allocates before it copies the weights in (exposed for
+ * tests/unit/test_train_mem.c, which drives it with a counting fake). */
+gr_train_model *gr_train_model_alloc(const gr_model_config *c, gr_backend *be,
+                                     const gr_train_ops *ops, gr_err *err);
+/* Host access to the master weights: elements [off, off + n) to or from host
+ * memory (a device backend copies). After puts, gr_train_params_refresh
+ * updates the bf16 copy. */
+void gr_train_params_get(const gr_train_model *m, float *dst, int64_t off, int64_t n);
+void gr_train_params_put(gr_train_model *m, const float *src, int64_t off, int64_t n);
+void gr_train_params_refresh(gr_train_model *m);
+/* All n_params gradients into host memory as fp32 (bf16 ones widened). */
+void gr_train_grads_get(const gr_train_model *m, float *dst);
 void gr_train_model_free(gr_train_model *m);
 void gr_train_zero_grad(gr_train_model *m);
 
@@ -78,6 +92,9 @@ int64_t gr_tbatch_targets(const gr_tbatch *b);
  * are the same bit for bit). */
 typedef struct gr_tact gr_tact;
 gr_tact *gr_tact_new(int recompute);
+/* Makes room for a micro-batch of n tokens in n_seq sequences (the blocks of
+ * gr_tact_carve through m's ops); the step does this itself. */
+void gr_tact_reserve(gr_tact *a, const gr_train_model *m, int n, int n_seq);
 void gr_tact_free(gr_tact *a);
 /* Reserves room for micro-batches of up to n tokens in n_seq sequences (a
  * training run: its largest), so that no later micro-batch reallocates. On

@@ -68,3 +68,16 @@ double gr_clip_grad_norm(gr_train_model *m, float max_norm) {
     }
     return norm;
 }
+
+double gr_optim_step(gr_adamw *o, gr_train_model *m, float lr, float max_norm, int fused) {
+    if (!fused || !m->ops->adamw_clip) {
+        double norm = gr_clip_grad_norm(m, max_norm);
+        gr_adamw_step(o, m, lr);
+        return norm;
+    }
+    o->t++;
+    double norm = m->ops->adamw_clip(m->be, m->params, m->grads, o->m, o->v, o->n, lr, o->beta1,
+                                     o->beta2, o->eps, o->weight_decay, (int)o->t, max_norm);
+    m->ops->sync(m->be);
+    return norm;
+}

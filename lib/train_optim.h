@@ -33,4 +33,12 @@ double gr_lr_cosine(double lr0, int64_t k, int64_t T, int64_t warmup);
  * max_norm, the gradients are scaled by max_norm / (norm + 1e-6). Returns the
  * norm before clipping. */
 double gr_clip_grad_norm(gr_train_model *m, float max_norm);
+
+/* The step the trainers take: gr_clip_grad_norm then gr_adamw_step, fused
+ * into one pass over the parameters where the ops have adamw_clip (the CUDA
+ * table: a fixed-order squared-norm reduction, then one kernel doing clip,
+ * AdamW and the bf16 copy; the gradients are not rewritten). fused = 0 forces
+ * the separate passes (the GPU test compares the two). Returns the norm before
+ * clipping. */
+double gr_optim_step(gr_adamw *o, gr_train_model *m, float lr, float max_norm, int fused);
 #endif

@@ -70,9 +70,10 @@ int gr_train_state_restore(const char *ckpt, const gr_train_state *want, const c
                        "or lr differ); resume with the same ones", p, what);
     }
     m->ops->sync(m->be);
-    memcpy(m->params, st.params, sizeof(float) * (size_t)st.n_params);
-    memcpy(opt->m, st.m, sizeof(float) * (size_t)st.n_params);
-    memcpy(opt->v, st.v, sizeof(float) * (size_t)st.n_params);
+    gr_train_params_put(m, st.params, 0, (int64_t)st.n_params);
+    gr_train_params_refresh(m);
+    gr_tops_put(m->ops, m->be, opt->m, st.m, sizeof(float) * (size_t)st.n_params);
+    gr_tops_put(m->ops, m->be, opt->v, st.v, sizeof(float) * (size_t)st.n_params);
     opt->t = (int64_t)st.adam_t;
     *step = (int64_t)st.step;
     gr_state_free(&st);

@@ -96,6 +96,10 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
     gr_train_zero_grad(s->m);
     gr_dp *dp = s->o.dp && s->o.dp->world > 1 ? s->o.dp : NULL;
     int world = dp ? dp->world : 1, rank = dp ? dp->rank : 0;
+    if (dp && s->m->store16) { /* the transports sum fp32 blocks */
+        free(ids); free(len); free(np);
+        return gr_errf(err, "data parallelism needs fp32 gradients: run with GR_CUDA_TRAIN_STORE=f32 (bf16 gradients are not all-reduced yet)");
+    }
     if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     int nmb = (int)(u1 - u0);
     /* per micro-batch NLL sums (this process's share), then the step's total */
@@ -149,9 +153,8 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
     }
     free(nll_mb);
     free(nb_mb);
-    double norm = gr_clip_grad_norm(s->m, (float)s->o.max_grad_norm);
     double lr = gr_lr_cosine(s->o.lr, k, s->T, s->o.warmup_steps);
-    gr_adamw_step(&s->opt, s->m, (float)lr);
+    double norm = gr_optim_step(&s->opt, s->m, (float)lr, (float)s->o.max_grad_norm, 1);
     s->step = k + 1;
     info->step = k + 1;
     info->epoch = (double)(k + 1) / (double)s->steps_per_epoch;

@@ -54,7 +54,6 @@ typedef struct gemm_job {
     int bt;  /* B is given transposed: element (k, n) at B[n·ldb + k] */
     int kc, nkb, mc, nc, nnb;
     int bf16; /* round the packed operands to bf16 (gemm_bf16.h) */
-    int dp;   /* and multiply them with vdpbf16ps (AVX512-BF16 CPUs) */
     const float *A, *B;
     float *C;
 } gemm_job;
@@ -140,12 +139,6 @@ static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
 static inline void micro(const gemm_job *j, int kc, const float *a, const float *b, float *C, int ldc,
                          int load) {
-#if GR_CPU_X86
-    if (j->dp) {
-        gr_bf16_micro_6x16(kc, a, b, C, ldc, load);
-        return;
-    }
-#endif
     (void)j;
     gr_micro_6x16(kc, a, b, C, ldc, load);
 }
@@ -162,13 +155,10 @@ static void gemm_task(void *ctx, int t) {
         int load = kb > 0 || j->acc;
         pack_a(j, i0, i1, k0, kc, ap);
         if (j->bf16) gr_bf16_round_any(ap, (size_t)cdiv(i1 - i0, MR) * MR * kc);
-        if (j->dp)
-            for (int ii = i0; ii < i1; ii += MR) gr_bf16_pair_pack(ap + (size_t)(ii - i0) * kc, kc, MR);
         for (int jj = j0; jj < j1; jj += NR) {
             int nr = j1 - jj < NR ? j1 - jj : NR;
             pack_b(j, jj, nr, k0, kc, bp);
             if (j->bf16) gr_bf16_round_any(bp, (size_t)kc * NR);
-            if (j->dp) gr_bf16_pair_pack(bp, kc, NR);
             for (int ii = i0; ii < i1; ii += MR) {
                 int mr = i1 - ii < MR ? i1 - ii : MR;
                 const float *a = ap + (size_t)(ii - i0) * kc;
@@ -188,6 +178,12 @@ static void gemm_task(void *ctx, int t) {
     }
 }
 
+/* the k block: blocks of (nearly) equal size, a function of K alone */
+static int gemm_kc(int K) {
+    int nkb = cdiv(K, KC), kc = (cdiv(K, nkb) + 7) / 8 * 8;
+    return kc > KC ? KC : kc;
+}
+
 static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda, int at,
                      const float *B, int ldb, int bt, float *C, int ldc, int accumulate) {
     if (M <= 0 || N <= 0) return;
@@ -198,14 +194,14 @@ static void gemm_run(gr_backend *b, int M, int N, int K, const float *A, int lda
     }
     gemm_job j = {.M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .acc = accumulate,
                   .at = at, .bt = bt, .A = A, .B = B, .C = C, .bf16 = b && b->train_bf16};
-#if GR_CPU_X86
-    j.dp = j.bf16 && gr_cpu_bf16();
-#endif
-    /* k blocks of (nearly) equal size, a function of K alone */
-    j.nkb = cdiv(K, KC);
-    j.kc = (cdiv(K, j.nkb) + 7) / 8 * 8;
-    if (j.kc > KC) j.kc = KC;
+    j.kc = gemm_kc(K);
     j.nkb = cdiv(K, j.kc);
+#if GR_CPU_X86
+    if (j.bf16 && gr_cpu_bf16()) { /* vdpbf16ps: its own driver, the same k blocks */
+        gr_bf16_gemm_avx512(b, M, N, K, A, lda, at, B, ldb, bt, C, ldc, accumulate, j.kc, NULL);
+        return;
+    }
+#endif
     /* task blocks (any split gives the same results): at least 8 tasks when
      * that leaves blocks of 96 rows or more and B is small enough (≤ 8 MB) to
      * be read again per block from cache, so that threads end together */
@@ -690,15 +686,40 @@ static double cpu_xent(gr_backend *b, float *dh, float *dw, const float *h, cons
     float *lg = gr_cpu_buffer(b, GR_CPU_BUF_XENT, sizeof(float) * (size_t)ch * (size_t)vocab);
     double *nll = gr_xmalloc(sizeof(double) * (size_t)ch);
     double total = 0;
+    /* bf16 on vdpbf16ps CPUs, more than one chunk: the weight rounded and
+     * packed once for all chunks, as the forward's Bᵀ and the backward's B
+     * (the same bits as packing it per chunk) */
+    const uint32_t *wf = NULL, *wb = NULL;
+#if GR_CPU_X86
+    if (b->train_bf16 && gr_cpu_bf16() && n > ch) {
+        size_t nf = gr_bf16_bpack_size(vocab, dim, gemm_kc(dim));
+        size_t nb = dh ? gr_bf16_bpack_size(dim, vocab, gemm_kc(vocab)) : 0;
+        uint32_t *p = gr_cpu_buffer(b, GR_CPU_BUF_XENT_W, sizeof(uint32_t) * (nf + nb));
+        gr_bf16_bpack_avx512(b, vocab, dim, w, dim, 1, gemm_kc(dim), p);
+        if (dh) gr_bf16_bpack_avx512(b, dim, vocab, w, dim, 0, gemm_kc(vocab), p + nf);
+        wf = p, wb = dh ? p + nf : NULL;
+    }
+#endif
     for (int r0 = 0; r0 < n; r0 += ch) {
         int rn = n - r0 < ch ? n - r0 : ch;
         const float *hr = h + (size_t)r0 * dim;
-        gr_cpu_gemm_nt(b, rn, vocab, dim, hr, dim, w, dim, lg, vocab, 0);
+#if GR_CPU_X86
+        if (wf)
+            gr_bf16_gemm_avx512(b, rn, vocab, dim, hr, dim, 0, w, dim, 1, lg, vocab, 0, gemm_kc(dim), wf);
+        else
+#endif
+            gr_cpu_gemm_nt(b, rn, vocab, dim, hr, dim, w, dim, lg, vocab, 0);
         xent_job j = {lg, target + r0, rn, vocab, scale, nll, dh != NULL};
         gr_cpu_parallel(b, xent_row_task, &j, rn);
         for (int r = 0; r < rn; r++) total += nll[r];
         if (!dh) continue;
-        gr_cpu_gemm(b, rn, dim, vocab, lg, vocab, w, dim, dh + (size_t)r0 * dim, dim, 0);
+#if GR_CPU_X86
+        if (wb)
+            gr_bf16_gemm_avx512(b, rn, dim, vocab, lg, vocab, 0, w, dim, 0, dh + (size_t)r0 * dim, dim, 0,
+                                gemm_kc(vocab), wb);
+        else
+#endif
+            gr_cpu_gemm(b, rn, dim, vocab, lg, vocab, w, dim, dh + (size_t)r0 * dim, dim, 0);
         gemm_tn(b, vocab, dim, rn, lg, vocab, hr, dim, dw, dim, 1);
     }
     free(nll);

@@ -16,13 +16,3 @@ void gr_bf16_round_any(float *x, size_t n) {
 #endif
     gr_bf16_round(x, n);
 }
-
-void gr_bf16_pair_pack(float *x, int kc, int width) {
-    uint32_t *u = (uint32_t *)(void *)x;
-    for (int p = 0; p < kc; p += 2)
-        for (int r = 0; r < width; r++) {
-            uint32_t lo = u[(size_t)p * width + r] >> 16;
-            uint32_t hi = p + 1 < kc ? u[(size_t)(p + 1) * width + r] & 0xffff0000u : 0;
-            u[(size_t)(p / 2) * width + r] = hi | lo;
-        }
-}

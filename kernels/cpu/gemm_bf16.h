@@ -25,16 +25,24 @@ void gr_bf16_round(float *x, size_t n);
 void gr_bf16_round_avx512(float *x, size_t n);
 void gr_bf16_round_any(float *x, size_t n);
 
-/* The vdpbf16ps path (AVX512-BF16 CPUs, gr_cpu_bf16()): panels already rounded
- * are repacked in place as k pairs, 32 bits each (bf16 of k even in the low
- * half, k odd in the high half; an odd kc gets a zero partner):
- *   a [kc][6] -> [(kc+1)/2][6],  b [kc][16] -> [(kc+1)/2][16].
- * gr_bf16_micro_6x16 then computes the tile as gr_micro_6x16 does,
- *   C[6][16] (ldc) = (load ? C : 0) + Σ_pairs (a_odd·b_odd + a_even·b_even),
- * from zero in k order; each vdpbf16ps adds the pair's two exact products, one
- * after the other, with subnormal inputs and results taken as zero, so the
- * result differs from the portable path's (k-order fp32 sums of the same
- * products) by fp32 rounding only (stated tolerance in the test). */
-void gr_bf16_pair_pack(float *x, int kc, int width);
-void gr_bf16_micro_6x16(int kc, const float *a, const float *b, float *C, int ldc, int load);
+/* The vdpbf16ps GEMM (AVX512-BF16 CPUs, gr_cpu_bf16(); gemm_bf16_avx512.c):
+ *   C (M, N) (+)= bf16(A) · bf16(B),  A (M, K) or given transposed (at: element
+ *   (m, k) at A[k·lda + m]), B (K, N) or given transposed (bt: (k, n) at B[n·ldb + k]),
+ * the operands rounded as gr_bf16_round while packed. k runs in blocks of kc
+ * (even, ≤ 256; the caller's, a function of K alone); each block's sum starts
+ * from zero and runs over the pairs (k0+2p, k0+2p+1) in p order, one vdpbf16ps
+ * per pair (an odd block end gets a zero partner), and is then added to C in
+ * block order. So results do not depend on the thread count or the task split,
+ * and differ from the portable path's (k-order fp32 sums of the same exact
+ * products) by fp32 rounding only; vdpbf16ps takes subnormal inputs and results
+ * as zero (stated tolerance in the test). b NULL: serial (inside another op's task). */
+typedef struct gr_backend gr_backend;
+void gr_bf16_gemm_avx512(gr_backend *b, int M, int N, int K, const float *A, int lda, int at, const float *B,
+                         int ldb, int bt, float *C, int ldc, int accumulate, int kc, const uint32_t *bpre);
+/* B rounded and packed once for several gr_bf16_gemm_avx512 calls with the
+ * same B, N, K and kc (bpre; B is then not read): the LM head's weight, used
+ * by every 256-row chunk of the cross-entropy. gr_bf16_bpack_size: uint32s
+ * needed (dst 64-byte aligned). The same bits as packing B in the GEMM. */
+size_t gr_bf16_bpack_size(int N, int K, int kc);
+void gr_bf16_bpack_avx512(gr_backend *b, int N, int K, const float *B, int ldb, int bt, int kc, uint32_t *dst);
 #endif

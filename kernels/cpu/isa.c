@@ -104,10 +104,10 @@ const char *gr_cpu_describe(void) {
     int l = gr_cpu_isa;
     const char *wide = l == GR_ISA_AVX512 ? "avx512" : l == GR_ISA_AVX2 ? "avx2" : "scalar";
     snprintf(line, sizeof line,
-             "cpu: %s [%s%s%s%s%s]; kernels: %s (decode %s, prefill gemm %s%s, q8 %s, attention %s)%s",
+             "cpu: %s [%s%s%s%s%s]; kernels: %s (decode %s, prefill gemm %s%s, q8 %s, attention decode %s prefill %s)%s",
              model, gr_cpu_isa_name(gr_cpu_isa_max()), has_vnni ? " avx512-vnni" : "",
              has_bf16 ? " avx512-bf16" : "", has_avxvnni ? " avx-vnni" : "", has_amx ? " amx" : "",
              gr_cpu_isa_name(l), wide, wide, gr_cpu_bf16() ? ", bf16 weights avx512-bf16" : "", gr_cpu_vnni() ? "avx512-vnni" : l >= GR_ISA_AVX2 ? "avx2" : "scalar",
-             l >= GR_ISA_AVX2 ? "avx2" : "scalar", forced ? " (set by GR_CPU_ISA)" : "");
+             l >= GR_ISA_AVX2 ? "avx2" : "scalar", l == GR_ISA_AVX512 ? "avx512 (head dims of 16k)" : "portable", forced ? " (set by GR_CPU_ISA)" : "");
     return line;
 }

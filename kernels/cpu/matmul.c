@@ -9,6 +9,7 @@
  *     row's result depends on its own kind and values only: batch-invariant bit
  *     for bit. A call with both kinds runs each kind on its rows gathered. */
 #include "cpu_backend.h"
+#include "cpu_microkernel.h"
 #include "gemm.h"
 #include "isa.h"
 #include "matmul_rows.h"
@@ -63,6 +64,20 @@ static void gemm_task(void *ctx, int task) {
         gr_gemm_block(j->y, j->x, j->n, j->w, bk * GR_GEMM_NR, gr_row_f32, j->scratch + (size_t)task * (size_t)j->slot);
 }
 
+/* x's packing, 8 tiles of 6 tokens per task */
+typedef struct xp_job {
+    float *xp;
+    const float *x;
+    int n;
+    int64_t cols;
+} xp_job;
+
+static void xp_task(void *ctx, int task) {
+    xp_job *j = ctx;
+    int t0 = task * 8 * GR_MR, m = j->n - t0 < 8 * GR_MR ? j->n - t0 : 8 * GR_MR;
+    gr_gemm_pack_x(j->xp + (int64_t)t0 * j->cols, j->x + (int64_t)t0 * j->cols, m, j->cols);
+}
+
 static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     if (w->type == GR_BF16 && !b->exact && gr_cpu_bf16()) {
         gr_cpu_matmul_prefill_bf16(b, y, x, n, w);
@@ -76,7 +91,8 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
     float *scratch = gr_cpu_scratch(b, need);
     float *xpack = gr_cpu_buffer(b, GR_CPU_BUF_XPACK,
                                  sizeof(float) * (size_t)gr_gemm_xpack_size(n, w->cols));
-    gr_gemm_pack_x(xpack, x, n, w->cols);
+    xp_job xj = {xpack, x, n, w->cols};
+    gr_cpu_run_tasks(b, xp_task, &xj, (n + 8 * GR_MR - 1) / (8 * GR_MR), 4.0 * (double)n * (double)w->cols);
     gemm_job j = {y, xpack, n, tasks, w, nblocks, slot, scratch};
     gr_cpu_run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }

@@ -67,6 +67,29 @@ static void q8_task(void *ctx, int task) {
     }
 }
 
+/* The activations' quantization and 8-row packing, eight tokens per task */
+typedef struct qx_job {
+    cpu_impl *ci;
+    const float *x;
+    int n;
+    int64_t cols;
+} qx_job;
+
+static void qx_task(void *ctx, int task) {
+    qx_job *j = ctx;
+    cpu_impl *ci = j->ci;
+    int t0 = 8 * task, t1 = t0 + 8 < j->n ? t0 + 8 : j->n;
+    for (int t = t0; t < t1; t++) {
+        size_t o = (size_t)t * (size_t)j->cols;
+        gr_q8_quantize(j->x + o, j->cols, ci->xq + o, ci->xd + o / 32, ci->xs + o / 32);
+    }
+    if (t1 - t0 == 8) {
+        size_t o = (size_t)t0 * (size_t)j->cols;
+        gr_q8_pack8(ci->xq + o, ci->xd + o / 32, ci->xs + o / 32, j->cols, ci->pq + o, ci->pd + o / 32,
+                    ci->ps + o / 32);
+    }
+}
+
 void gr_cpu_matmul_q8(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
     cpu_impl *ci = b->impl;
     size_t need = (size_t)n * (size_t)w->cols;
@@ -85,15 +108,8 @@ void gr_cpu_matmul_q8(gr_backend *b, float *y, const float *x, int n, const gr_t
         ci->ps = gr_xmalloc(need / 32 * sizeof(int32_t));
         ci->xq_cap = need;
     }
-    for (int t = 0; t < n; t++) {
-        size_t o = (size_t)t * (size_t)w->cols;
-        gr_q8_quantize(x + o, w->cols, ci->xq + o, ci->xd + o / 32, ci->xs + o / 32);
-    }
-    for (int t = 0; t + 8 <= n; t += 8) {
-        size_t o = (size_t)t * (size_t)w->cols;
-        gr_q8_pack8(ci->xq + o, ci->xd + o / 32, ci->xs + o / 32, w->cols, ci->pq + o, ci->pd + o / 32,
-                    ci->ps + o / 32);
-    }
+    qx_job qj = {ci, x, n, w->cols};
+    gr_cpu_run_tasks(b, qx_task, &qj, (n + 7) / 8, 8.0 * (double)n * (double)w->cols);
     int64_t per = 8;
     while (w->rows / per > 512) per *= 2;
     if (n <= 2) per = gr_cpu_decode_rows_per_task(b, w->rows);

@@ -1,15 +1,16 @@
 /* The BF16 prefill GEMM's driver (see prefill_bf16.h). x is rounded to bf16
- * and packed once per matmul into 12-token tiles of column pairs
- * (xp[tile][p][12], zero tokens past n and a zero column past an odd cols); a
- * task owns a contiguous run of 32-row blocks: it packs a block's weights once
- * (wp[p][32]), then for each K block of 128 pairs runs every token tile over
- * it (the weights stay in L1 while the tokens pass), accumulating in a
- * (tiles*12, 32) f32 block that continues the same chain from K block to K
- * block, and copies the block's valid rows and tokens to y at the end. */
+ * and packed once per matmul into 32-token tiles of column pairs
+ * (xp[tile][p][32], zero tokens past n and a zero column past an odd cols);
+ * the weights are read in place (no packing, no copy). A task owns a
+ * contiguous run of 12-row blocks: for each K block of 128 pairs it runs
+ * every token tile over the block's rows (their 6 KB stay in L1 while the
+ * tokens pass), accumulating in a (tiles, 12, 32) f32 block that continues
+ * the same chain from K block to K block (an odd cols' last column is one more
+ * pair, (w, 0), read from a 12-word copy), and writes the block's valid rows
+ * and tokens to y at the end. */
 #include "prefill_bf16.h"
 #include "cpu_backend.h"
 #include "isa.h"
-#include "quant.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,23 +18,6 @@
 enum { MR = GR_PB_MR, NR = GR_PB_NR, KP = GR_PB_KP };
 
 #if GR_CPU_X86
-static void pack_x(uint32_t *xp, const float *x, int n, int64_t cols, int64_t np) {
-    for (int t0 = 0; t0 < n; t0 += MR) {
-        uint32_t *tile = xp + (int64_t)t0 * np;
-        for (int u = 0; u < MR; u++) {
-            const float *xr = t0 + u < n ? x + (int64_t)(t0 + u) * cols : NULL;
-            for (int64_t p = 0; p < np; p++) {
-                uint32_t lo = 0, hi = 0;
-                if (xr) {
-                    lo = gr_f32_to_bf16(xr[2 * p]);
-                    if (2 * p + 1 < cols) hi = gr_f32_to_bf16(xr[2 * p + 1]);
-                }
-                tile[MR * p + u] = lo | hi << 16;
-            }
-        }
-    }
-}
-
 typedef struct pb_job {
     float *y;
     const uint32_t *xp;
@@ -43,24 +27,55 @@ typedef struct pb_job {
     float *scratch;
 } pb_job;
 
+/* x's packing, one 32-token tile per task */
+typedef struct px_job {
+    uint32_t *xp;
+    const float *x;
+    int n;
+    int64_t cols, np;
+} px_job;
+
+static void px_task(void *ctx, int task) {
+    px_job *j = ctx;
+    int t0 = task * MR, m = j->n - t0 < MR ? j->n - t0 : MR;
+    gr_pb_pack_x_avx512(j->xp + (int64_t)t0 * j->np, j->x + (int64_t)t0 * j->cols, m, j->cols, j->np);
+}
+
 static void pb_task(void *ctx, int task) {
     pb_job *j = ctx;
     int64_t b0 = j->nblocks * task / j->tasks, b1 = j->nblocks * (task + 1) / j->tasks;
-    int tiles = (j->n + MR - 1) / MR;
-    int64_t rows = j->w->rows, np = j->np;
-    uint32_t *wp = (uint32_t *)(j->scratch + (size_t)task * (size_t)j->slot);
-    float *C = (float *)(wp + (size_t)np * NR);
+    int n = j->n, tiles = (n + MR - 1) / MR;
+    int64_t rows = j->w->rows, cols = j->w->cols, np = j->np, full = cols / 2;
+    float *C = j->scratch + (size_t)task * (size_t)j->slot;
     for (int64_t bk = b0; bk < b1; bk++) {
         int64_t r0 = bk * NR;
-        gr_pb_pack_w_avx512(wp, j->w, r0, np);
+        int nr = rows - r0 < NR ? (int)(rows - r0) : NR;
+        const uint8_t *row[NR], *wk[NR];
+        uint32_t tail[NR]; /* the last pair of an odd cols: (w[r][cols-1], 0) */
+        for (int r = 0; r < NR; r++) {
+            /* rows past the end repeat the block's first row; their results are dropped */
+            row[r] = (const uint8_t *)j->w->data + (size_t)(r0 + (r < nr ? r : 0)) * j->w->row_bytes;
+            tail[r] = full < np ? (uint32_t)row[r][4 * full] | (uint32_t)row[r][4 * full + 1] << 8 : 0;
+        }
         for (int64_t p0 = 0; p0 < np; p0 += KP) {
             int kp = np - p0 < KP ? (int)(np - p0) : KP;
-            for (int t = 0; t < tiles; t++)
-                gr_pb_tile_avx512(kp, j->xp + (int64_t)t * MR * np + MR * p0, wp + NR * p0, C + (size_t)t * MR * NR,
-                                  p0 != 0);
+            int last = 0; /* the odd column's pair falls in this K block */
+            if (p0 + kp > full) kp--, last = 1;
+            for (int r = 0; r < NR; r++) wk[r] = row[r] + 4 * p0;
+            for (int t = 0; t < tiles; t++) {
+                const uint32_t *a = j->xp + (int64_t)t * MR * np + MR * p0;
+                float *Ct = C + (size_t)t * MR * NR;
+                int ntok = n - t * MR;
+                if (kp > 0) gr_pb_tile_avx512(kp, a, wk, Ct, p0 != 0, ntok);
+                if (last) {
+                    const uint8_t *tw[NR];
+                    for (int r = 0; r < NR; r++) tw[r] = (const uint8_t *)&tail[r];
+                    gr_pb_tile_avx512(1, a + MR * kp, tw, Ct, p0 != 0 || kp > 0, ntok);
+                }
+            }
         }
-        int nr = rows - r0 < NR ? (int)(rows - r0) : NR;
-        for (int t = 0; t < j->n; t++) memcpy(j->y + (int64_t)t * rows + r0, C + (size_t)t * NR, sizeof(float) * (size_t)nr);
+        for (int t = 0; t < tiles; t++)
+            gr_pb_store_avx512(C + (size_t)t * MR * NR, n - t * MR, nr, j->y + (int64_t)t * MR * rows + r0, rows);
     }
 }
 #endif
@@ -72,12 +87,13 @@ void gr_cpu_matmul_prefill_bf16(gr_backend *b, float *y, const float *x, int n, 
     int64_t nblocks = (w->rows + NR - 1) / NR;
     int tasks = 4 * b->n_threads;
     if (tasks > nblocks) tasks = (int)nblocks;
-    /* per task: the packed block (np*32 words) and the f32 block (tiles*12, 32),
-     * 16 floats rounded so every slot stays 64-byte aligned */
-    int64_t slot = (np * NR + (int64_t)tiles * MR * NR + 15) / 16 * 16;
+    /* per task: the f32 block (tiles, 12, 32), 16 floats rounded so every slot
+     * stays 64-byte aligned */
+    int64_t slot = ((int64_t)tiles * MR * NR + 15) / 16 * 16;
     float *scratch = gr_cpu_scratch(b, (size_t)tasks * (size_t)slot);
     uint32_t *xp = gr_cpu_buffer(b, GR_CPU_BUF_XPACK, sizeof(uint32_t) * (size_t)tiles * MR * (size_t)np);
-    pack_x(xp, x, n, cols, np);
+    px_job pj = {xp, x, n, cols, np};
+    gr_cpu_run_tasks(b, px_task, &pj, tiles, 4.0 * (double)n * (double)cols);
     pb_job j = {y, xp, n, tasks, w, np, nblocks, slot, scratch};
     gr_cpu_run_tasks(b, pb_task, &j, tasks, (double)n * (double)w->rows * (double)cols);
 #else

@@ -16,18 +16,25 @@
 #include "backend.h"
 #include <stdint.h>
 
-/* The tile: MR tokens x NR weight rows; KP column pairs per K block. */
-enum { GR_PB_MR = 12, GR_PB_NR = 32, GR_PB_KP = 128 };
+/* The tile: MR tokens (two zmm of lanes) x NR weight rows; KP column pairs per
+ * K block. */
+enum { GR_PB_MR = 32, GR_PB_NR = 12, GR_PB_KP = 128 };
 
-/* prefill_bf16.c: the driver (packing x, threads over 32-row blocks). */
+/* prefill_bf16.c: the driver (packing x, threads over 12-row blocks). */
 void gr_cpu_matmul_prefill_bf16(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w);
 
 /* prefill_bf16_avx512.c (compiled only with the AVX-512 flags):
- * packs weight rows r0 .. r0+31 (clipped to w->rows, zeros past it) as
- * wp[p][32] 32-bit words, each the bf16 pair (w[r][2p], w[r][2p+1]) (zero past
- * cols); np = (cols + 1) / 2 pairs. */
-void gr_pb_pack_w_avx512(uint32_t *wp, const gr_tensor *w, int64_t r0, int64_t np);
-/* C[12][32] (ld 32) = (load ? C : 0) + Σ_p dot of the packed pair a[p][t]
- * (12 tokens) and b[p][0..32), p < kp, one vdpbf16ps chain per element. */
-void gr_pb_tile_avx512(int kp, const uint32_t *a, const uint32_t *b, float *C, int load);
+ * packs x (n, cols) rounded to bf16 (gr_f32_to_bf16's bits) into tiles of MR
+ * tokens, xp[tile][p][MR] 32-bit words, each the pair (x[t][2p], x[t][2p+1])
+ * (zero past cols, zero tokens past n); np = (cols + 1) / 2 pairs. */
+void gr_pb_pack_x_avx512(uint32_t *xp, const float *x, int n, int64_t cols, int64_t np);
+/* C[12][32] (row r's 32 tokens at C + 32 r) = (load ? C : 0) + Σ_p the dot of
+ * the packed pair a[p][t] (a: MR words per pair) and the bf16 pair at w[r] +
+ * 4 p bytes (12 row pointers, each the weight row at the K block's first
+ * pair), p < kp, one vdpbf16ps chain per element; ntok <= 16 computes (and
+ * stores) only the first 16 tokens. */
+void gr_pb_tile_avx512(int kp, const uint32_t *a, const uint8_t *const *w, float *C, int load, int ntok);
+/* y[t][r] = C[r][t] for t < ntok (at most 32) and r < nr (at most 12): a tile's
+ * results, stored transposed (row t of y at y + t ldy). */
+void gr_pb_store_avx512(const float *C, int ntok, int nr, float *y, int64_t ldy);
 #endif

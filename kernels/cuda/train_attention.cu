@@ -13,7 +13,8 @@
  *            memory, lane i handling query i of the tile. Each output element
  *            is owned by one lane and summed in a fixed order: deterministic,
  *            no atomics.
- * Scalar fp32 FMA arithmetic (no tensor cores yet); head_dim <= 256.
+ * Scalar fp32 FMA arithmetic (no tensor cores yet); head_dim <= 256. The output
+ * (a saved matmul input) may be a bf16 region: written and read back as bf16.
  * COMPILED, NEVER RUN here (no GPU). */
 #include "train_impl.h"
 #include <math.h>
@@ -40,7 +41,8 @@ __device__ static inline float warp_sum(float v) {
     return v;
 }
 
-__global__ void k_att_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+template <typename TO>
+__global__ void k_att_fwd(TO *out, float *lse, const float *q, const float *k, const float *v,
                           const int *start, int n_seq, int n, int H, int Hkv, int hd, float scale) {
     extern __shared__ float sm[];
     int hp = hd + 1;
@@ -93,19 +95,21 @@ __global__ void k_att_fwd(float *out, float *lse, const float *q, const float *k
     if (!active) return;
     for (int r = 0; r < MAXR; r++) {
         int d = lane + 32 * r;
-        if (d < hd) out[t * qs + h * hd + d] = o[r] / l;
+        if (d < hd) gr_st(out, t * qs + h * hd + d, o[r] / l);
     }
     if (lane == 0) lse[(int64_t)t * H + h] = m + logf(l);
 }
 
 /* D (n, H) = Σ_d dout ⊙ out, one warp per (row, head), fixed order */
-__global__ void k_att_dsum(float *D, const float *dout, const float *out, int n, int H, int hd) {
+template <typename TO>
+__global__ void k_att_dsum(float *D, const float *dout, const TO *out, int n, int H, int hd) {
     int64_t wid = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32;
     int lane = threadIdx.x % 32;
     if (wid >= (int64_t)n * H) return;
-    const float *a = dout + wid * hd, *b = out + wid * hd;
+    const float *a = dout + wid * hd;
+    const TO *b = out + wid * hd;
     float s = 0;
-    for (int d = lane; d < hd; d += 32) s += a[d] * b[d];
+    for (int d = lane; d < hd; d += 32) s += a[d] * gr_ld(b, d);
     s = warp_sum(s);
     if (lane == 0) D[wid] = s;
 }
@@ -254,18 +258,35 @@ static void smem_opt_in(const void *kernel, size_t bytes) {
         GR_CU(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
+/* n = start[n_seq], fetched from device memory (the host wrote it there
+ * before the step; this waits for the stream) */
+static int rows_of(gr_backend *b, const int *start, int n_seq) {
+    int n = 0;
+    cudaStream_t st = gr_ctrain_stream(b);
+    GR_CU(cudaMemcpyAsync(&n, start + n_seq, sizeof n, cudaMemcpyDeviceToHost, st));
+    GR_CU(cudaStreamSynchronize(st));
+    return n;
+}
+
 void gr_ctrain_attention_fwd(gr_backend *b, float *out, float *lse, const float *q, const float *k,
                              const float *v, const int *start, int n_seq, int H, int Hkv, int hd) {
     check_shape(H, Hkv, hd);
-    /* n = start[n_seq]: read on the host (managed memory, written by the host) */
-    GR_CU(cudaStreamSynchronize(gr_ctrain_stream(b)));
-    int n = start[n_seq];
+    int n = rows_of(b, start, n_seq);
     if (n <= 0) return;
+    if (gr_ctrain_attention_fwd_mma(b, out, lse, q, k, v, start, n_seq, n, H, Hkv, hd)) return;
     size_t sm = sizeof(float) * ((size_t)WARPS * hd + 2 * (size_t)TILE * (hd + 1));
-    smem_opt_in((const void *)k_att_fwd, sm);
     dim3 grid((n + WARPS - 1) / WARPS, H);
-    k_att_fwd<<<grid, WARPS * 32, sm, gr_ctrain_stream(b)>>>(out, lse, q, k, v, start, n_seq, n, H, Hkv,
-                                                            hd, 1.0f / sqrtf((float)hd));
+    float scale = 1.0f / sqrtf((float)hd);
+    __nv_bfloat16 *o16 = gr_ctrain_is16(b, out); /* a saved matmul input */
+    if (o16) {
+        smem_opt_in((const void *)k_att_fwd<__nv_bfloat16>, sm);
+        k_att_fwd<<<grid, WARPS * 32, sm, gr_ctrain_stream(b)>>>(o16, lse, q, k, v, start, n_seq, n, H, Hkv,
+                                                                hd, scale);
+    } else {
+        smem_opt_in((const void *)k_att_fwd<float>, sm);
+        k_att_fwd<<<grid, WARPS * 32, sm, gr_ctrain_stream(b)>>>(out, lse, q, k, v, start, n_seq, n, H, Hkv,
+                                                                hd, scale);
+    }
     GR_CU_LAUNCH();
 }
 
@@ -274,13 +295,14 @@ void gr_ctrain_attention_bwd(gr_backend *b, float *dq, float *dk, float *dv, con
                              const float *v, const int *start, int n_seq, int H, int Hkv, int hd) {
     check_shape(H, Hkv, hd);
     cudaStream_t st = gr_ctrain_stream(b);
-    GR_CU(cudaStreamSynchronize(st));
-    int n = start[n_seq];
+    int n = rows_of(b, start, n_seq);
     if (n <= 0) return;
     float scale = 1.0f / sqrtf((float)hd);
     float *D = (float *)gr_ctrain_scratch(b, TS_ATT, sizeof(float) * (size_t)n * H);
     int64_t warps = (int64_t)n * H;
-    k_att_dsum<<<(unsigned)((warps * 32 + 255) / 256), 256, 0, st>>>(D, dout, out, n, H, hd);
+    const __nv_bfloat16 *o16 = gr_ctrain_is16(b, out);
+    if (o16) k_att_dsum<<<(unsigned)((warps * 32 + 255) / 256), 256, 0, st>>>(D, dout, o16, n, H, hd);
+    else k_att_dsum<<<(unsigned)((warps * 32 + 255) / 256), 256, 0, st>>>(D, dout, out, n, H, hd);
     GR_CU_LAUNCH();
     size_t sm_q = sizeof(float) * (2 * (size_t)WARPS * hd + 2 * (size_t)TILE * (hd + 1));
     smem_opt_in((const void *)k_att_dq, sm_q);

@@ -1,7 +1,8 @@
 /* Training matmuls and the LM head fused with the cross-entropy, chunked over
  * rows so that at most (chunk, vocab) logits exist (train_impl.h). Row-major
- * fp32 matrices through column-major cuBLAS: a row-major (r, c) matrix is the
- * column-major (c, r) one. COMPILED, NEVER RUN here (no GPU). */
+ * matrices through column-major cuBLAS: a row-major (r, c) matrix is the
+ * column-major (c, r) one. Operands in bf16 regions or with a registered bf16
+ * copy take the bf16 path (train_impl.h). COMPILED, NEVER RUN here (no GPU). */
 #include "train_impl.h"
 #include <math.h>
 
@@ -14,20 +15,65 @@ static void gemm(gr_backend *b, cublasOperation_t ta, cublasOperation_t tb, int 
                            &beta, C, CUDA_R_32F, ldc, s->compute, CUBLAS_GEMM_DEFAULT));
 }
 
+/* The same with bf16 A and B; C fp32 (C16 NULL) or bf16 (C16); fp32 accumulation. */
+static void gemm16(gr_backend *b, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                   const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb, float beta, float *C,
+                   __nv_bfloat16 *C16, int ldc) {
+    train_state *s = gr_ctrain_state(b);
+    const float alpha = 1.0f;
+    void *c = C16 ? (void *)C16 : (void *)C;
+    GR_CUBLAS(cublasGemmEx(s->cublas, ta, tb, m, n, k, &alpha, A, CUDA_R_16BF, lda, B, CUDA_R_16BF, ldb,
+                           &beta, c, C16 ? CUDA_R_16BF : CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT));
+}
+
+/* An operand as bf16: itself in a bf16 region, the copy of a registered
+ * weight, or converted into scratch slot (n elements). */
+static const __nv_bfloat16 *as16(gr_backend *b, const float *x, int64_t n, int slot) {
+    const __nv_bfloat16 *r = gr_ctrain_is16(b, x);
+    if (r) return r;
+    if ((r = gr_ctrain_w16(b, x))) return r;
+    __nv_bfloat16 *d = (__nv_bfloat16 *)gr_ctrain_scratch(b, slot, sizeof(__nv_bfloat16) * (size_t)n);
+    gr_ctrain_to16(b, d, x, n);
+    return d;
+}
+
+static int any16(gr_backend *b, const float *p) {
+    return p && (gr_ctrain_is16(b, p) || gr_ctrain_w16(b, p));
+}
+
 /* y (n, out) = x (n, in) · wᵀ:  col-major yᵀ (out, n) = (w as (in, out))ᵀ · xᵀ (in, n) */
 void gr_ctrain_matmul_fwd(gr_backend *b, float *y, const float *x, const float *w, int n, int in,
                           int out) {
     if (n <= 0) return;
-    gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w, in, x, in, 0.0f, y, out);
+    if (!any16(b, x) && !any16(b, w) && !gr_ctrain_is16(b, y)) {
+        gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w, in, x, in, 0.0f, y, out);
+        return;
+    }
+    const __nv_bfloat16 *w16 = as16(b, w, (int64_t)out * in, TS_CVT_A),
+                        *x16 = as16(b, x, (int64_t)n * in, TS_CVT_B);
+    gemm16(b, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, w16, in, x16, in, 0.0f, y, gr_ctrain_is16(b, y), out);
 }
 
 /* dx (n, in) += dy · w:  dxᵀ (in, n) += wᵀ(in, out) · dyᵀ (out, n)
- * dw (out, in) += dyᵀ · x:  dwᵀ (in, out) += xᵀ (in, n) · dy (n, out) */
+ * dw (out, in) += dyᵀ · x:  dwᵀ (in, out) += xᵀ (in, n) · dy (n, out)
+ * With a bf16 operand anywhere, dy is converted once (TS_CVT_B) for both. */
 void gr_ctrain_matmul_bwd(gr_backend *b, float *dx, float *dw, const float *dy, const float *x,
                           const float *w, int n, int in, int out) {
     if (n <= 0) return;
-    if (dx) gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dy, out, 1.0f, dx, in);
-    gemm(b, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, x, in, dy, out, 1.0f, dw, in);
+    if (!any16(b, x) && !any16(b, w) && !gr_ctrain_is16(b, dw) && !gr_ctrain_is16(b, dx) &&
+        !gr_ctrain_is16(b, dy)) {
+        if (dx) gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w, in, dy, out, 1.0f, dx, in);
+        gemm(b, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, x, in, dy, out, 1.0f, dw, in);
+        return;
+    }
+    const __nv_bfloat16 *dy16 = as16(b, dy, (int64_t)n * out, TS_CVT_B);
+    if (dx) {
+        const __nv_bfloat16 *w16 = as16(b, w, (int64_t)out * in, TS_CVT_A);
+        gemm16(b, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, w16, in, dy16, out, 1.0f, dx, gr_ctrain_is16(b, dx), in);
+    }
+    const __nv_bfloat16 *x16 = as16(b, x, (int64_t)n * in, TS_CVT_A);
+    gemm16(b, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, x16, in, dy16, out, 1.0f, dw, gr_ctrain_is16(b, dw), in);
 }
 
 enum { XT = 512 };
@@ -77,19 +123,42 @@ double gr_ctrain_xent(gr_backend *b, float *dh, float *dw, const float *h, const
                       const int *target, int n, int dim, int vocab, float scale) {
     if (n <= 0) return 0;
     cudaStream_t st = gr_ctrain_stream(b);
-    /* rows per chunk: logits of at most 256 MiB */
-    int64_t ch64 = ((int64_t)256 << 20) / ((int64_t)vocab * (int64_t)sizeof(float));
-    int ch = ch64 < 1 ? 1 : ch64 > n ? n : (int)ch64;
+    int ch = (int)gr_txent_chunk_rows(vocab, n);
     float *lg = (float *)gr_ctrain_scratch(b, TS_XENT, sizeof(float) * (size_t)ch * (size_t)vocab);
     double *nll = (double *)gr_ctrain_scratch(b, TS_NLL, sizeof(double) * (size_t)n);
+    /* bf16 path: the head's bf16 copy (or bf16 gradients) -> bf16 operands */
+    const __nv_bfloat16 *w16 = gr_ctrain_w16(b, w);
+    __nv_bfloat16 *dw16 = dw ? gr_ctrain_is16(b, dw) : NULL;
+    int half = w16 || dw16;
+    if (half && !w16) w16 = as16(b, w, (int64_t)vocab * dim, TS_CVT_B);
+    __nv_bfloat16 *lg16 = half && dh ? (__nv_bfloat16 *)gr_ctrain_scratch(
+                                           b, TS_XENT16, sizeof(__nv_bfloat16) * (size_t)ch * (size_t)vocab)
+                                     : NULL;
     for (int r0 = 0; r0 < n; r0 += ch) {
         int rn = n - r0 < ch ? n - r0 : ch;
         const float *hr = h + (int64_t)r0 * dim;
+        const __nv_bfloat16 *hr16 = NULL;
         /* lg (rn, vocab) = hr · wᵀ */
-        gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, vocab, rn, dim, w, dim, hr, dim, 0.0f, lg, vocab);
+        if (half) {
+            __nv_bfloat16 *t = (__nv_bfloat16 *)gr_ctrain_scratch(b, TS_CVT_A,
+                                                                  sizeof(__nv_bfloat16) * (size_t)ch * (size_t)dim);
+            gr_ctrain_to16(b, t, hr, (int64_t)rn * dim);
+            hr16 = t;
+            gemm16(b, CUBLAS_OP_T, CUBLAS_OP_N, vocab, rn, dim, w16, dim, hr16, dim, 0.0f, lg, NULL, vocab);
+        } else {
+            gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, vocab, rn, dim, w, dim, hr, dim, 0.0f, lg, vocab);
+        }
         k_xent_rows<<<rn, XT, 0, st>>>(lg, target + r0, vocab, scale, nll + r0, dh != NULL);
         GR_CU_LAUNCH();
         if (!dh) continue;
+        if (half) {
+            gr_ctrain_to16(b, lg16, lg, (int64_t)rn * vocab);
+            /* dh (rn, dim) = lg · w;  dw (vocab, dim) += lgᵀ · hr */
+            gemm16(b, CUBLAS_OP_N, CUBLAS_OP_N, dim, rn, vocab, w16, dim, lg16, vocab, 0.0f,
+                   dh + (int64_t)r0 * dim, NULL, dim);
+            gemm16(b, CUBLAS_OP_N, CUBLAS_OP_T, dim, vocab, rn, hr16, dim, lg16, vocab, 1.0f, dw, dw16, dim);
+            continue;
+        }
         /* dh (rn, dim) = lg · w:  dhᵀ (dim, rn) = (w as (dim, vocab)) · lgᵀ (vocab, rn) */
         gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, dim, rn, vocab, w, dim, lg, vocab, 0.0f,
              dh + (int64_t)r0 * dim, dim);

@@ -8,13 +8,17 @@
 #                 2% relative (bf16 tensor-core matmuls; measured on the CPU
 #                 stand-in: identical); a GPU run killed after step 6 and resumed
 #                 from checkpoint-4 ends with the same weights bit for bit (the
-#                 kernels are deterministic).
+#                 kernels are deterministic); the same 12 steps with fp32 storage
+#                 (GR_CUDA_TRAIN_STORE=f32) against the default bf16 storage:
+#                 every step's loss within 1% relative.
 #   train_bench   R-SFT throughput and MFU for LLaMA-3.2-1B shapes (random
 #                 weights, $1 = the folder), 4 packed sequences of 2048 tokens a
 #                 step, 3 steps after a warm-up, with and without --recompute,
 #                 peak GPU memory (nvidia-smi, sampled every 100 ms); the peer
 #                 (PyTorch + transformers, bf16 autocast, sdpa) on the same batch;
-#                 HS-DPO step throughput on 8 pairs of 1024 + 512 + 512 tokens.
+#                 HS-DPO step throughput on 8 pairs of 1024 + 512 + 512 tokens;
+#                 the allocator's peak (gr-sft's "device memory" line) is at most
+#                 the memory plan for the run (lib/train_mem_plan.h).
 # MFU = tokens/s · (6·N + 6·L·H·hd·S) / 989e12 (the causal half of the attention).
 
 train_tests() {
@@ -42,6 +46,20 @@ w = max(abs(x - y) / abs(x) for x, y in zip(a, b)) if a and len(a) == len(b) els
 print("%d steps, loss %.4f -> %.4f (cpu) and %.4f -> %.4f, worst relative diff %.2g" % (len(a), a[0], a[-1], b[0], b[-1], w), "ok" if w <= 0.02 else "bad")' "$OUT/tc.log" "$OUT/tg.log")
         case $line in *ok) say "sft loss curve $DEV vs cpu: ${line% ok} (bound 0.02)";;
                       *) bad "sft loss curve $DEV vs cpu: ${line% bad} (bound 0.02)";; esac
+        # bf16 storage (the default: bf16 weight copy, gradients, matmul inputs) against fp32 storage
+        # (GR_CUDA_TRAIN_STORE=f32, the same bf16 tensor-core matmuls): every step's loss within 1%
+        rm -rf "$OUT/tf"
+        if GR_CUDA_TRAIN_STORE=f32 bin/gr-sft --base $M --data $D --out "$OUT/tf" $O --device "$DEV" --log "$OUT/tf.log" 2>"$OUT/tf.err"; then
+            line=$(python3 -c 'import json, sys
+a = [json.loads(l)["loss"] for l in open(sys.argv[1])]
+b = [json.loads(l)["loss"] for l in open(sys.argv[2])]
+w = max(abs(x - y) / abs(x) for x, y in zip(a, b)) if a and len(a) == len(b) else 9
+print("%d steps, fp32 storage %.4f -> %.4f, bf16 storage %.4f -> %.4f, worst relative diff %.2g" % (len(a), a[0], a[-1], b[0], b[-1], w), "ok" if w <= 0.01 else "bad")' "$OUT/tf.log" "$OUT/tg.log")
+            case $line in *ok) say "sft bf16 vs fp32 storage on $DEV: ${line% ok} (bound 0.01)";;
+                          *) bad "sft bf16 vs fp32 storage on $DEV: ${line% bad} (bound 0.01)";; esac
+        else
+            bad "sft fp32-storage run failed: $(tail -1 "$OUT/tf.err" | head -c 300)"
+        fi
         (GR_SFT_TEST_KILL_AT_STEP=6 bin/gr-sft --base $M --data $D --out "$OUT/tk" $O --device "$DEV" \
             --save-every 4) >/dev/null 2>&1
         if bin/gr-sft --base $M --data $D --out "$OUT/tk" $O --device "$DEV" --save-every 4 --resume 2>"$OUT/tk.err" &&
@@ -109,10 +127,30 @@ print("%.0f tokens/s, MFU %.1f%%" % (tps, 100 * tps * f / 989e12))' "$1" "$2" "$
             local np
             np=$(grep -o '[0-9]* params' "$OUT/sb.err" | head -1 | cut -d' ' -f1)
             say "gr-sft 1b R-SFT $rec: $(mfu "$OUT/sb.log" "$np" $S) ($B x $S tokens a step, packed; peak GPU memory $(cat "$OUT/sb.peak") MiB; target >= 45% MFU)"
+            # the allocator's own peak against the memory plan (lib/train_mem_plan.h); the plan
+            # leaves out the CUDA context, which nvidia-smi's figure includes
+            line=$(grep -o 'device memory: peak [0-9]* bytes.*plan for [0-9x ]* tokens: [0-9]* bytes' "$OUT/sb.err" | head -1)
+            local pk pl
+            pk=$(echo "$line" | sed -n 's/.*peak \([0-9]*\) bytes.*/\1/p'); pl=$(echo "$line" | sed -n 's/.*tokens: \([0-9]*\) bytes/\1/p')
+            if [ -n "$pk" ] && [ -n "$pl" ] && [ "$pk" -le "$pl" ]; then say "memory plan 1b $rec: allocator peak $pk bytes <= plan $pl bytes"
+            else bad "memory plan 1b $rec: allocator peak '${pk}' bytes vs plan '${pl}' bytes (the peak must not exceed the plan)"; fi
         else
             bad "gr-sft 1b $rec: failed or timed out: $(tail -1 "$OUT/sb.err" | head -c 300)"
         fi
     done
+    # the tensor-core attention forward (opt-in, GR_CUDA_TRAIN_ATT=mma) on the same run
+    if [ "$(left)" -gt 150 ]; then
+        rm -rf "$OUT/sm"
+        if GR_CUDA_TRAIN_ATT=mma timeout $(($(left) - 90)) bin/gr-sft --base "$M1" --data "$OUT/sft-bench.jsonl" \
+                --out "$OUT/sm" --no-save --micro-batch $B --grad-accum 1 --epochs 1 --max-steps 4 --cutoff $S \
+                --device "$DEV" --log "$OUT/sm.log" 2>"$OUT/sm.err"; then
+            local np2
+            np2=$(grep -o '[0-9]* params' "$OUT/sm.err" | head -1 | cut -d' ' -f1)
+            say "gr-sft 1b R-SFT, tensor-core attention forward: $(mfu "$OUT/sm.log" "$np2" $S)"
+        else
+            bad "gr-sft 1b GR_CUDA_TRAIN_ATT=mma: failed or timed out: $(tail -1 "$OUT/sm.err" | head -c 300)"
+        fi
+    fi
     if [ "$(left)" -gt 90 ]; then
         line=$(timeout $(($(left) - 60)) python3 tests/gpu/peer_train_transformers.py "$M1" $B $S 3 2>"$OUT/peer-train.err" | tail -1)
         say "peer: ${line:-failed or timed out: $(tail -2 "$OUT/peer-train.err" | head -c 300)}"

@@ -158,6 +158,98 @@ TEST(gemm_bf16_matches_rounded_reference) {
     free(x); free(w); free(dy); free(y); free(yf); free(dx); free(dw);
 }
 
+/* The vdpbf16ps GEMM on its own, on shapes with every edge (rows not a
+ * multiple of 6, columns not of 32, odd k blocks, several k blocks, row blocks
+ * and row groups, K = 1), A and B each plain or transposed, C set or
+ * accumulated: against a double reference on the rounded operands (1e-5 of
+ * Σ|a·b|), and bit for bit the same serial, on 1 thread, on 3 threads and
+ * with B packed beforehand (gr_bf16_bpack_avx512). */
+TEST(gemm_bf16_vdp_shapes_and_threads) {
+#if GR_CPU_X86
+    int keep = gr_cpu_isa;
+    gr_cpu_isa_set(GR_ISA_AVX512);
+    if (!gr_cpu_bf16()) {
+        printf("# skip gemm_bf16_vdp_shapes_and_threads: no AVX512-BF16 here\n");
+        gr_cpu_isa_set(keep);
+        return;
+    }
+    static const int shapes[][4] = {/* M, N, K, kc */
+                                    {37, 70, 300, 152}, {1030, 33, 17, 24}, {7, 600, 513, 256},
+                                    {300, 64, 1, 8},    {13, 31, 9, 8},     {520, 1100, 64, 64}};
+    gr_backend *b1 = gr_backend_cpu(1), *b3 = gr_backend_cpu(3);
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], kc = shapes[s][3];
+        float *A = rnd(M * K, 1), *B = rnd(K * N, 1), *C0 = rnd(M * N, 1);
+        float *C[4];
+        for (int v = 0; v < 4; v++) C[v] = malloc(sizeof(float) * (size_t)M * N);
+        for (int mode = 0; mode < 8; mode++) {
+            int at = mode & 1, bt = mode >> 1 & 1, acc = mode >> 2;
+            int lda = at ? M : K, ldb = bt ? K : N;
+            for (int v = 0; v < 3; v++) {
+                memcpy(C[v], C0, sizeof(float) * (size_t)M * N);
+                gr_bf16_gemm_avx512(v == 0 ? NULL : v == 1 ? b1 : b3, M, N, K, A, lda, at, B, ldb, bt, C[v], N, acc, kc,
+                                    NULL);
+            }
+            /* and with B packed beforehand (the LM head's path), B then not read */
+            uint32_t *pre = aligned_alloc(64, 4 * ((gr_bf16_bpack_size(N, K, kc) + 15) / 16 * 16));
+            gr_bf16_bpack_avx512(b3, N, K, B, ldb, bt, kc, pre);
+            memcpy(C[3], C0, sizeof(float) * (size_t)M * N);
+            gr_bf16_gemm_avx512(b3, M, N, K, A, lda, at, NULL, ldb, bt, C[3], N, acc, kc, pre);
+            free(pre);
+            int bad = 0, diff = 0;
+            for (int i = 0; i < M; i++)
+                for (int n = 0; n < N; n++) {
+                    double r = acc ? C0[(size_t)i * N + n] : 0, a = fabs(r);
+                    for (int k = 0; k < K; k++) {
+                        float x = at ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                        float y = bt ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n];
+                        double p = (double)bits_f(ref_round(x)) * bits_f(ref_round(y));
+                        r += p, a += fabs(p);
+                    }
+                    float got = C[0][(size_t)i * N + n];
+                    bad += !(fabs(got - r) <= 1e-5 * a + 1e-30);
+                    diff += memcmp(&got, &C[1][(size_t)i * N + n], 4) || memcmp(&got, &C[2][(size_t)i * N + n], 4) ||
+                            memcmp(&got, &C[3][(size_t)i * N + n], 4);
+                }
+            CHECK_MSG(bad == 0, "M %d N %d K %d kc %d at %d bt %d acc %d: %d results off the reference", M, N, K, kc,
+                      at, bt, acc, bad);
+            CHECK_MSG(diff == 0, "M %d N %d K %d at %d bt %d acc %d: %d results depend on the threads or prepacking", M, N, K, at,
+                      bt, acc, diff);
+        }
+        free(A); free(B); free(C0);
+        for (int v = 0; v < 4; v++) free(C[v]);
+    }
+    gr_backend_free(b1);
+    gr_backend_free(b3);
+    gr_cpu_isa_set(keep);
+#else
+    printf("# skip gemm_bf16_vdp_shapes_and_threads: a build without the x86 variants\n");
+#endif
+}
+
+/* The cross-entropy over more rows than one chunk (256) packs the LM head's
+ * weight once for all chunks in bf16 mode on AVX512-BF16: the same gradients,
+ * bit for bit, as chunks of at most 256 rows each packing it themselves. */
+TEST(xent_bf16_prepacked_weight_same_bits) {
+    int n = 300, dim = 40, vocab = 1000;
+    float *h = rnd(n * dim, 1), *w = rnd(vocab * dim, 1);
+    float *dh1 = calloc((size_t)n * dim, 4), *dh2 = calloc((size_t)n * dim, 4);
+    float *dw1 = calloc((size_t)vocab * dim, 4), *dw2 = calloc((size_t)vocab * dim, 4);
+    int *tg = malloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++) tg[i] = (int)(rbits() % (uint32_t)vocab);
+    gr_backend *be = gr_backend_cpu(2);
+    be->train_bf16 = 1;
+    const gr_train_ops *ops = gr_train_ops_cpu();
+    double l1 = ops->xent(be, dh1, dw1, h, w, tg, n, dim, vocab, 1.0f / n);
+    double l2 = ops->xent(be, dh2, dw2, h, w, tg, 256, dim, vocab, 1.0f / n);
+    l2 += ops->xent(be, dh2 + 256 * dim, dw2, h + 256 * dim, w, tg + 256, n - 256, dim, vocab, 1.0f / n);
+    CHECK_NEAR(l1, l2, 1e-9 * fabs(l2));
+    CHECK_MSG(!memcmp(dh1, dh2, 4 * (size_t)n * dim), "dh differs");
+    CHECK_MSG(!memcmp(dw1, dw2, 4 * (size_t)vocab * dim), "dw differs");
+    gr_backend_free(be);
+    free(h); free(w); free(dh1); free(dh2); free(dw1); free(dw2); free(tg);
+}
+
 typedef struct run {
     gr_model *gm;
     gr_backend *be;
@@ -325,6 +417,8 @@ int main(void) {
     RUN(round_portable_matches_reference);
     RUN(round_avx512_matches_portable);
     RUN(gemm_bf16_matches_rounded_reference);
+    RUN(gemm_bf16_vdp_shapes_and_threads);
+    RUN(xent_bf16_prepacked_weight_same_bits);
     RUN(tiny_model_loss_and_grads_near_fp32);
     RUN(short_run_loss_curve_near_fp32);
     RUN(state_records_precision);

@@ -20,7 +20,7 @@ static unsigned next(void) { return rng = rng * 1103515245u + 12345u; }
 static float unit(void) { return (float)((next() >> 8) & 0xffff) / 65536.0f - 0.5f; }
 
 TEST(gemm_matches_double_reference) {
-    const int shapes[][2] = {{37, 300}, {16, 256}, {48, 576}, {5, 1000}, {33, 40}, {1203, 64}, {21, 36}, {9, 8}};
+    const int shapes[][2] = {{37, 300}, {16, 256}, {48, 576}, {5, 1000}, {33, 40}, {1203, 64}, {21, 36}, {9, 8}, {13, 301}, {7, 9}};
     const int ns[] = {1, 2, 3, 7, 13, 40, 48, 49, 53, 54, 61};
     const int types[] = {GR_F32, GR_F16, GR_BF16};
     static unsigned char kinds[64];
