@@ -303,10 +303,6 @@ void gr_tact_reserve(gr_tact *a, const gr_train_model *m, int n, int n_seq) {
     a->n_layers = c->n_layers;
 }
 
-void gr_tact_reserve(gr_train_model *m, gr_tact *a, int n, int n_seq) {
-    if (n > 0 && n_seq > 0) tact_reserve(a, m, n, n_seq);
-}
-
 /* Layer l's forward from its input L[l].h; with full, also the down projection
  * and the residual into the next layer's input (not needed when recomputing). */
 static void layer_forward(gr_train_model *m, gr_tact *a, int l, int n, int n_seq, int full) {

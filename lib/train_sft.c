@@ -36,7 +36,7 @@ int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft
         int64_t most = 0;
         for (int i = 0; i < data->n && i < o->micro_batch; i++) most += len[i];
         free(len);
-        if (most <= (1 << 28)) gr_tact_reserve(m, s->act, (int)most, o->micro_batch);
+        if (most <= (1 << 28)) gr_tact_reserve(s->act, m, (int)most, o->micro_batch);
     }
     gr_adamw_init_model(&s->opt, m);
     s->opt.weight_decay = (float)o->weight_decay;
