@@ -9,6 +9,11 @@ void gr_sft_opts_default(gr_sft_opts *o) {
                        .max_grad_norm = 1.0, .seed = 42};
 }
 
+static int by_len_desc(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x < y) - (x > y);
+}
+
 int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft_opts *o,
                 gr_err *err) {
     memset(s, 0, sizeof *s);
@@ -24,6 +29,15 @@ int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft
     s->steps_per_epoch = plan.steps_per_epoch;
     s->T = plan.T;
     s->act = gr_tact_new(o->recompute);
+    if (m->be->host_memory) { /* the largest micro-batch: the micro_batch longest sequences */
+        int *len = gr_xmalloc(sizeof(int) * (size_t)data->n);
+        memcpy(len, data->len, sizeof(int) * (size_t)data->n);
+        qsort(len, (size_t)data->n, sizeof(int), by_len_desc);
+        int64_t most = 0;
+        for (int i = 0; i < data->n && i < o->micro_batch; i++) most += len[i];
+        free(len);
+        if (most <= (1 << 28)) gr_tact_reserve(s->act, m, (int)most, o->micro_batch);
+    }
     gr_adamw_init_model(&s->opt, m);
     s->opt.weight_decay = (float)o->weight_decay;
     s->perm = gr_xmalloc(sizeof(int) * (size_t)data->n);

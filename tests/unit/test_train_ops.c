@@ -344,6 +344,27 @@ TEST(gemm_deterministic_across_threads) {
     free(A); free(B); free(C1); free(C2);
 }
 
+/* The task grid follows the thread count (backend_cpu_train.c: 520 x 1100 x 300
+ * is 9 tasks on 1 and 3 threads, 12 on 2), the results do not: fp32 and bf16
+ * mode, 1, 2 and 3 threads, bit for bit. */
+TEST(gemm_task_grid_thread_invariant) {
+    int M = 520, N = 1100, K = 300;
+    float *A = rnd(M * K, 1), *B = rnd(K * N, 1), *C[3];
+    for (int bf = 0; bf < 2; bf++) {
+        for (int t = 0; t < 3; t++) {
+            gr_backend *b = gr_backend_cpu(t + 1);
+            b->train_bf16 = bf;
+            C[t] = malloc(4 * (size_t)M * N);
+            gr_cpu_gemm(b, M, N, K, A, K, B, N, C[t], N, 0);
+            gr_backend_free(b);
+        }
+        int same = memcmp(C[0], C[1], 4 * (size_t)M * N) == 0 && memcmp(C[0], C[2], 4 * (size_t)M * N) == 0;
+        for (int t = 0; t < 3; t++) free(C[t]);
+        CHECK_MSG(same, "bf16 %d: results differ between 1, 2 and 3 threads", bf);
+    }
+    free(A); free(B);
+}
+
 /* Every layout the GEMM packs (A plain or transposed, B plain or transposed),
  * with sizes that cross its 6x16 tiles, its task blocks (192 rows, 512 columns)
  * and its k blocks, against a double reference; and 1 vs 2 threads bit for bit. */
@@ -407,6 +428,7 @@ int main(void) {
     RUN(xent_backward);
     RUN(adamw_matches_formula);
     RUN(gemm_deterministic_across_threads);
+    RUN(gemm_task_grid_thread_invariant);
     RUN(gemm_layouts_match_reference);
     gr_backend_free(be);
     return TEST_EXIT();
