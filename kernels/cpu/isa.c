@@ -108,6 +108,6 @@ const char *gr_cpu_describe(void) {
              model, gr_cpu_isa_name(gr_cpu_isa_max()), has_vnni ? " avx512-vnni" : "",
              has_bf16 ? " avx512-bf16" : "", has_avxvnni ? " avx-vnni" : "", has_amx ? " amx" : "",
              gr_cpu_isa_name(l), wide, wide, gr_cpu_bf16() ? ", bf16 weights avx512-bf16" : "", gr_cpu_vnni() ? "avx512-vnni" : l >= GR_ISA_AVX2 ? "avx2" : "scalar",
-             l >= GR_ISA_AVX2 ? "avx2" : "scalar", l == GR_ISA_AVX512 ? "avx512 (head dims of 16k)" : "portable", forced ? " (set by GR_CPU_ISA)" : "");
+             l >= GR_ISA_AVX2 ? "avx2" : "scalar", l == GR_ISA_AVX512 ? "avx512 (head dim a multiple of 16)" : "portable", forced ? " (set by GR_CPU_ISA)" : "");
     return line;
 }
