@@ -284,7 +284,7 @@ int gr_dpo_step(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
      * gradients (its rejected sequence's backward pass) */
     int64_t j = 0, last_j = rank < P ? rank + (P - 1 - rank) / world * world : -1;
     if (dp && s->m->store16) { /* the transports sum fp32 blocks */
-        return gr_errf(err, "data parallelism needs fp32 gradients: run with GR_CUDA_TRAIN_STORE=f32 (bf16 gradients are not all-reduced yet)");
+        return gr_errf(err, "data parallelism needs fp32 gradients: GR_CUDA_TRAIN_STORE is set to another storage (bf16 gradients are not all-reduced yet; leave it unset or f32)");
     }
     if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     for (int64_t u = u0; u < u1; u++) {

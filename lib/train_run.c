@@ -99,6 +99,11 @@ gr_backend *gr_train_backend_open(const char *device, int threads, int world, gr
             }
         }
     }
+    /* Data parallelism sums fp32 gradient blocks (lib/dp.h), so a multi-process
+     * GPU run keeps its gradients fp32 (GR_CUDA_TRAIN_STORE=f32, read when the
+     * CUDA training state is made) unless the user chose a storage explicitly;
+     * the memory plan of such a run is gr-sft --plan with that variable set. */
+    if (device && strncmp(device, "cuda", 4) == 0 && world > 1) setenv("GR_CUDA_TRAIN_STORE", "f32", 0);
     gr_backend *b = gr_backend_open(device, threads, err);
     if (!b) return NULL;
     gr_err e2;

@@ -98,7 +98,7 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
     int world = dp ? dp->world : 1, rank = dp ? dp->rank : 0;
     if (dp && s->m->store16) { /* the transports sum fp32 blocks */
         free(ids); free(len); free(np);
-        return gr_errf(err, "data parallelism needs fp32 gradients: run with GR_CUDA_TRAIN_STORE=f32 (bf16 gradients are not all-reduced yet)");
+        return gr_errf(err, "data parallelism needs fp32 gradients: GR_CUDA_TRAIN_STORE is set to another storage (bf16 gradients are not all-reduced yet; leave it unset or f32)");
     }
     if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     int nmb = (int)(u1 - u0);

@@ -5,6 +5,9 @@
 #include "test.h"
 #include "dp.h"
 #include "train_sft.h"
+#include "train_run.h"
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct rec {
     float *base;
@@ -127,7 +130,33 @@ TEST(sft_step_overlaps_the_backward) {
     gr_model_free(gm);
 }
 
+/* A GPU run of several processes keeps fp32 gradients (the transports sum fp32
+ * blocks) unless the user chose a storage: the switch is set before the device
+ * opens, so it holds whether or not a GPU is found (none here). */
+TEST(gpu_data_parallel_keeps_fp32_gradients) {
+    gr_err err;
+    unsetenv("GR_CUDA_TRAIN_STORE");
+    gr_backend *b = gr_train_backend_open("cuda", 1, 1, &err);
+    if (b) gr_backend_free(b);
+    CHECK(getenv("GR_CUDA_TRAIN_STORE") == NULL); /* one process: bf16 gradients */
+    b = gr_train_backend_open("cpu", 1, 2, &err);
+    CHECK(b != NULL);
+    if (b) gr_backend_free(b);
+    CHECK(getenv("GR_CUDA_TRAIN_STORE") == NULL); /* the CPU has no such storage */
+    b = gr_train_backend_open("cuda", 1, 2, &err);
+    if (b) gr_backend_free(b);
+    const char *v = getenv("GR_CUDA_TRAIN_STORE");
+    CHECK(v && strcmp(v, "f32") == 0);
+    setenv("GR_CUDA_TRAIN_STORE", "bf16", 1); /* an explicit choice is kept (and refused at the step) */
+    b = gr_train_backend_open("cuda", 1, 2, &err);
+    if (b) gr_backend_free(b);
+    v = getenv("GR_CUDA_TRAIN_STORE");
+    CHECK(v && strcmp(v, "bf16") == 0);
+    unsetenv("GR_CUDA_TRAIN_STORE");
+}
+
 int main(void) {
+    RUN(gpu_data_parallel_keeps_fp32_gradients);
     RUN(buckets_from_the_top);
     RUN(one_process_does_nothing);
     RUN(sft_step_overlaps_the_backward);
