@@ -1,4 +1,5 @@
-/* The AVX-512 decode-row kernel (see matmul_rows.h): 8 weight rows x up to 3
+/* The AVX-512 decode-row kernels (see matmul_rows.h): one token straight from
+ * the weights (F32/F16/BF16), 4 rows at a time (dec_4x1); otherwise 8 weight rows x up to 3
  * tokens, each zmm accumulator holding the eight lanes of two rows (rows 2q and
  * 2q+1 of the tile, the same token), so every lane is the AVX2 kernel's lane:
  * the decode order at twice the width, bit for bit the AVX2 and scalar results. */
@@ -74,6 +75,53 @@ static inline __attribute__((always_inline)) void dec_8xT(const int type, const 
             for (int q = 0; q < 8; q++) o[u * 8 + q] += x[(size_t)u * ldx + k] * elem(type, row[q], k);
 }
 
+/* One token, 4 rows (two pairs: two independent chains) o[q] = row q . x,
+ * for the weight stream from memory. Measured on Zen 4 (1 thread, SmolLM2-135M
+ * F16/BF16, every matrix once; vbench in the commit message): the 8-row tile
+ * with its next tile fetched into L1 (prefetcht0) reached 10 GB/s, this one
+ * 16-18 GB/s, the machine's read rate. What made the difference: the hint (T1,
+ * into L2, leaves the L1 miss buffers to the demand loads of the 4 row
+ * streams; T0 on 8 streams was slower than no hint at all on 2), fewer
+ * streams (4 rows: each row's next full line every 4 steps), and a distance
+ * in bytes of the linear stream (16 KiB, ~4 tiles) rather than one tile. */
+enum { PF_AHEAD = 16384 };
+static inline __attribute__((always_inline)) void dec_4x1(const int type, const uint8_t *const *row,
+                                                          const float *x, int64_t cols, float *o,
+                                                          const char *pf) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    const int64_t es = type == GR_F32 ? 4 : 2;
+    int64_t k = 0;
+    for (; k + 32 <= cols; k += 32) {
+        /* the 4 rows consume 128*es bytes of the tile per step: as many ahead */
+        for (int i = 0; i < 2 * es; i++) _mm_prefetch(pf + 4 * es * k + PF_AHEAD + 64 * i, _MM_HINT_T1);
+        for (int s = 0; s < 32; s += 8) {
+            __m512 xv = _mm512_broadcast_f32x8(_mm256_loadu_ps(x + k + s));
+            a0 = _mm512_fmadd_ps(xv, pair8(type, row[0], row[1], k + s), a0);
+            a1 = _mm512_fmadd_ps(xv, pair8(type, row[2], row[3], k + s), a1);
+        }
+    }
+    for (; k + 8 <= cols; k += 8) {
+        __m512 xv = _mm512_broadcast_f32x8(_mm256_loadu_ps(x + k));
+        a0 = _mm512_fmadd_ps(xv, pair8(type, row[0], row[1], k), a0);
+        a1 = _mm512_fmadd_ps(xv, pair8(type, row[2], row[3], k), a1);
+    }
+    o[0] = hsum8(_mm512_castps512_ps256(a0));
+    o[1] = hsum8(_mm512_extractf32x8_ps(a0, 1));
+    o[2] = hsum8(_mm512_castps512_ps256(a1));
+    o[3] = hsum8(_mm512_extractf32x8_ps(a1, 1));
+    for (; k < cols; k++)
+        for (int q = 0; q < 4; q++) o[q] += x[k] * elem(type, row[q], k);
+}
+typedef void (*dec4_fn)(const uint8_t *const *row, const float *x, int64_t cols, float *o, const char *pf);
+#define DEC4(name, type)                                                                                 \
+    static void name(const uint8_t *const *row, const float *x, int64_t cols, float *o, const char *pf) { \
+        dec_4x1(type, row, x, cols, o, pf);                                                              \
+    }
+DEC4(dec4_f32, GR_F32)
+DEC4(dec4_f16, GR_F16)
+DEC4(dec4_bf16, GR_BF16)
+#undef DEC4
+
 typedef void (*dec8_fn)(const uint8_t *const *row, const float *x, int64_t ldx, int64_t cols, float *o,
                         const char *pf);
 #define DEC8(name, type, T)                                                                       \
@@ -84,17 +132,28 @@ typedef void (*dec8_fn)(const uint8_t *const *row, const float *x, int64_t ldx, 
 DEC8(dec_f32_1, GR_F32, 1)
 DEC8(dec_f32_2, GR_F32, 2)
 DEC8(dec_f32_3, GR_F32, 3)
-DEC8(dec_f16_1, GR_F16, 1)
-DEC8(dec_bf16_1, GR_BF16, 1)
 #undef DEC8
 
 void gr_dec_rows_avx512(const gr_tensor *w, int64_t r0, int64_t r1, const float *x, int n, float *y,
                         int64_t ldy, float *buf) {
     int64_t cols = w->cols;
     int raw = w->type == GR_F32 || w->type == GR_F16 || w->type == GR_BF16;
-    /* one token: convert in registers; more: rows converted once into buf (L1/L2) */
+    /* one token: convert in registers (dec_4x1); more: F32 rows read in place,
+     * F16/BF16 rows converted once into buf (L1/L2) */
     int fused = raw && (n == 1 || w->type == GR_F32);
     const uint8_t *base = w->data;
+    if (fused && n == 1) {
+        dec4_fn f = w->type == GR_F32 ? dec4_f32 : w->type == GR_F16 ? dec4_f16 : dec4_bf16;
+        for (int64_t r = r0; r < r1; r += 4) {
+            int nr = r1 - r < 4 ? (int)(r1 - r) : 4; /* past the end: row r again, not stored */
+            const uint8_t *rows[4];
+            for (int q = 0; q < 4; q++) rows[q] = base + (size_t)(r + (q < nr ? q : 0)) * w->row_bytes;
+            float o[4];
+            f(rows, x, cols, o, (const char *)rows[0]);
+            for (int q = 0; q < nr; q++) y[r + q] = o[q];
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r += 8) {
         int nr = r1 - r < 8 ? (int)(r1 - r) : 8; /* past the end: row r again, not stored */
         const uint8_t *rows[8];
@@ -103,14 +162,13 @@ void gr_dec_rows_avx512(const gr_tensor *w, int64_t r0, int64_t r1, const float 
             rows[q] = fused ? base + (size_t)rr * w->row_bytes
                             : q < nr ? (const uint8_t *)gr_row_f32_avx2(w, rr, buf + (size_t)q * (size_t)cols) : rows[0];
         }
-        dec8_fn one = !fused || w->type == GR_F32 ? dec_f32_1 : w->type == GR_F16 ? dec_f16_1 : dec_bf16_1;
         /* the next tile, as this one's bytes (buf: the weights' rows, not the floats) */
         const char *pf = (const char *)base + (size_t)(r + 8) * w->row_bytes;
         float o[24];
         for (int t = 0; t < n;) {
             int T = n - t >= 3 ? 3 : n - t;
             const float *xt = x + (size_t)t * (size_t)cols;
-            (T == 3 ? dec_f32_3 : T == 2 ? dec_f32_2 : one)(rows, xt, cols, cols, o, pf);
+            (T == 3 ? dec_f32_3 : T == 2 ? dec_f32_2 : dec_f32_1)(rows, xt, cols, cols, o, pf);
             for (int u = 0; u < T; u++)
                 for (int q = 0; q < nr; q++) y[(size_t)(t + u) * ldy + r + q] = o[u * 8 + q];
             t += T;
