@@ -42,6 +42,7 @@ int gr_dpo_init(gr_dpo *s, gr_train_model *m, const gr_pdata *data, const gr_dpo
                 return gr_errf(err, "dpo: pair %d has a null (NaN) weight: the reference's "
                                     "all-weights-equal case; re-mine with gr-mine or train with "
                                     "--no-weights", i + 1);
+    if (gr_train_dp_check(m, o->dp ? o->dp->world : 1, err)) return -1;
     s->o = *o;
     s->m = m;
     s->data = data;
@@ -283,9 +284,6 @@ int gr_dpo_step(gr_dpo *s, gr_dpo_info *info, gr_err *err) {
     /* j: the pair's place in the step; this process's last pair completes the
      * gradients (its rejected sequence's backward pass) */
     int64_t j = 0, last_j = rank < P ? rank + (P - 1 - rank) / world * world : -1;
-    if (dp && s->m->store16) { /* the transports sum fp32 blocks */
-        return gr_errf(err, "data parallelism needs fp32 gradients: GR_CUDA_TRAIN_STORE is set to another storage (bf16 gradients are not all-reduced yet; leave it unset or f32)");
-    }
     if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     for (int64_t u = u0; u < u1; u++) {
         gr_train_plan_micro(&s->plan, u, &a, &b);

@@ -456,3 +456,10 @@ int gr_train_backward_micro(gr_train_model *m, gr_tact *a, const gr_tbatch *b, f
     backward_rest(m, a, b->n_seq, n, nt);
     return 0;
 }
+
+int gr_train_dp_check(const gr_train_model *m, int world, gr_err *err) {
+    if (world > 1 && m->store16)
+        return gr_errf(err, "data parallelism needs fp32 gradients: GR_CUDA_TRAIN_STORE is set to another "
+                            "storage (bf16 gradients are not all-reduced yet; leave it unset or f32)");
+    return 0;
+}

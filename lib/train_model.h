@@ -70,6 +70,10 @@ gr_train_model *gr_train_model_alloc(const gr_model_config *c, gr_backend *be,
 void gr_train_params_get(const gr_train_model *m, float *dst, int64_t off, int64_t n);
 void gr_train_params_put(gr_train_model *m, const float *src, int64_t off, int64_t n);
 void gr_train_params_refresh(gr_train_model *m);
+/* 0 when m can train under data parallelism of `world` processes; -1 with err
+ * when its gradients are bf16 (store16), which the transports (dp.h, fp32
+ * blocks) cannot sum. Checked once, when a trainer is set up. */
+int gr_train_dp_check(const gr_train_model *m, int world, gr_err *err);
 /* All n_params gradients into host memory as fp32 (bf16 ones widened). */
 void gr_train_grads_get(const gr_train_model *m, float *dst);
 void gr_train_model_free(gr_train_model *m);

@@ -20,6 +20,7 @@ int gr_sft_init(gr_sft *s, gr_train_model *m, const gr_tdata *data, const gr_sft
     if (data->n < 1) return gr_errf(err, "sft: no training examples");
     if (o->micro_batch < 1 || o->grad_accum < 1 || o->epochs < 1)
         return gr_errf(err, "sft: micro-batch, accumulation and epochs must be >= 1");
+    if (gr_train_dp_check(m, o->dp ? o->dp->world : 1, err)) return -1;
     s->o = *o;
     s->m = m;
     s->data = data;
@@ -96,10 +97,6 @@ int gr_sft_step(gr_sft *s, gr_sft_info *info, gr_err *err) {
     gr_train_zero_grad(s->m);
     gr_dp *dp = s->o.dp && s->o.dp->world > 1 ? s->o.dp : NULL;
     int world = dp ? dp->world : 1, rank = dp ? dp->rank : 0;
-    if (dp && s->m->store16) { /* the transports sum fp32 blocks */
-        free(ids); free(len); free(np);
-        return gr_errf(err, "data parallelism needs fp32 gradients: GR_CUDA_TRAIN_STORE is set to another storage (bf16 gradients are not all-reduced yet; leave it unset or f32)");
-    }
     if (dp) gr_dp_begin(dp, s->m->grads, s->m->n_params);
     int nmb = (int)(u1 - u0);
     /* per micro-batch NLL sums (this process's share), then the step's total */
