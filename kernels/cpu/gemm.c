@@ -2,8 +2,8 @@
  * are converted once and packed k-major (wp[k][16]); the K loop runs in blocks
  * of 256 (16 KB of packed weights: they stay in L1 while every token passes).
  * x is packed once per matmul into 6-token tiles ([k][6]), and each (6 tokens x
- * 16 rows) tile is the shared micro-kernel of cpu_microkernel.c; at level
- * avx512, two such tiles at once by gemm_avx512.c's 12x16 tile (same bits). */
+ * 16 rows) tile is the shared micro-kernel of cpu_microkernel.c. At level
+ * avx512 the block is gemm_avx512.c's instead (x in place, the same bits). */
 #include "gemm.h"
 #include "cpu_backend.h"
 #include "cpu_microkernel.h"
@@ -73,15 +73,6 @@ void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t
         const float *wk = wp + 16 * k0;
         for (int t = 0; t < n; t += MR) {
             int mr = n - t < MR ? n - t : MR;
-#if GR_CPU_X86
-            /* AVX-512: two full tiles at once (same bits, see gemm_avx512.c) */
-            if (gr_cpu_isa >= GR_ISA_AVX512 && nr == GR_NR && n - t >= 2 * MR) {
-                gr_gemm_12x16_avx512(kc, xp + (int64_t)t * cols + MR * k0, xp + (int64_t)(t + MR) * cols + MR * k0,
-                                     wk, y + (int64_t)t * rows + r0, rows, k0 != 0);
-                t += MR;
-                continue;
-            }
-#endif
             kernel(mr, xp + (int64_t)t * cols + MR * k0, wk, kc, y + (int64_t)t * rows + r0, rows,
                    k0 == 0, nr);
         }

@@ -23,9 +23,8 @@ void gr_gemm_block(float *y, const float *xp, int n, const gr_tensor *w, int64_t
 /* gemm_avx2.c: wp[k][r] = wr[r][k] for the 16 rows and k below cols rounded
  * down to 8 (returned), by 8x8 transposes; wp 32-byte aligned. */
 int64_t gr_gemm_pack_w_avx2(float *wp, const float *const *wr, int64_t cols);
-/* gemm_avx512.c: C[12][16] (ldc) = (load ? C : 0) + the 12 tokens of the packed
- * tiles a0 and a1 (6 each, [kc][6]) times wp ([kc][16]), in the micro-kernel's
- * order (the same bits as two gr_micro_6x16 calls). */
-void gr_gemm_12x16_avx512(int kc, const float *a0, const float *a1, const float *b, float *C, int64_t ldc,
-                          int load);
+/* gemm_avx512.c: gr_gemm_block's results (the same bits) from x in place
+ * (token t's row at x + t cols, no packed copy), tiles of up to 12 tokens. */
+void gr_gemm_block_avx512(float *y, const float *x, int n, const gr_tensor *w, int64_t r0, gr_row_fn row,
+                          float *scratch);
 #endif

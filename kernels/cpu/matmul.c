@@ -60,8 +60,16 @@ typedef struct gemm_job {
 static void gemm_task(void *ctx, int task) {
     gemm_job *j = ctx;
     int64_t b0 = j->nblocks * task / j->tasks, b1 = j->nblocks * (task + 1) / j->tasks;
-    for (int64_t bk = b0; bk < b1; bk++)
-        gr_gemm_block(j->y, j->x, j->n, j->w, bk * GR_GEMM_NR, gr_row_f32, j->scratch + (size_t)task * (size_t)j->slot);
+    float *scratch = j->scratch + (size_t)task * (size_t)j->slot;
+    for (int64_t bk = b0; bk < b1; bk++) {
+#if GR_CPU_X86
+        if (gr_cpu_isa >= GR_ISA_AVX512) { /* x in place */
+            gr_gemm_block_avx512(j->y, j->x, j->n, j->w, bk * GR_GEMM_NR, gr_row_f32, scratch);
+            continue;
+        }
+#endif
+        gr_gemm_block(j->y, j->x, j->n, j->w, bk * GR_GEMM_NR, gr_row_f32, scratch);
+    }
 }
 
 /* x's packing, 8 tiles of 6 tokens per task */
@@ -89,11 +97,15 @@ static void gemm_matmul(gr_backend *b, float *y, const float *x, int n, const gr
     int64_t slot = gr_gemm_scratch(w->cols);
     size_t need = (size_t)tasks * (size_t)slot;
     float *scratch = gr_cpu_scratch(b, need);
-    float *xpack = gr_cpu_buffer(b, GR_CPU_BUF_XPACK,
-                                 sizeof(float) * (size_t)gr_gemm_xpack_size(n, w->cols));
-    xp_job xj = {xpack, x, n, w->cols};
-    gr_cpu_run_tasks(b, xp_task, &xj, (n + 8 * GR_MR - 1) / (8 * GR_MR), 4.0 * (double)n * (double)w->cols);
-    gemm_job j = {y, xpack, n, tasks, w, nblocks, slot, scratch};
+    const float *xin = x;
+    if (!(GR_CPU_X86 && gr_cpu_isa >= GR_ISA_AVX512)) { /* the AVX-512 block reads x in place */
+        float *xpack = gr_cpu_buffer(b, GR_CPU_BUF_XPACK,
+                                     sizeof(float) * (size_t)gr_gemm_xpack_size(n, w->cols));
+        xp_job xj = {xpack, x, n, w->cols};
+        gr_cpu_run_tasks(b, xp_task, &xj, (n + 8 * GR_MR - 1) / (8 * GR_MR), 4.0 * (double)n * (double)w->cols);
+        xin = xpack;
+    }
+    gemm_job j = {y, xin, n, tasks, w, nblocks, slot, scratch};
     gr_cpu_run_tasks(b, gemm_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
 }
 

@@ -111,29 +111,38 @@ TEST(rows_batch_invariant_every_isa) {
  * prefill_bf16.h, checked against references in test_cpu_gemm.c). */
 TEST(float_kinds_same_bits_every_isa) {
     const int types[] = {GR_F32, GR_F16, GR_BF16};
-    enum { ROWS = 45, COLS = 584, N = 13 };
+    /* shapes: an edge block of 13 rows and a K-block tail; 21 x 301: columns
+     * not a multiple of 8 (the conversions' and packings' scalar tails). Token
+     * counts: 1, 13 and 25 (every AVX-512 tile height from 1 to 12 reached
+     * through the 13- and 25-token batches' last tiles, and the 6-token tiles
+     * of the other levels). */
+    const int shapes[][2] = {{45, 584}, {21, 301}};
+    enum { MAXR = 45, MAXC = 584, N = 25 };
     int top = gr_cpu_isa_max(), keep = gr_cpu_isa;
     gr_backend *be = gr_backend_cpu(2);
     be->exact = 1;
-    static float x[N * COLS], y0[N * ROWS], y[N * ROWS];
-    for (int i = 0; i < N * COLS; i++) x[i] = unit();
+    static float x[N * MAXC], y0[N * MAXR], y[N * MAXR];
+    for (int i = 0; i < N * MAXC; i++) x[i] = unit();
+    for (int si = 0; si < 2; si++)
     for (int ti = 0; ti < 3; ti++) {
+        int rows = shapes[si][0], cols = shapes[si][1];
         size_t rb;
-        uint8_t *data = make_w(types[ti], ROWS, COLS, &rb);
-        gr_tensor w = {types[ti], ROWS, COLS, rb, data};
+        uint8_t *data = make_w(types[ti], rows, cols, &rb);
+        gr_tensor w = {types[ti], rows, cols, rb, data};
         for (int kind = 0; kind < 2; kind++) {
             unsigned char k[N];
             memset(k, kind, sizeof k);
             be->decode_rows = k;
-            for (int isa = GR_ISA_SCALAR; isa <= top; isa++) {
-                gr_cpu_isa_set(isa);
-                for (int n = 1; n <= N; n += N - 1) {
-                    be->matmul(be, isa == GR_ISA_SCALAR ? y0 : y, x, n, &w);
-                    if (isa == GR_ISA_SCALAR) continue;
-                    CHECK_MSG(!memcmp(y0, y, sizeof(float) * (size_t)n * ROWS), "type %d kind %d n %d: %s differs from scalar",
-                              types[ti], kind, n, gr_cpu_isa_name(isa));
+            for (int n = 1; n <= N; n += 12) {
+                gr_cpu_isa_set(GR_ISA_SCALAR);
+                be->matmul(be, y0, x, n, &w);
+                for (int isa = GR_ISA_SCALAR + 1; isa <= top; isa++) {
+                    gr_cpu_isa_set(isa);
+                    be->matmul(be, y, x, n, &w);
+                    CHECK_MSG(!memcmp(y0, y, sizeof(float) * (size_t)n * (size_t)rows),
+                              "type %d %dx%d kind %d n %d: %s differs from scalar", types[ti], rows, cols, kind, n,
+                              gr_cpu_isa_name(isa));
                 }
-                if (isa == GR_ISA_SCALAR && top > GR_ISA_SCALAR) be->matmul(be, y0, x, N, &w);
             }
         }
         be->decode_rows = NULL;
