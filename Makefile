@@ -47,7 +47,8 @@ src_inc = $(if $(filter kernels/cpu/%,$(1)),-Ikernels/cpu)
 # runs on any x86-64 and uses AVX2 or AVX-512 where the CPU has them.
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
-isa_flags = $(if $(filter %_avx2.c,$(1)),$(AVX2_FLAGS))$(if $(filter %_avx512.c,$(1)),$(AVX512_FLAGS))
+AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-bf16
+isa_flags = $(if $(filter %_avx2.c,$(1)),$(AVX2_FLAGS))$(if $(filter %_avx512.c,$(1)),$(AVX512_FLAGS))$(if $(filter %_amx.c,$(1)),$(AMX_FLAGS))
 TEST_INC := -Ikernels/cpu -Itests/unit
 
 LIB_SRC  := $(sort $(wildcard lib/*.c kernels/cpu/*.c))

@@ -9,9 +9,13 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 int gr_cpu_isa = GR_ISA_SCALAR;
-static int isa_max = GR_ISA_SCALAR, has_vnni, has_bf16, has_avxvnni, has_amx;
+static int isa_max = GR_ISA_SCALAR, has_vnni, has_bf16, has_avxvnni, has_amx, amx_mode, amx_granted = -1;
 static char model[64] = "unknown CPU";
 static int forced; /* GR_CPU_ISA chose the level */
 
@@ -55,7 +59,8 @@ static void probe(void) {
     has_vnni = isa_max == GR_ISA_AVX512 && (c7 >> 11 & 1);
     has_bf16 = isa_max == GR_ISA_AVX512 && (a71 >> 5 & 1);
     has_avxvnni = ymm_ok && (a71 >> 4 & 1);
-    has_amx = (d7 >> 24 & 1) && (d7 >> 22 & 1); /* AMX-TILE, AMX-BF16 (not used yet) */
+    /* AMX-TILE, AMX-BF16, and the OS saving XTILECFG and XTILEDATA (XCR0 bits 17, 18) */
+    has_amx = (d7 >> 24 & 1) && (d7 >> 22 & 1) && (xcr0 >> 17 & 3) == 3;
 }
 #else
 static void probe(void) {}
@@ -73,6 +78,30 @@ int gr_cpu_isa_set(int level) {
     if (level > gr_cpu_isa_max()) level = gr_cpu_isa_max();
     if (level < GR_ISA_SCALAR) level = GR_ISA_SCALAR;
     gr_cpu_isa = level;
+    return old;
+}
+
+int gr_cpu_amx_available(void) {
+    if (!GR_CPU_X86 || !has_amx || !has_bf16) return 0;
+    if (amx_granted < 0) {
+#if defined(__x86_64__) && defined(__linux__)
+        /* ARCH_REQ_XCOMP_PERM (0x1023) for XFEATURE_XTILEDATA (18): without it
+         * the first tile instruction faults */
+        amx_granted = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#else
+        amx_granted = 0;
+#endif
+    }
+    return amx_granted;
+}
+
+int gr_cpu_amx(void) { return gr_cpu_bf16() ? amx_mode : GR_AMX_OFF; }
+
+int gr_cpu_amx_set(int mode) {
+    int old = amx_mode;
+    if (mode == GR_AMX_HW && !gr_cpu_amx_available()) mode = GR_AMX_OFF;
+    if (mode != GR_AMX_HW && mode != GR_AMX_EMUL) mode = GR_AMX_OFF;
+    amx_mode = mode;
     return old;
 }
 
@@ -97,6 +126,13 @@ __attribute__((constructor)) static void isa_init(void) {
             forced = 1;
         }
     }
+    const char *a = getenv("GR_CPU_AMX");
+    if (a && !strcmp(a, "1")) {
+        if (!gr_cpu_amx_available())
+            fprintf(stderr, "warning: GR_CPU_AMX=1: %s; AMX off\n",
+                    !has_amx || !has_bf16 ? "this CPU has no AMX-BF16 with AVX512-BF16" : "Linux refused the tile state");
+        gr_cpu_amx_set(GR_AMX_HW);
+    }
 }
 
 const char *gr_cpu_describe(void) {
@@ -107,7 +143,7 @@ const char *gr_cpu_describe(void) {
              "cpu: %s [%s%s%s%s%s]; kernels: %s (decode %s, prefill gemm %s%s, q8 %s, attention decode %s prefill %s)%s",
              model, gr_cpu_isa_name(gr_cpu_isa_max()), has_vnni ? " avx512-vnni" : "",
              has_bf16 ? " avx512-bf16" : "", has_avxvnni ? " avx-vnni" : "", has_amx ? " amx" : "",
-             gr_cpu_isa_name(l), wide, wide, gr_cpu_bf16() ? ", bf16 weights avx512-bf16" : "", gr_cpu_vnni() ? "avx512-vnni" : l >= GR_ISA_AVX2 ? "avx2" : "scalar",
+             gr_cpu_isa_name(l), wide, wide, gr_cpu_amx() == GR_AMX_HW ? ", bf16 weights amx (GR_CPU_AMX=1; untested on hardware)" : gr_cpu_amx() == GR_AMX_EMUL ? ", bf16 weights amx model" : gr_cpu_bf16() ? has_amx ? ", bf16 weights avx512-bf16 (amx off: GR_CPU_AMX=1)" : ", bf16 weights avx512-bf16" : "", gr_cpu_vnni() ? "avx512-vnni" : l >= GR_ISA_AVX2 ? "avx2" : "scalar",
              l >= GR_ISA_AVX2 ? "avx2" : "scalar", l == GR_ISA_AVX512 ? "avx512 (head dim a multiple of 16)" : "portable", forced ? " (set by GR_CPU_ISA)" : "");
     return line;
 }

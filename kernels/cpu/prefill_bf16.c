@@ -7,7 +7,8 @@
  * tokens pass), accumulating in a (tiles, 12, 32) f32 block that continues
  * the same chain from K block to K block (an odd cols' last column is one more
  * pair, (w, 0), read from a 12-word copy), and writes the block's valid rows
- * and tokens to y at the end. */
+ * and tokens to y at the end. Where gr_cpu_amx() says so, the AMX-BF16 block
+ * instead (prefill_bf16_amx.inc). */
 #include "prefill_bf16.h"
 #include "cpu_backend.h"
 #include "isa.h"
@@ -78,10 +79,56 @@ static void pb_task(void *ctx, int task) {
             gr_pb_store_avx512(C + (size_t)t * MR * NR, n - t * MR, nr, j->y + (int64_t)t * MR * rows + r0, rows);
     }
 }
+
+/* The AMX path (gr_cpu_amx()): a task owns a contiguous run of 32-row blocks,
+ * each the whole product for every token (prefill_bf16_amx.inc). */
+typedef struct amx_job {
+    float *y;
+    const uint32_t *xp;
+    int n, tasks, emul;
+    const gr_tensor *w;
+    int64_t np16, nblocks, slot; /* slot: words of scratch per task */
+    uint32_t *scratch;
+} amx_job;
+
+static void amx_task(void *ctx, int task) {
+    amx_job *j = ctx;
+    int64_t b0 = j->nblocks * task / j->tasks, b1 = j->nblocks * (task + 1) / j->tasks;
+    uint32_t *pad = j->scratch + (size_t)task * (size_t)j->slot;
+    float *C = (float *)(pad + GR_PB_AMX_PAD(j->np16));
+    for (int64_t bk = b0; bk < b1; bk++) {
+        int64_t r0 = bk * 32;
+        int nr = j->w->rows - r0 < 32 ? (int)(j->w->rows - r0) : 32;
+        if (j->emul) gr_pb_amx_block_emul(j->y, j->xp, j->n, j->w, r0, nr, j->np16, pad, C);
+        else gr_pb_amx_block(j->y, j->xp, j->n, j->w, r0, nr, j->np16, pad, C);
+    }
+}
+
+static void matmul_amx(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w, int emul) {
+    int64_t cols = w->cols, np16 = ((cols + 1) / 2 + 15) / 16 * 16;
+    int tiles = (n + MR - 1) / MR;
+    int64_t nblocks = (w->rows + 31) / 32;
+    int tasks = 4 * b->n_threads;
+    if (tasks > nblocks) tasks = (int)nblocks;
+    /* per task: the padding (GR_PB_AMX_PAD words) and C (32 x 32 floats),
+     * rounded to 16 words so every slot stays 64-byte aligned */
+    int64_t slot = (GR_PB_AMX_PAD(np16) + 32 * 32 + 15) / 16 * 16;
+    uint32_t *scratch = (uint32_t *)gr_cpu_scratch(b, (size_t)tasks * (size_t)slot);
+    uint32_t *xp = gr_cpu_buffer(b, GR_CPU_BUF_XPACK, sizeof(uint32_t) * (size_t)tiles * MR * (size_t)np16);
+    px_job pj = {xp, x, n, cols, np16};
+    gr_cpu_run_tasks(b, px_task, &pj, tiles, 4.0 * (double)n * (double)cols);
+    amx_job j = {y, xp, n, tasks, emul, w, np16, nblocks, slot, scratch};
+    gr_cpu_run_tasks(b, amx_task, &j, tasks, (double)n * (double)w->rows * (double)cols);
+}
 #endif
 
 void gr_cpu_matmul_prefill_bf16(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
 #if GR_CPU_X86
+    int amx = gr_cpu_amx();
+    if (amx) {
+        matmul_amx(b, y, x, n, w, amx == GR_AMX_EMUL);
+        return;
+    }
     int64_t cols = w->cols, np = (cols + 1) / 2;
     int tiles = (n + MR - 1) / MR;
     int64_t nblocks = (w->rows + NR - 1) / NR;

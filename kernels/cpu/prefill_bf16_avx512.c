@@ -44,7 +44,7 @@ void gr_pb_pack_x_avx512(uint32_t *xp, const float *x, int n, int64_t cols, int6
             }
             for (; p < np; p++) {
                 uint32_t lo = 0, hi = 0;
-                if (xr) {
+                if (xr && 2 * p < cols) {
                     lo = gr_f32_to_bf16(xr[2 * p]);
                     if (2 * p + 1 < cols) hi = gr_f32_to_bf16(xr[2 * p + 1]);
                 }
@@ -95,11 +95,11 @@ void gr_pb_tile_avx512(int kp, const uint32_t *a, const uint8_t *const *w, float
 void gr_pb_store_avx512(const float *C, int ntok, int nr, float *y, int64_t ldy) {
     __mmask16 m = (__mmask16)((1u << nr) - 1);
     for (int h = 0; h < 2 && 16 * h < ntok; h++) {
-        /* a 16 x 16 transpose of 32-bit words (rows 12..15 zero): u[4i+j]
+        /* a 16 x 16 transpose of 32-bit words (rows nr..15 zero): u[4i+j]
          * holds rows 4i..4i+3 of columns j + 4L in its 128-bit lane L */
         __m512i r[16], t[16], u[16];
         for (int i = 0; i < 16; i++)
-            r[i] = i < GR_PB_NR ? _mm512_loadu_si512(C + GR_PB_MR * i + 16 * h) : _mm512_setzero_si512();
+            r[i] = i < nr ? _mm512_loadu_si512(C + GR_PB_MR * i + 16 * h) : _mm512_setzero_si512();
         for (int i = 0; i < 8; i++) {
             t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
             t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);

@@ -99,11 +99,85 @@ TEST(gemm_matches_double_reference) {
     gr_cpu_isa_set(keep);
 }
 
+/* The AMX-BF16 prefill block (prefill_bf16_amx.inc): its C model of the tiles
+ * everywhere with AVX512-BF16, the tiles themselves where the CPU has AMX.
+ * Shapes around its 32-row blocks, its 16-pair K steps (an odd cols' last
+ * pair, cols below one step) and its 32-token tiles. Each result within
+ * 1e-5 · Σ|w x| of the product with x rounded to bf16 (the vdpbf16ps GEMM's
+ * bound); a run of tokens alone gives the bits it gives inside a batch at
+ * another offset (batch invariance); 2 threads the bits of 1. */
+TEST(bf16_prefill_amx_matches_reference) {
+    if (!gr_cpu_bf16()) {
+        printf("# skip: no AVX512-BF16, the AMX path (and its model) is not run\n");
+        return;
+    }
+    const int shapes[][2] = {{31, 33}, {32, 32}, {33, 576}, {70, 301}, {64, 65}, {45, 1}, {5, 31}, {40, 96}, {49, 64}};
+    const int ns[] = {1, 15, 17, 32, 33, 61};
+    int modes[2] = {GR_AMX_EMUL, GR_AMX_HW}, nm = gr_cpu_amx_available() ? 2 : 1;
+    if (nm == 1) printf("# skip: no AMX-BF16 here (or Linux refused the tile state): the tiles are not run, their model is\n");
+    else printf("# AMX-BF16 here: the tiles are tested as well as their model\n");
+    int keep = gr_cpu_amx();
+    gr_backend *b1 = gr_backend_cpu(1), *b2 = gr_backend_cpu(2);
+    long hw_same = 0, hw_total = 0;
+    for (int mi = 0; mi < nm; mi++)
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int rows = shapes[si][0], cols = shapes[si][1];
+        uint16_t *data = malloc(sizeof(uint16_t) * (size_t)rows * cols);
+        for (int i = 0; i < rows * cols; i++) data[i] = gr_f32_to_bf16(unit());
+        gr_tensor w = {GR_BF16, rows, cols, (size_t)cols * 2, data};
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+            int n = ns[ni];
+            float *x = malloc(sizeof(float) * (size_t)n * cols), *y = malloc(sizeof(float) * (size_t)n * rows);
+            float *y2 = malloc(sizeof(float) * (size_t)n * rows), *ye = malloc(sizeof(float) * (size_t)n * rows);
+            for (int i = 0; i < n * cols; i++) x[i] = unit();
+            gr_cpu_amx_set(modes[mi]);
+            CHECK(gr_cpu_amx() == modes[mi]);
+            b1->matmul(b1, y, x, n, &w);
+            b2->matmul(b2, y2, x, n, &w);
+            CHECK_MSG(!memcmp(y, y2, sizeof(float) * (size_t)n * rows), "mode %d %dx%d n %d: 2 threads differ from 1",
+                      modes[mi], rows, cols, n);
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < rows; r++) {
+                    double refb = 0, mag = 0;
+                    for (int k = 0; k < cols; k++) {
+                        float xv = x[(size_t)t * cols + k], wv = gr_bf16_to_f32(data[(size_t)r * cols + k]);
+                        refb += (double)gr_bf16_to_f32(gr_f32_to_bf16(xv)) * wv;
+                        mag += fabs((double)xv * wv);
+                    }
+                    float got = y[(size_t)t * rows + r];
+                    CHECK_MSG(fabs(got - refb) <= 1e-5 * mag + 1e-30, "mode %d %dx%d n %d: y[%d][%d] %g vs %g", modes[mi],
+                              rows, cols, n, t, r, got, refb);
+                }
+            if (n > 5) { /* tokens 5.. alone: other tile positions, the same bits */
+                b1->matmul(b1, y2, x + 5 * (size_t)cols, n - 5, &w);
+                CHECK_MSG(!memcmp(y + 5 * (size_t)rows, y2, sizeof(float) * (size_t)(n - 5) * rows),
+                          "mode %d %dx%d n %d: tokens 5.. alone differ from the batch", modes[mi], rows, cols, n);
+            }
+            if (modes[mi] == GR_AMX_HW) { /* the model's bits, for the record */
+                gr_cpu_amx_set(GR_AMX_EMUL);
+                b1->matmul(b1, ye, x, n, &w);
+                hw_total++;
+                hw_same += !memcmp(y, ye, sizeof(float) * (size_t)n * rows);
+            }
+            free(x), free(y), free(y2), free(ye);
+        }
+        free(data);
+    }
+    if (hw_total) printf("# AMX tiles: %ld of %ld products bit-identical to the model\n", hw_same, hw_total);
+    /* where there is no AMX, asking for the tiles leaves it off */
+    gr_cpu_amx_set(GR_AMX_HW);
+    CHECK(gr_cpu_amx() == (gr_cpu_amx_available() ? GR_AMX_HW : GR_AMX_OFF));
+    gr_cpu_amx_set(keep);
+    gr_backend_free(b1);
+    gr_backend_free(b2);
+}
+
 int main(void) {
     (void)test_shared_dir;
     gr_cpu_isa_set(gr_cpu_isa_max());
     if (!gr_cpu_bf16()) printf("# skip: no AVX512-BF16 here, the vdpbf16ps prefill GEMM is not tested\n");
     else printf("# AVX512-BF16: the vdpbf16ps prefill GEMM is tested at level avx512\n");
     RUN(gemm_matches_double_reference);
+    RUN(bf16_prefill_amx_matches_reference);
     return TEST_EXIT();
 }
