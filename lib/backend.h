@@ -104,6 +104,11 @@ struct gr_backend {
                     float eps);
     /* y (n, w->rows) = x (n, w->cols) · wᵀ */
     void (*matmul)(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w);
+    /* Optional (NULL: m matmul calls): ys[i] (n, ws[i]->rows) = x · ws[i]ᵀ for
+     * i < m (at most 4) weights of one input (q/k/v, gate/up): the bits of m
+     * matmul calls, in one pass of the threads where the backend can. */
+    void (*matmul_x)(gr_backend *b, float *const *ys, const gr_tensor *const *ws, int m, const float *x,
+                     int n);
     /* In place on x (n, n_heads*head_dim): HF half-split rotation at positions pos. */
     void (*rope)(gr_backend *b, float *x, const int *pos, int n, int n_heads, int head_dim,
                  const float *inv_freq);

@@ -106,6 +106,15 @@ static void upload_chunk(gr_ctx *c, int n) {
 
 /* The chunk's ops, its inputs uploaded (upload_chunk): nothing here allocates or
  * waits, so that a device can capture them as a graph. */
+/* m projections of one input: the backend's matmul_x where it has one */
+static void matmuls(gr_backend *be, float *const *ys, const gr_tensor *const *ws, int m, const float *x, int n) {
+    if (be->matmul_x) {
+        be->matmul_x(be, ys, ws, m, x, n);
+        return;
+    }
+    for (int i = 0; i < m; i++) be->matmul(be, ys[i], x, n, ws[i]);
+}
+
 static void forward_chunk(gr_ctx *c, int n, int64_t row0, const gr_attn_batch *call) {
     const gr_model *M = c->model;
     const gr_model_config *cf = &M->cfg;
@@ -128,9 +137,11 @@ static void forward_chunk(gr_ctx *c, int n, int64_t row0, const gr_attn_batch *c
         const gr_layer *L = &M->layers[l];
         keep(c, l, row0, x, n);
         be->rmsnorm(be, xb, x, L->attn_norm, n, D, cf->norm_eps);
-        be->matmul(be, q, xb, n, &L->wq);
-        be->matmul(be, k, xb, n, &L->wk);
-        be->matmul(be, v, xb, n, &L->wv);
+        {
+            float *ys[3] = {q, k, v};
+            const gr_tensor *ws[3] = {&L->wq, &L->wk, &L->wv};
+            matmuls(be, ys, ws, 3, xb, n);
+        }
         be->rope(be, q, pos_d, n, cf->n_heads, hd, M->rope_inv);
         be->rope(be, k, pos_d, n, cf->n_kv_heads, hd, M->rope_inv);
         store_kv(c, n, l, k, v);
@@ -138,8 +149,11 @@ static void forward_chunk(gr_ctx *c, int n, int64_t row0, const gr_attn_batch *c
         be->matmul(be, xb, att, n, &L->wo);
         be->add(be, x, xb, (int64_t)n * D);
         be->rmsnorm(be, xb, x, L->ffn_norm, n, D, cf->norm_eps);
-        be->matmul(be, hb, xb, n, &L->w_gate);
-        be->matmul(be, hb2, xb, n, &L->w_up);
+        {
+            float *ys[2] = {hb, hb2};
+            const gr_tensor *ws[2] = {&L->w_gate, &L->w_up};
+            matmuls(be, ys, ws, 2, xb, n);
+        }
         be->swiglu(be, hb, hb, hb2, (int64_t)n * cf->hidden_dim);
         be->matmul(be, xb, hb, n, &L->w_down);
         be->add(be, x, xb, (int64_t)n * D);

@@ -83,6 +83,7 @@ gr_backend *gr_backend_cpu(int n_threads) {
     b->embedding = gr_cpu_embedding;
     b->rmsnorm = gr_cpu_rmsnorm;
     b->matmul = gr_cpu_matmul;
+    b->matmul_x = gr_cpu_matmul_x;
     b->rope = gr_cpu_rope;
     b->attention = gr_cpu_attention;
     b->swiglu = gr_cpu_swiglu;

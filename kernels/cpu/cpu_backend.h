@@ -41,6 +41,8 @@ float *gr_cpu_scratch(gr_backend *b, size_t floats);
 
 /* The ops (signatures of gr_backend's table) */
 void gr_cpu_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w);       /* matmul.c */
+void gr_cpu_matmul_x(gr_backend *b, float *const *ys, const gr_tensor *const *ws, int m, const float *x,
+                     int n); /* matmul.c */
 void gr_cpu_matmul_q8(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w);    /* matmul_q8.c */
 void gr_cpu_attention(gr_backend *b, float *out, const float *q, const gr_attn_batch *ab,     /* attention.c */
                       int layer, int n_heads, int n_kv_heads, int hd);

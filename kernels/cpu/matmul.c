@@ -33,17 +33,68 @@ static void dec_task(void *ctx, int task) {
     gr_dec_rows(j->w, r0, r1, j->x, j->n, j->y, j->w->rows, j->scratch + (size_t)task * 8 * (size_t)j->w->cols);
 }
 
+static int64_t dec_rows_per_task(gr_backend *b, int n, const gr_tensor *w);
+
 static void dec_matmul(gr_backend *b, float *y, const float *x, int n, const gr_tensor *w) {
+    int64_t per = dec_rows_per_task(b, n, w);
+    int tasks = (int)((w->rows + per - 1) / per);
+    float *scratch = gr_cpu_scratch(b, (size_t)tasks * 8 * (size_t)w->cols);
+    dec_job j = {y, x, n, w, per, scratch};
+    gr_cpu_run_tasks(b, dec_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
+}
+
+/* Decode rows of up to 4 weights of one x in one pool run (q/k/v, gate/up):
+ * each weight's tasks as dec_matmul makes them, numbered after the previous
+ * weight's, so each result comes from the same kernel call on the same rows
+ * as in dec_matmul (the same bits), and a small matrix's tasks (k and v at
+ * decode are a few microseconds of memory) do not each pay a wake-up and a
+ * wait of the threads. */
+enum { MX = 4 };
+typedef struct decx_job {
+    dec_job part[MX];
+    int first[MX + 1]; /* part i's tasks are [first[i], first[i + 1]) */
+    int m;
+} decx_job;
+
+static void decx_task(void *ctx, int task) {
+    decx_job *j = ctx;
+    int i = 0;
+    while (task >= j->first[i + 1]) i++;
+    dec_task(&j->part[i], task - j->first[i]);
+}
+
+static int64_t dec_rows_per_task(gr_backend *b, int n, const gr_tensor *w) {
     /* 1-2 tokens: one contiguous share of the rows per thread; more: enough tasks
      * to balance, few enough to keep each weight row's reuse over the tokens */
     int64_t per = 16;
     while (w->rows / per > 1024) per *= 2;
     if (n <= 2) per = gr_cpu_decode_rows_per_task(b, w->rows);
-    per = (per + 7) / 8 * 8;
-    int tasks = (int)((w->rows + per - 1) / per);
-    float *scratch = gr_cpu_scratch(b, (size_t)tasks * 8 * (size_t)w->cols);
-    dec_job j = {y, x, n, w, per, scratch};
-    gr_cpu_run_tasks(b, dec_task, &j, tasks, (double)n * (double)w->rows * (double)w->cols);
+    return (per + 7) / 8 * 8;
+}
+
+void gr_cpu_matmul_x(gr_backend *b, float *const *ys, const gr_tensor *const *ws, int m, const float *x, int n) {
+    const unsigned char *dec = b->decode_rows;
+    int fuse = m > 1 && m <= MX && dec != NULL;
+    for (int t = 0; fuse && t < n; t++) fuse = dec[t] != 0;
+    for (int i = 0; fuse && i < m; i++)
+        fuse = (b->exact || !gr_q8_supported(ws[i]->type, ws[i]->cols)) && ws[i]->cols == ws[0]->cols;
+    if (!fuse) {
+        for (int i = 0; i < m; i++) gr_cpu_matmul(b, ys[i], x, n, ws[i]);
+        return;
+    }
+    decx_job j;
+    j.m = m;
+    j.first[0] = 0;
+    double work = 0;
+    for (int i = 0; i < m; i++) {
+        int64_t per = dec_rows_per_task(b, n, ws[i]);
+        j.part[i] = (dec_job){ys[i], x, n, ws[i], per, NULL};
+        j.first[i + 1] = j.first[i] + (int)((ws[i]->rows + per - 1) / per);
+        work += (double)n * (double)ws[i]->rows * (double)ws[i]->cols;
+    }
+    float *scratch = gr_cpu_scratch(b, (size_t)j.first[m] * 8 * (size_t)ws[0]->cols);
+    for (int i = 0; i < m; i++) j.part[i].scratch = scratch + (size_t)j.first[i] * 8 * (size_t)ws[0]->cols;
+    gr_cpu_run_tasks(b, decx_task, &j, j.first[m], work);
 }
 
 /* Prefill: the blocked GEMM of gemm.c. A task takes a contiguous run of 16-row

@@ -152,6 +152,57 @@ TEST(float_kinds_same_bits_every_isa) {
     gr_cpu_isa_set(keep);
 }
 
+/* matmul_x (several weights of one x: q/k/v, gate/up) gives each weight's
+ * matmul bits: decode rows (one pool run over all the weights' tasks), prefill
+ * and mixed rows and quantized weights (one call each), 1 and 2 threads,
+ * every ISA level, 1, 2 and 5 tokens; weights of three sizes (a small one
+ * whose tasks are few). */
+TEST(matmul_x_same_bits_as_matmul) {
+    const int types[] = {GR_F32, GR_F16, GR_BF16, GR_Q8_0};
+    const int rows[3] = {64, 24, 200};
+    enum { COLS = 320, N = 5 };
+    static float x[N * COLS], y1[3][N * 200], y2[3][N * 200];
+    for (int i = 0; i < N * COLS; i++) x[i] = unit();
+    int top = gr_cpu_isa_max(), keep = gr_cpu_isa;
+    for (int isa = GR_ISA_SCALAR; isa <= top; isa++)
+    for (int th = 1; th <= 2; th++) {
+        gr_cpu_isa_set(isa);
+        gr_backend *be = gr_backend_cpu(th);
+        CHECK(be->matmul_x != NULL);
+        for (int ti = 0; ti < 4; ti++) {
+            uint8_t *data[3];
+            gr_tensor w[3];
+            const gr_tensor *ws[3];
+            for (int i = 0; i < 3; i++) {
+                size_t rb;
+                data[i] = make_w(types[ti], rows[i], COLS, &rb);
+                w[i] = (gr_tensor){types[ti], rows[i], COLS, rb, data[i]};
+                ws[i] = &w[i];
+            }
+            const unsigned char all_dec[N] = {1, 1, 1, 1, 1}, mixed[N] = {1, 0, 1, 0, 0};
+            const unsigned char *kinds[3] = {all_dec, mixed, NULL};
+            for (int ki = 0; ki < 3; ki++)
+            for (int n = 1; n <= N; n += n < 2 ? 1 : 3) {
+                be->decode_rows = kinds[ki];
+                for (int i = 0; i < 3; i++) be->matmul(be, y1[i], x, n, ws[i]);
+                float *ys[3] = {y2[0], y2[1], y2[2]};
+                for (int m = 2; m <= 3; m++) {
+                    memset(y2, 0xff, sizeof y2);
+                    be->matmul_x(be, ys, ws, m, x, n);
+                    for (int i = 0; i < m; i++)
+                        CHECK_MSG(!memcmp(y1[i], y2[i], sizeof(float) * (size_t)n * (size_t)rows[i]),
+                                  "%s threads %d type %d kinds %d n %d m %d: weight %d differs", gr_cpu_isa_name(isa),
+                                  th, types[ti], ki, n, m, i);
+                }
+            }
+            be->decode_rows = NULL;
+            for (int i = 0; i < 3; i++) free(data[i]);
+        }
+        gr_backend_free(be);
+    }
+    gr_cpu_isa_set(keep);
+}
+
 static gr_model *load(const char *name, gr_err *err) {
     char path[4096];
     const char *root = getenv("GR_ROOT");
@@ -242,6 +293,7 @@ int main(void) {
     printf("# %s\n", gr_cpu_describe());
     RUN(rows_batch_invariant_every_isa);
     RUN(float_kinds_same_bits_every_isa);
+    RUN(matmul_x_same_bits_as_matmul);
     RUN(generate_logprobs_batch_invariant);
     return TEST_EXIT();
 }
